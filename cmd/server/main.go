@@ -1,0 +1,150 @@
+// Command server runs an xhrsse server: three channels of random characters,
+// chat and bulk delivery over one SSE stream per session, steered by POSTs.
+//
+//	go run ./cmd/server -addr 127.0.0.1:8080
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+	"github.com/xhrsse/xhrsse/pkg/server"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
+}
+
+// listFlag collects a repeatable or comma-separated flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+func run(args []string, stderr *os.File) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	var (
+		addr        = fs.String("addr", "127.0.0.1:8080", "listen address")
+		ttl         = fs.Duration("session-ttl", protocol.DefaultSessionTTL, "how long a session outlives its last stream")
+		filesDir    = fs.String("files", "", "directory whose files bulk can send by name")
+		maxStreams  = fs.Int("max-streams", 15_000, "most open streams (503 beyond)")
+		maxSessions = fs.Int("max-sessions", 100_000, "most live sessions (503 beyond)")
+		maxBody     = fs.Int64("max-body", protocol.DefaultMaxBody, "largest POST body, bytes")
+		maxChat     = fs.Int("max-chat", protocol.DefaultMaxChatText, "longest chat text, characters")
+		chatRate    = fs.Float64("chat-rate", protocol.DefaultChatRate, "chat messages a second per session")
+		chatBurst   = fs.Int("chat-burst", protocol.DefaultChatBurst, "chat burst per session")
+		maxBulk     = fs.Int64("max-bulk", 256<<20, "largest bulk transfer, bytes")
+		maxXfers    = fs.Int("max-transfers", 2, "bulk transfers under way per session")
+		writeTO     = fs.Duration("write-timeout", 30*time.Second, "longest a write to a stream may block before the stream is ended")
+		flushEvery  = fs.Duration("flush-interval", 0, "wait this long after an event before writing, to batch writes (0: at once)")
+		shutdownTO  = fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for streams and requests")
+		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		origins     listFlag
+	)
+	fs.Var(&origins, "allow-origin", "foreign origin allowed to POST (and CORS); repeatable or comma-separated")
+	defaults := broadcast.DefaultChannels()
+	rates := make([]*float64, len(defaults))
+	chars := make([]*string, len(defaults))
+	for i, c := range defaults {
+		rates[i] = fs.Float64("rate-"+c.Name, c.Rate, "ticks a second of channel "+c.Name)
+		chars[i] = fs.String("chars-"+c.Name, "", "repertoire of channel "+c.Name+`: hex code points and ranges ("0041-005A,03B1") or "=" and the characters (default: `+c.Title+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	channels := make([]broadcast.ChannelConfig, len(defaults))
+	for i, c := range defaults {
+		c.Rate = *rates[i]
+		if *chars[i] != "" {
+			rs, err := broadcast.ParseRepertoire(*chars[i])
+			if err != nil {
+				return fmt.Errorf("-chars-%s: %w", c.Name, err)
+			}
+			c.Repertoire = rs
+		}
+		channels[i] = c
+	}
+	opts := []broadcast.Option{
+		broadcast.WithChannels(channels...),
+		broadcast.WithSessionTTL(*ttl),
+		broadcast.WithMaxStreams(*maxStreams),
+		broadcast.WithMaxSessions(*maxSessions),
+		broadcast.WithMaxChatText(*maxChat),
+		broadcast.WithChatRate(*chatRate, *chatBurst),
+		broadcast.WithMaxBulk(*maxBulk),
+		broadcast.WithMaxTransfers(*maxXfers),
+		broadcast.WithWriteTimeout(*writeTO),
+		broadcast.WithFlushInterval(*flushEvery),
+		broadcast.WithLogger(log),
+	}
+	if *filesDir != "" {
+		opts = append(opts, broadcast.WithFilesDir(*filesDir))
+	}
+	hub, err := broadcast.New(opts...)
+	if err != nil {
+		return err
+	}
+	api, err := server.New(hub, server.Config{AllowOrigins: origins, MaxBody: *maxBody, Logger: log})
+	if err != nil {
+		hub.Close(context.Background())
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		hub.Close(context.Background())
+		return err
+	}
+	srv := server.HTTPServer(api, hub)
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "url", "http://"+ln.Addr().String()+"/", "channels", len(channels))
+
+	select {
+	case err := <-served:
+		hub.Close(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", *shutdownTO)
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTO)
+	defer cancel()
+	err = server.Shutdown(sctx, srv, hub)
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	log.Info("stopped", "err", err)
+	return err
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xhrsse/xhrsse/internal/testserver"
+)
+
+// tmuxTerm is a tmux server of its own (socket name) running the built
+// client in a detached session of a fixed size.
+type tmuxTerm struct {
+	t      *testing.T
+	socket string
+}
+
+func (x *tmuxTerm) run(args ...string) (string, error) {
+	cmd := exec.Command("tmux", append([]string{"-L", x.socket}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (x *tmuxTerm) must(args ...string) string {
+	x.t.Helper()
+	out, err := x.run(args...)
+	if err != nil {
+		x.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// screen is what the terminal shows now.
+func (x *tmuxTerm) screen() string {
+	x.t.Helper()
+	return x.must("capture-pane", "-p", "-t", "tui")
+}
+
+// waitScreen waits (up to 20 s) until cond holds on the screen.
+func (x *tmuxTerm) waitScreen(what string, cond func(string) bool) string {
+	x.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s := x.screen()
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			x.t.Fatalf("not within 20s: %s\nscreen:\n%s", what, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// buildTUI builds the real binary into a temporary directory.
+func buildTUI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tui")
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		gobin = "go"
+	}
+	out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestEndToEndTmux runs the built client in a real terminal (tmux) against a
+// real server and drives it with keys, reading the screen as a user would.
+func TestEndToEndTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatalf("tmux is required for this test (apt-get install -y tmux): %v", err)
+	}
+	bin := buildTUI(t)
+	srv := testserver.Start(t, fastChannels(10))
+	_, events := listen(t, srv.URL)
+
+	x := &tmuxTerm{t: t, socket: fmt.Sprintf("xhrsse-tui-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	t.Cleanup(func() { _, _ = x.run("kill-server") })
+	dir := t.TempDir()
+	cmdline := fmt.Sprintf("%s -server %s -name e2e -dir %s", bin, srv.URL, dir)
+	x.must("new-session", "-d", "-s", "tui", "-x", "100", "-y", "30", "env", "TERM=xterm-256color", "sh", "-c", cmdline)
+
+	x.waitScreen("three panes, tuned out", func(s string) bool {
+		return paneState(s, "1 Letters") == "off" && paneState(s, "2 Ideographs") == "off" &&
+			paneState(s, "3 Arrows") == "off" && strings.Contains(s, "connected")
+	})
+
+	// Tune in channel one: its title says on and its characters appear.
+	x.must("send-keys", "-t", "tui", "1")
+	s := x.waitScreen("channel one on with characters", func(s string) bool {
+		return paneState(s, "1 Letters") == "on" && strings.Count(s, "Ж") >= 5
+	})
+	if strings.Contains(s, "漢") || strings.Contains(s, "∀") {
+		t.Fatalf("untuned channels show characters:\n%s", s)
+	}
+
+	// Chat: type a line, see it come back in the chat pane, and at another
+	// client.
+	x.must("send-keys", "-t", "tui", "c")
+	x.waitScreen("chat input focused", func(s string) bool { return strings.Contains(s, "enter to send") })
+	x.must("send-keys", "-t", "tui", "-l", "hello from tmux, q is text")
+	x.must("send-keys", "-t", "tui", "Enter")
+	x.waitScreen("own chat line", func(s string) bool { return strings.Contains(s, "e2e: hello from tmux, q is text") })
+	waitChat(t, events, "e2e", "hello from tmux, q is text")
+
+	// Resize the terminal: the layout follows and keeps its content.
+	x.must("resize-window", "-t", "tui", "-x", "80", "-y", "24")
+	x.waitScreen("80x24 layout", func(s string) bool {
+		lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+		return len(lines) == 24 && strings.HasPrefix(lines[0], "╭") && strings.HasSuffix(lines[0], "╮") &&
+			len([]rune(lines[0])) == 80 && strings.Contains(s, "e2e: hello from tmux") && strings.Contains(s, "Ж")
+	})
+
+	// Leave the input, then q quits: the session ends with the program.
+	x.must("send-keys", "-t", "tui", "Escape")
+	x.waitScreen("chat input left", func(s string) bool { return strings.Contains(s, "c or tab to chat") })
+	x.must("send-keys", "-t", "tui", "q")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := x.run("has-session", "-t", "tui"); err != nil {
+			break // the program exited and took its tmux session with it
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("q did not quit within 20s:\n%s", x.screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// paneState returns the on/off word at the end of the title bar that starts
+// with title ("" if there is none).
+func paneState(s, title string) string {
+	for _, l := range strings.Split(s, "\n") {
+		_, after, ok := strings.Cut(l, title)
+		if !ok {
+			continue
+		}
+		bar, _, _ := strings.Cut(after, "│")
+		f := strings.Fields(bar)
+		if len(f) == 0 {
+			return ""
+		}
+		return f[len(f)-1]
+	}
+	return ""
+}

@@ -1,0 +1,319 @@
+// Package broadcast is the xhrsse hub: channels that tick, sessions with their
+// tuned set and history, chat fan-out, bulk transfers, and the stream writer
+// that turns a session's history into an SSE response.
+//
+// Ownership: each channel goroutine owns its random source; the hub's mutex
+// guards the session table and the per-channel listener sets; each session's
+// mutex guards its history ring, tuned set and transfers; each stream's
+// goroutine (the /events handler) owns its ResponseWriter and buffers.
+// Lock order: chatMu, then Hub.mu, then Session.mu.
+package broadcast
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+)
+
+// Errors returned by the hub. The HTTP layer maps each to a status.
+var (
+	ErrUnknownSession  = errors.New("unknown session")
+	ErrUnknownChannel  = errors.New("unknown channel")
+	ErrUnknownFile     = errors.New("unknown file")
+	ErrTooManySessions = errors.New("too many sessions")
+	ErrTooManyStreams  = errors.New("too many streams")
+	ErrClosed          = errors.New("server shutting down")
+	ErrBulkTooLarge    = errors.New("bulk transfer too large")
+	ErrBadRequest      = errors.New("bad request")
+)
+
+// A RateError says a request came too soon; RetryAfter is when to try again.
+type RateError struct {
+	What       string
+	RetryAfter time.Duration
+}
+
+func (e *RateError) Error() string {
+	return fmt.Sprintf("%s rate exceeded: retry after %v", e.What, e.RetryAfter.Round(time.Millisecond))
+}
+
+// A Hub runs the channels and holds the sessions. It is safe for concurrent
+// use. Close it to stop its goroutines and end every stream with bye.
+type Hub struct {
+	opts     options
+	channels []*channel
+	byName   map[string]*channel
+	root     *os.Root // nil without a files dir
+
+	ctx    context.Context // done when the hub closes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // channel and sweeper goroutines
+
+	mu       sync.RWMutex
+	sessions map[string]*Session     // guarded by mu
+	subs     []map[*Session]struct{} // per channel index; guarded by mu
+	streams  atomic.Int64            // open streams
+	streamWG sync.WaitGroup          // stream writers, for Close
+
+	chatMu  sync.Mutex  // serialises chat: ids, history and fan-out order
+	chatID  int64       // guarded by chatMu
+	history []*chatItem // last protocol.ChatHistory messages; guarded by chatMu
+
+	stats Stats
+}
+
+type chatItem struct {
+	live, replay *event // the second carries "history":true
+}
+
+// New starts a hub with its channel goroutines.
+func New(opts ...Option) (*Hub, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	h := &Hub{
+		opts:     o,
+		byName:   make(map[string]*channel),
+		sessions: make(map[string]*Session),
+	}
+	for i, cfg := range o.channels {
+		w, err := cfg.validate()
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := h.byName[cfg.Name]; dup {
+			return nil, fmt.Errorf("broadcast: channel %q twice", cfg.Name)
+		}
+		c := &channel{ChannelConfig: cfg, index: i, width: w}
+		h.channels = append(h.channels, c)
+		h.byName[cfg.Name] = c
+		h.subs = append(h.subs, make(map[*Session]struct{}))
+	}
+	h.stats.init(len(h.channels))
+	if o.filesDir != "" {
+		root, err := os.OpenRoot(o.filesDir)
+		if err != nil {
+			return nil, fmt.Errorf("broadcast: files dir: %w", err)
+		}
+		h.root = root
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	for _, c := range h.channels {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			c.run(h.ctx, h)
+		}()
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.sweep()
+	}()
+	return h, nil
+}
+
+// Close stops the channels, ends every stream with a bye event and waits for
+// the stream writers to return (or ctx to end).
+func (h *Hub) Close(ctx context.Context) error {
+	h.mu.Lock()
+	h.cancel()
+	h.mu.Unlock()
+	h.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		h.streamWG.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("broadcast: close: %w", ctx.Err())
+	}
+	if h.root != nil {
+		h.root.Close()
+	}
+	return err
+}
+
+// Done is closed when the hub starts closing.
+func (h *Hub) Done() <-chan struct{} { return h.ctx.Done() }
+
+// Channels describes the hub's channels in order.
+func (h *Hub) Channels() []protocol.Channel {
+	out := make([]protocol.Channel, len(h.channels))
+	for i, c := range h.channels {
+		out[i] = c.info()
+	}
+	return out
+}
+
+// Files lists what bulk can send by name (empty without a files dir).
+func (h *Hub) Files() ([]protocol.File, error) {
+	if h.root == nil {
+		return []protocol.File{}, nil
+	}
+	return listFiles(h.opts.filesDir)
+}
+
+// NewSession opens a session tuned to channels. Its history starts with the
+// chat history, so its first stream shows the last messages.
+func (h *Hub) NewSession(channels []string) (*Session, error) {
+	if h.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	mask, err := h.mask(channels)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{id: newSessionID(), hub: h, ring: newRing(), detachedAt: time.Now()}
+	s.chat.init(h.opts.chatRate, h.opts.chatBurst)
+
+	h.chatMu.Lock()
+	defer h.chatMu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.sessions) >= h.opts.maxSessions {
+		return nil, ErrTooManySessions
+	}
+	// No lock on s: nobody else can see it yet.
+	for _, it := range h.history {
+		s.ring.push(it.replay, &h.opts)
+	}
+	h.sessions[s.id] = s
+	h.setMaskLocked(s, mask)
+	h.stats.sessionsOpened.Add(1)
+	return s, nil
+}
+
+// Session finds a live session by id.
+func (h *Hub) Session(id string) (*Session, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	s, ok := h.sessions[id]
+	return s, ok
+}
+
+// SessionCount is the number of live sessions.
+func (h *Hub) SessionCount() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.sessions)
+}
+
+// StreamCount is the number of open streams.
+func (h *Hub) StreamCount() int { return int(h.streams.Load()) }
+
+// publish hands a channel's tick to every session tuned to it.
+func (h *Hub) publish(index int, ev *event) {
+	h.mu.RLock()
+	n := 0
+	for s := range h.subs[index] {
+		s.push(ev)
+		n++
+	}
+	h.mu.RUnlock()
+	h.stats.ticks[index].Add(1)
+	h.stats.tickDeliveries[index].Add(int64(n))
+}
+
+// mask turns channel names into a tuned set.
+func (h *Hub) mask(names []string) (uint64, error) {
+	var m uint64
+	for _, n := range names {
+		c, ok := h.byName[n]
+		if !ok {
+			return 0, fmt.Errorf("%w %q", ErrUnknownChannel, n)
+		}
+		m |= 1 << c.index
+	}
+	return m, nil
+}
+
+func (h *Hub) names(mask uint64) []string {
+	out := []string{}
+	for _, c := range h.channels {
+		if mask&(1<<c.index) != 0 {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// setMaskLocked moves s between listener sets. h.mu must be held for writing.
+func (h *Hub) setMaskLocked(s *Session, mask uint64) {
+	s.mu.Lock()
+	old := s.tuned
+	s.tuned = mask
+	s.mu.Unlock()
+	for _, c := range h.channels {
+		bit := uint64(1) << c.index
+		switch {
+		case mask&bit != 0 && old&bit == 0:
+			h.subs[c.index][s] = struct{}{}
+		case mask&bit == 0 && old&bit != 0:
+			delete(h.subs[c.index], s)
+		}
+	}
+}
+
+// sweep removes sessions that have had no stream for the TTL.
+// Runs in its own goroutine until the hub closes.
+func (h *Hub) sweep() {
+	every := min(max(h.opts.sessionTTL/4, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case now := <-t.C:
+			h.expire(now)
+		}
+	}
+}
+
+func (h *Hub) expire(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, s := range h.sessions {
+		s.mu.Lock()
+		dead := s.stream == nil && now.Sub(s.detachedAt) > h.opts.sessionTTL
+		if dead {
+			s.gone = true
+		}
+		s.mu.Unlock()
+		if dead {
+			delete(h.sessions, id)
+			h.setMaskLocked(s, 0)
+			h.stats.sessionsExpired.Add(1)
+		}
+	}
+}
+
+func newSessionID() string {
+	var b [protocol.SessionIDBytes]byte
+	_, _ = rand.Read(b[:]) // never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ShortID shortens a session id for logs: enough to tell sessions apart,
+// too little to steer one.
+func ShortID(id string) string {
+	if len(id) > 6 {
+		return id[:6] + "…"
+	}
+	return id
+}

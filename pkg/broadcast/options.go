@@ -1,0 +1,206 @@
+package broadcast
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+)
+
+// options holds a hub's settings. New fills in the defaults first, then
+// applies each Option in order.
+type options struct {
+	channels      []ChannelConfig
+	sessionTTL    time.Duration
+	maxSessions   int
+	maxStreams    int
+	replayEvents  int           // kept whatever their age
+	replayAge     time.Duration // kept while younger, up to replayMax
+	replayMax     int           // hard cap on a session's buffer, in events
+	chatRate      float64
+	chatBurst     int
+	maxChatText   int
+	maxBulk       int64
+	maxTransfers  int
+	filesDir      string
+	writeTimeout  time.Duration
+	pingInterval  time.Duration
+	flushInterval time.Duration
+	logger        *slog.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		channels:     DefaultChannels(),
+		sessionTTL:   protocol.DefaultSessionTTL,
+		maxSessions:  100_000,
+		maxStreams:   15_000,
+		replayEvents: protocol.ReplayMinEvents,
+		replayAge:    protocol.ReplayMinAge,
+		replayMax:    16 * protocol.ReplayMinEvents,
+		chatRate:     protocol.DefaultChatRate,
+		chatBurst:    protocol.DefaultChatBurst,
+		maxChatText:  protocol.DefaultMaxChatText,
+		maxBulk:      256 << 20,
+		maxTransfers: 2,
+		writeTimeout: 30 * time.Second,
+		pingInterval: protocol.PingInterval,
+		logger:       slog.New(slog.DiscardHandler),
+	}
+}
+
+// An Option changes one setting of a Hub. Bad values are reported by New.
+type Option func(*options) error
+
+// WithChannels replaces the default channels.
+func WithChannels(cs ...ChannelConfig) Option {
+	return func(o *options) error {
+		if len(cs) == 0 || len(cs) > 64 {
+			return errors.New("broadcast: between 1 and 64 channels")
+		}
+		o.channels = cs
+		return nil
+	}
+}
+
+// WithSessionTTL sets how long a session outlives its last stream.
+func WithSessionTTL(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("broadcast: session TTL %v must be positive", d)
+		}
+		o.sessionTTL = d
+		return nil
+	}
+}
+
+// WithMaxSessions caps the number of live sessions.
+func WithMaxSessions(n int) Option {
+	return positive(&n, "max sessions", func(o *options) { o.maxSessions = n })
+}
+
+// WithMaxStreams caps the number of open streams.
+func WithMaxStreams(n int) Option {
+	return positive(&n, "max streams", func(o *options) { o.maxStreams = n })
+}
+
+// WithReplay sets what a session keeps for resume: at least minEvents events,
+// and any event younger than minAge, up to maxEvents in all.
+func WithReplay(minEvents int, minAge time.Duration, maxEvents int) Option {
+	return func(o *options) error {
+		if minEvents < 1 || minAge < 0 || maxEvents < minEvents {
+			return fmt.Errorf("broadcast: replay %d events, %v, max %d: need 1 <= min <= max", minEvents, minAge, maxEvents)
+		}
+		o.replayEvents, o.replayAge, o.replayMax = minEvents, minAge, maxEvents
+		return nil
+	}
+}
+
+// WithChatRate sets each session's chat allowance: rate messages a second,
+// with bursts of burst.
+func WithChatRate(rate float64, burst int) Option {
+	return func(o *options) error {
+		if rate <= 0 || burst < 1 {
+			return fmt.Errorf("broadcast: chat rate %v burst %d must be positive", rate, burst)
+		}
+		o.chatRate, o.chatBurst = rate, burst
+		return nil
+	}
+}
+
+// WithMaxChatText caps chat text, in characters.
+func WithMaxChatText(n int) Option {
+	return positive(&n, "max chat text", func(o *options) { o.maxChatText = n })
+}
+
+// WithMaxBulk caps one bulk transfer, in bytes.
+func WithMaxBulk(n int64) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("broadcast: max bulk %d must not be negative", n)
+		}
+		o.maxBulk = n
+		return nil
+	}
+}
+
+// WithMaxTransfers caps the bulk transfers a session may have under way.
+func WithMaxTransfers(n int) Option {
+	return positive(&n, "max transfers", func(o *options) { o.maxTransfers = n })
+}
+
+// WithFilesDir names the directory whose regular files bulk may send by name.
+// Names are resolved inside it with os.Root, so no path leaves it.
+func WithFilesDir(dir string) Option {
+	return func(o *options) error {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("broadcast: files dir: %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("broadcast: files dir %s is not a directory", dir)
+		}
+		o.filesDir = dir
+		return nil
+	}
+}
+
+// WithWriteTimeout bounds one write to a stream; a write that takes longer
+// ends the stream (the client resumes).
+func WithWriteTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("broadcast: write timeout %v must be positive", d)
+		}
+		o.writeTimeout = d
+		return nil
+	}
+}
+
+// WithPingInterval sets the silence after which a stream sends ": ping".
+func WithPingInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("broadcast: ping interval %v must be positive", d)
+		}
+		o.pingInterval = d
+		return nil
+	}
+}
+
+// WithFlushInterval makes a stream wait this long after being woken before it
+// writes, so that events arriving close together leave in one write and one
+// flush. Zero (the default) writes at once.
+func WithFlushInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 || d > time.Second {
+			return fmt.Errorf("broadcast: flush interval %v must be in [0, 1s]", d)
+		}
+		o.flushInterval = d
+		return nil
+	}
+}
+
+// WithLogger sets the hub's logger; by default it logs nothing.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("broadcast: nil logger")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+func positive(n *int, what string, set func(*options)) Option {
+	return func(o *options) error {
+		if *n < 1 {
+			return fmt.Errorf("broadcast: %s %d must be positive", what, *n)
+		}
+		set(o)
+		return nil
+	}
+}

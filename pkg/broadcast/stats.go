@@ -1,0 +1,59 @@
+package broadcast
+
+import "sync/atomic"
+
+// Stats are the hub's counters, read by the metrics endpoint. All are
+// monotonic totals since the hub started.
+type Stats struct {
+	sessionsOpened  atomic.Int64
+	sessionsExpired atomic.Int64
+	resumes         atomic.Int64
+	gaps            atomic.Int64 // gap events sent
+	gapEvents       atomic.Int64 // events they reported missed
+	events          atomic.Int64 // events written to streams
+	bytesOut        atomic.Int64
+	chats           atomic.Int64
+	chatDeliveries  atomic.Int64
+	chatLimited     atomic.Int64
+	bulkStarted     atomic.Int64
+	bulkDone        atomic.Int64
+	bulkChunks      atomic.Int64
+	ticks           []atomic.Int64 // per channel index
+	tickDeliveries  []atomic.Int64 // per channel index
+}
+
+func (s *Stats) init(channels int) {
+	s.ticks = make([]atomic.Int64, channels)
+	s.tickDeliveries = make([]atomic.Int64, channels)
+}
+
+// A Snapshot is a copy of the counters at one moment.
+type Snapshot struct {
+	Sessions, Streams                        int
+	SessionsOpened, SessionsExpired, Resumes int64
+	Gaps, GapEvents                          int64
+	Events, BytesOut                         int64
+	Chats, ChatDeliveries, ChatLimited       int64
+	BulkStarted, BulkDone, BulkChunks        int64
+	// Ticks and TickDeliveries are by channel name.
+	Ticks, TickDeliveries map[string]int64
+}
+
+// Snapshot reads the hub's counters.
+func (h *Hub) Snapshot() Snapshot {
+	st := &h.stats
+	snap := Snapshot{
+		Sessions: h.SessionCount(), Streams: h.StreamCount(),
+		SessionsOpened: st.sessionsOpened.Load(), SessionsExpired: st.sessionsExpired.Load(),
+		Resumes: st.resumes.Load(), Gaps: st.gaps.Load(), GapEvents: st.gapEvents.Load(),
+		Events: st.events.Load(), BytesOut: st.bytesOut.Load(),
+		Chats: st.chats.Load(), ChatDeliveries: st.chatDeliveries.Load(), ChatLimited: st.chatLimited.Load(),
+		BulkStarted: st.bulkStarted.Load(), BulkDone: st.bulkDone.Load(), BulkChunks: st.bulkChunks.Load(),
+		Ticks: map[string]int64{}, TickDeliveries: map[string]int64{},
+	}
+	for _, c := range h.channels {
+		snap.Ticks[c.Name] = st.ticks[c.index].Load()
+		snap.TickDeliveries[c.Name] = st.tickDeliveries[c.index].Load()
+	}
+	return snap
+}

@@ -1,0 +1,240 @@
+package broadcast
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+)
+
+// maxBatch bounds the bytes one write gathers, so a long replay is written in
+// pieces and the session's lock is held only briefly each time.
+const maxBatch = 64 << 10
+
+// A Stream is one connection's view of a session: a cursor into its history.
+// Attach makes one; Run writes it to a ResponseWriter.
+type Stream struct {
+	s       *Session
+	wakeC   chan struct{} // cap 1: "there is something new"
+	cursor  uint64        // next id to write; Run changes it under s.mu
+	resumed bool
+
+	// Guarded by s.mu.
+	replaced bool
+}
+
+// wake signals the stream without blocking. s.mu is held by the caller.
+func (st *Stream) wake() {
+	select {
+	case st.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+// Attach makes s's stream. With lastID, the stream resumes after that id
+// (PROTOCOL.md "Resuming"); without, after what the previous stream wrote.
+// A stream already attached is replaced: it ends with bye "replaced".
+func (h *Hub) Attach(s *Session, lastID *uint64) (*Stream, error) {
+	// Under h.mu, so that Close, which cancels under h.mu too, never waits
+	// for a stream that is added after it started waiting.
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	if n := h.streams.Add(1); n > int64(h.opts.maxStreams) {
+		h.streams.Add(-1)
+		return nil, ErrTooManyStreams
+	}
+	st := &Stream{s: s, wakeC: make(chan struct{}, 1)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		h.streams.Add(-1)
+		return nil, ErrUnknownSession
+	}
+	from := s.sent
+	if s.stream != nil {
+		from = s.stream.cursor - 1
+	}
+	if lastID != nil {
+		from = *lastID
+		st.resumed = true
+		h.stats.resumes.Add(1)
+	}
+	if from >= s.ring.next {
+		// The client has seen ids this session never issued (it resumed
+		// against a counter that was reset): continue above them.
+		s.ring.skipTo(from + 1)
+	}
+	st.cursor = from + 1
+	if old := s.stream; old != nil {
+		old.replaced = true
+		old.wake()
+	}
+	s.stream = st
+	h.streamWG.Add(1)
+	return st, nil
+}
+
+// Resumed reports whether the stream was opened with a Last-Event-ID.
+func (st *Stream) Resumed() bool { return st.resumed }
+
+// Run writes the stream to w until ctx ends, the hub closes (bye
+// "shutdown"), a newer stream replaces it (bye "replaced") or a write fails.
+// It owns w for its whole life. Headers are the caller's to set.
+func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
+	s, h := st.s, st.s.hub
+	defer h.streamWG.Done()
+	defer h.streams.Add(-1)
+	defer st.detach()
+
+	rc := http.NewResponseController(w)
+	// The connection may serve another request after this one.
+	defer rc.SetWriteDeadline(time.Time{})
+	var (
+		buf     = make([]byte, 0, 4096)
+		scratch []byte
+		ping    = time.NewTimer(h.opts.pingInterval)
+	)
+	defer ping.Stop()
+	write := func() error {
+		if err := rc.SetWriteDeadline(time.Now().Add(h.opts.writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return fmt.Errorf("stream: deadline: %w", err)
+		}
+		n, err := w.Write(buf)
+		h.stats.bytesOut.Add(int64(n))
+		if err == nil {
+			// A writer that cannot flush does not buffer either.
+			if err = rc.Flush(); errors.Is(err, http.ErrNotSupported) {
+				err = nil
+			}
+		}
+		buf = buf[:0]
+		if err != nil {
+			return fmt.Errorf("stream: write: %w", err)
+		}
+		ping.Reset(h.opts.pingInterval)
+		return nil
+	}
+
+	// Preamble: retry, then the session event at the stream's position.
+	s.mu.Lock()
+	tuned := h.names(s.tuned)
+	s.mu.Unlock()
+	buf = protocol.AppendRetry(buf, protocol.RetryMillis)
+	data, _ := json.Marshal(protocol.SessionEvent{Session: s.id, Channels: tuned, Resumed: st.resumed})
+	buf, _ = protocol.AppendEvent(buf, st.cursor-1, protocol.EventSession, data)
+	if err := write(); err != nil {
+		return err
+	}
+
+	for {
+		// Gather what is new under the lock; write it without.
+		s.mu.Lock()
+		if st.replaced {
+			s.mu.Unlock()
+			return st.bye(write, &buf, protocol.ByeReplaced)
+		}
+		var (
+			bulk   *event
+			bulkID uint64
+			n      int64
+		)
+		for len(buf) < maxBatch {
+			if st.cursor >= s.ring.next && !s.nextChunkLocked() {
+				break
+			}
+			if st.cursor < s.ring.first {
+				missed := s.ring.first - st.cursor
+				buf = protocol.AppendID(buf, s.ring.first-1)
+				buf, _ = protocol.AppendBody(buf, protocol.EventGap, []byte(`{"missed":`+strconv.FormatUint(missed, 10)+`}`))
+				st.cursor = s.ring.first
+				h.stats.gaps.Add(1)
+				h.stats.gapEvents.Add(int64(missed))
+				continue
+			}
+			ev := s.ring.get(st.cursor)
+			if ev.bulk != nil {
+				// A chunk is made outside the lock, and alone, so it delays
+				// the events around it by one chunk at most.
+				if len(buf) == 0 {
+					bulk, bulkID = ev, st.cursor
+					st.cursor++
+				}
+				break
+			}
+			buf = protocol.AppendID(buf, st.cursor)
+			buf = append(buf, ev.body...)
+			st.cursor++
+			n++
+		}
+		more := st.cursor < s.ring.next || len(s.transfers) > 0
+		s.mu.Unlock()
+
+		if bulk != nil {
+			buf = protocol.AppendID(buf, bulkID)
+			if buf, scratch, err = bulk.bulk.appendChunkEvent(buf, scratch, bulk.seq); err != nil {
+				return err
+			}
+			h.stats.bulkChunks.Add(1)
+			n++
+		}
+		h.stats.events.Add(n)
+		if len(buf) > 0 {
+			if err := write(); err != nil {
+				return err
+			}
+		}
+		if more {
+			// Let a shutdown through even while a transfer keeps us busy.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-h.ctx.Done():
+				return st.bye(write, &buf, protocol.ByeShutdown)
+			default:
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-h.ctx.Done():
+			return st.bye(write, &buf, protocol.ByeShutdown)
+		case <-ping.C:
+			buf = protocol.AppendComment(buf, "ping")
+			if err := write(); err != nil {
+				return err
+			}
+		case <-st.wakeC:
+			if d := h.opts.flushInterval; d > 0 {
+				time.Sleep(d)
+			}
+		}
+	}
+}
+
+// bye ends the stream: the event carries the stream's position, so it takes
+// no id from the session (PROTOCOL.md).
+func (st *Stream) bye(write func() error, buf *[]byte, reason string) error {
+	data, _ := json.Marshal(protocol.Bye{Reason: reason})
+	*buf, _ = protocol.AppendEvent(*buf, st.cursor-1, protocol.EventBye, data)
+	return write()
+}
+
+func (st *Stream) detach() {
+	s := st.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stream == st {
+		s.stream = nil
+		s.sent = st.cursor - 1
+		s.detachedAt = time.Now()
+	}
+}

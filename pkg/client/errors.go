@@ -1,0 +1,75 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Errors a caller may test for with errors.Is.
+var (
+	// ErrChecksum: a transfer's bytes do not hash to the sha256 the server
+	// announced (in the POST answer or in bulk-end), or the byte count differs.
+	ErrChecksum = errors.New("client: bulk checksum mismatch")
+	// ErrChunksLost: a transfer's chunks were lost (a gap, or a chunk out of
+	// sequence); the transfer cannot complete.
+	ErrChunksLost = errors.New("client: bulk chunks lost")
+	// ErrSessionLost: the session a transfer belonged to is gone (the server
+	// forgot it and Run opened a new one).
+	ErrSessionLost = errors.New("client: session lost")
+	// ErrReplaced: another stream attached to this session (bye "replaced");
+	// Run stops instead of fighting over the session.
+	ErrReplaced = errors.New("client: stream replaced by another client")
+	// ErrRunning: Run was called while another Run of the same Session runs.
+	ErrRunning = errors.New("client: session already running")
+	// ErrEventTooLarge: an event exceeded the limit set by WithMaxEventSize.
+	// Run fails with it, since a resume would only replay the same event.
+	ErrEventTooLarge = errors.New("client: event too large")
+	// ErrProtocol: the server sent something PROTOCOL.md does not allow.
+	ErrProtocol = errors.New("client: protocol violation")
+)
+
+// APIError is every non-2xx answer of the server.
+type APIError struct {
+	// Status is the HTTP status code.
+	Status int
+	// Message is the JSON "error" of the body, or the status text if the body
+	// was not the protocol's error JSON.
+	Message string
+	// RetryAfter is the Retry-After header (429, 503); 0 if none.
+	RetryAfter time.Duration
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("client: server answered %d %s", e.Status, http.StatusText(e.Status))
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
+	}
+	return s
+}
+
+// IsNotFound reports whether err is an APIError with status 404.
+func IsNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date; 0 if
+// absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

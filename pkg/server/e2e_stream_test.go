@@ -1,0 +1,307 @@
+package server_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+)
+
+// TestEventsWithoutSession: a bare GET /events (curl) opens a fresh session,
+// announces it first, after "retry: 2000", and stays quiet: nothing is tuned.
+func TestEventsWithoutSession(t *testing.T) {
+	h := start(t)
+	s := h.open(t, "/events", nil)
+	if cc := s.header.Get("Cache-Control"); !strings.Contains(cc, "no-cache") {
+		t.Errorf("Cache-Control %q, want no-cache", cc)
+	}
+	m := s.expect(t, protocol.EventSession)
+	if head := s.headBytes(); !bytes.HasPrefix(head, []byte("retry: 2000\n")) {
+		t.Fatalf("stream starts with %q, want retry: 2000", head)
+	}
+	if m.ID != "0" {
+		t.Errorf("session event id %q, want 0 on a new session", m.ID)
+	}
+	ev := data[protocol.SessionEvent](t, m)
+	if len(ev.Session) < 22 || ev.Resumed || len(ev.Channels) != 0 {
+		t.Fatalf("session event %+v, want a new 128-bit id, no channel, not resumed", ev)
+	}
+	// The only negative check on time in this package, and a short one: no
+	// channel is tuned, so nothing may arrive.
+	if a, err := s.recv(300 * time.Millisecond); err != errTimeout {
+		t.Fatalf("quiet stream got %s %q (err %v)", a.Name, a.Data, err)
+	}
+
+	// The announced session is a real one: tuning it reaches this stream.
+	if got := h.tune(t, ev.Session, `{"channel":"three","on":true}`); !slices.Equal(got, []string{"three"}) {
+		t.Fatalf("tune: %q", got)
+	}
+	tuned := s.expect(t, protocol.EventTuned)
+	if eventID(t, tuned) != 1 {
+		t.Errorf("first event after the session event has id %s, want 1", tuned.ID)
+	}
+	s.expect(t, "three")
+
+	// POST /sessions, then its stream: a session event at position 0 too.
+	sid := h.newSession(t)
+	s2 := h.events(t, sid)
+	m2 := s2.expect(t, protocol.EventSession)
+	if ev2 := data[protocol.SessionEvent](t, m2); m2.ID != "0" || ev2.Session != sid || ev2.Resumed {
+		t.Fatalf("session event id %s %+v, want id 0 for session %s", m2.ID, ev2, sid)
+	}
+	if a, err := s2.recv(300 * time.Millisecond); err != errTimeout {
+		t.Fatalf("quiet stream got %s %q (err %v)", a.Name, a.Data, err)
+	}
+
+	// A session created tuned streams its channel from the first event.
+	sid3 := h.newSession(t, "two")
+	s3 := h.events(t, sid3)
+	if ev3 := data[protocol.SessionEvent](t, s3.expect(t, protocol.EventSession)); !slices.Equal(ev3.Channels, []string{"two"}) {
+		t.Fatalf("session event channels %q, want [two]", ev3.Channels)
+	}
+	consecutive(t, 1, []protocol.Message{s3.expect(t, "two"), s3.expect(t, "two")})
+}
+
+// TestTuneOnOpenStream: tuning takes effect on the live stream, is
+// idempotent, and a whole set (or none) can be given at once.
+func TestTuneOnOpenStream(t *testing.T) {
+	h := start(t)
+	sid := h.newSession(t)
+	s := h.events(t, sid)
+	s.expect(t, protocol.EventSession)
+	var seen []protocol.Message // every event after the session event
+
+	// Tuning in twice: one tuned event, one subscription.
+	for range 2 {
+		if got := h.tune(t, sid, `{"channel":"one","on":true}`); !slices.Equal(got, []string{"one"}) {
+			t.Fatalf("tune one on: %q", got)
+		}
+	}
+	before := h.srv.Hub.Snapshot()
+	tuned := s.expect(t, protocol.EventTuned)
+	seen = append(seen, tuned)
+	if got := data[protocol.Tuned](t, tuned).Channels; !slices.Equal(got, []string{"one"}) {
+		t.Fatalf("tuned event %q, want [one]", got)
+	}
+	for range 30 {
+		seen = append(seen, s.expect(t, "one"))
+	}
+	after := h.srv.Hub.Snapshot()
+	// One listener tuned once: each tick is delivered once.
+	ticks := after.Ticks["one"] - before.Ticks["one"]
+	deliveries := after.TickDeliveries["one"] - before.TickDeliveries["one"]
+	if deliveries > ticks {
+		t.Fatalf("%d ticks of one delivered %d times to one session tuned twice: a double subscription", ticks, deliveries)
+	}
+
+	// Tune out: after the tuned event, no tick of one.
+	if got := h.tune(t, sid, `{"channel":"one","on":false}`); len(got) != 0 {
+		t.Fatalf("tune one off: %q", got)
+	}
+	off, mid := s.until(t, "tuned []", func(m protocol.Message) bool { return m.Name == protocol.EventTuned })
+	seen = append(append(seen, mid...), off)
+	if got := data[protocol.Tuned](t, off).Channels; got == nil || len(got) != 0 {
+		t.Fatalf("tuned event after tuning out %q, want []", got)
+	}
+	// Tuning out twice changes nothing and announces nothing.
+	h.tune(t, sid, `{"channel":"one","on":false}`)
+	id := h.chat(t, sid, "", "marker 1")
+	mark, between := s.untilChat(t, id)
+	seen = append(append(seen, between...), mark)
+	if len(between) != 0 {
+		t.Fatalf("after tuning out, before the next chat: %d events, first %s", len(between), between[0].Name)
+	}
+	if tunedEvents := countName(seen, protocol.EventTuned); tunedEvents != 2 {
+		t.Fatalf("%d tuned events for two changes (and two no-ops)", tunedEvents)
+	}
+
+	// Replace the set: the answer and the event list the hub's order.
+	if got := h.tune(t, sid, `{"channels":["three","two"]}`); !slices.Equal(got, []string{"two", "three"}) {
+		t.Fatalf("set [three two]: %q, want [two three]", got)
+	}
+	set := s.expect(t, protocol.EventTuned)
+	seen = append(seen, set)
+	if got := data[protocol.Tuned](t, set).Channels; !slices.Equal(got, []string{"two", "three"}) {
+		t.Fatalf("tuned event %q, want [two three]", got)
+	}
+	names := map[string]int{}
+	for names["two"] == 0 || names["three"] == 0 {
+		m := s.next(t)
+		seen = append(seen, m)
+		if m.Name != "two" && m.Name != "three" {
+			t.Fatalf("tuned to two and three, got %s", m.Name)
+		}
+		names[m.Name]++
+	}
+	// The same set again is no change.
+	h.tune(t, sid, `{"channels":["two","three"]}`)
+	// And the empty set tunes everything out.
+	if got := h.tune(t, sid, `{"channels":[]}`); got == nil || len(got) != 0 {
+		t.Fatalf("set []: %q", got)
+	}
+	none, mid := s.until(t, "tuned []", func(m protocol.Message) bool { return m.Name == protocol.EventTuned })
+	seen = append(append(seen, mid...), none)
+	for _, m := range mid {
+		if m.Name != "two" && m.Name != "three" {
+			t.Fatalf("tuned to two and three, got %s", m.Name)
+		}
+	}
+	if got := data[protocol.Tuned](t, none).Channels; got == nil || len(got) != 0 {
+		t.Fatalf("tuned event %q, want []", got)
+	}
+	id = h.chat(t, sid, "", "marker 2")
+	mark, between = s.untilChat(t, id)
+	seen = append(append(seen, between...), mark)
+	if len(between) != 0 {
+		t.Fatalf("tuned to nothing, before the next chat: %d events, first %s", len(between), between[0].Name)
+	}
+	if n := countName(seen, protocol.EventTuned); n != 4 {
+		t.Fatalf("%d tuned events, want 4 (one per change)", n)
+	}
+	// Every id once, in order, from 1: no duplicate tick, no hole.
+	consecutive(t, 1, seen)
+}
+
+func countName(ms []protocol.Message, name string) int {
+	n := 0
+	for _, m := range ms {
+		if m.Name == name {
+			n++
+		}
+	}
+	return n
+}
+
+// TestChannelTicksShared: a channel's ticks are a broadcast; two listeners
+// see the same characters in the same order.
+func TestChannelTicksShared(t *testing.T) {
+	h := start(t, broadcast.WithChannels(fastChannels(250)...))
+	var streams [2]*stream
+	for i := range streams {
+		streams[i] = h.events(t, h.newSession(t, "one"))
+		streams[i].expect(t, protocol.EventSession)
+	}
+	// The second session was tuned a moment later: its ticks are a run of
+	// the first one's, from some offset on.
+	const n = 100
+	read := func(s *stream, k int) string {
+		var b strings.Builder
+		for range k {
+			b.WriteString(s.expect(t, "one").Data + "|")
+		}
+		return b.String()
+	}
+	a := read(streams[0], 2*n)
+	b := read(streams[1], n)
+	if !strings.Contains(a, b) {
+		t.Fatalf("the second listener's %d ticks are not a run of the first's:\nfirst  %s\nsecond %s", n, a, b)
+	}
+}
+
+// TestChannelRepertoires: GET /channels describes the channels, and every
+// character each one sends is safe, assigned, of the announced width and in
+// the announced repertoire.
+func TestChannelRepertoires(t *testing.T) {
+	h := start(t, broadcast.WithChannels(fastChannels(200)...))
+	r := h.get(t, "/channels")
+	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+		t.Fatalf("GET /channels: %d %q", r.status, r.header.Get("Content-Type"))
+	}
+	chans := decodeStrict[[]protocol.Channel](t, r.body)
+	wantWidth := map[string]int{"one": 1, "two": 2, "three": 1}
+	if len(chans) != 3 {
+		t.Fatalf("GET /channels: %d channels, want 3", len(chans))
+	}
+	repertoire := map[string]map[rune]bool{}
+	for i, c := range chans {
+		if want := []string{"one", "two", "three"}[i]; c.Name != want {
+			t.Fatalf("channel %d is %q, want %q", i, c.Name, want)
+		}
+		if c.Width != wantWidth[c.Name] || c.Rate != 200 || c.Title == "" || c.Repertoire == "" {
+			t.Errorf("channel %+.80v: want width %d, rate 200, a title and a repertoire", c, wantWidth[c.Name])
+		}
+		repertoire[c.Name] = map[rune]bool{}
+		for _, ch := range c.Repertoire {
+			checkRune(t, c.Name, "announced", ch, c.Width)
+			repertoire[c.Name][ch] = true
+		}
+	}
+
+	s := h.events(t, h.newSession(t, "one", "two", "three"))
+	s.expect(t, protocol.EventSession)
+	const want = 300
+	got := map[string]int{}
+	for got["one"] < want || got["two"] < want || got["three"] < want {
+		m := s.next(t)
+		rep, ok := repertoire[m.Name]
+		if !ok {
+			t.Fatalf("unexpected event %s", m.Name)
+		}
+		if m.Data == "" || !utf8.ValidString(m.Data) {
+			t.Fatalf("channel %s sent %q: want one or more characters of valid UTF-8", m.Name, m.Data)
+		}
+		for _, ch := range m.Data {
+			checkRune(t, m.Name, "sent", ch, wantWidth[m.Name])
+			if !rep[ch] {
+				t.Fatalf("channel %s sent U+%04X, which its repertoire does not announce", m.Name, ch)
+			}
+		}
+		got[m.Name]++
+	}
+}
+
+// checkRune applies PROTOCOL.md's rules for a channel's characters.
+func checkRune(t *testing.T, channel, what string, r rune, width int) {
+	t.Helper()
+	bad := func(why string) {
+		t.Fatalf("channel %s %s U+%04X %q: %s", channel, what, r, r, why)
+	}
+	switch {
+	case !protocol.SafeRune(r):
+		bad("not protocol.SafeRune")
+	case unicode.In(r, unicode.Cc, unicode.Cf, unicode.Mn, unicode.Me, unicode.Co, unicode.Cs):
+		bad("a control, format, combining, private-use or surrogate code point")
+	case !unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S):
+		bad("not an assigned letter, number, punctuation or symbol")
+	case protocol.RuneWidth(r) != width:
+		bad(fmt.Sprintf("%d cells wide, the channel says %d", protocol.RuneWidth(r), width))
+	}
+}
+
+// TestStaticAndProbes: the page, the liveness probe and the metrics.
+func TestStaticAndProbes(t *testing.T) {
+	h := start(t)
+	// One open stream and a tick or two, so the metrics have something.
+	s := h.events(t, h.newSession(t, "one"))
+	s.expect(t, protocol.EventSession)
+	s.expect(t, "one")
+
+	r := h.get(t, "/")
+	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %q", r.status, r.header.Get("Content-Type"))
+	}
+	if !bytes.Contains(bytes.ToLower(r.body), []byte("<html")) {
+		t.Fatalf("GET /: no <html in %.200q", r.body)
+	}
+	r = h.get(t, "/healthz")
+	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != "ok" {
+		t.Fatalf("GET /healthz: %d %q", r.status, r.body)
+	}
+	r = h.get(t, "/metrics")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", r.status)
+	}
+	for _, want := range []string{"\nxhrsse_streams 1\n", `xhrsse_channel_ticks_total{channel="one"}`} {
+		if !strings.Contains("\n"+string(r.body), want) {
+			t.Errorf("GET /metrics lacks %q", strings.TrimSpace(want))
+		}
+	}
+}

@@ -1,0 +1,216 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+)
+
+var errBadJSON = errors.New("bad JSON")
+
+func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
+	s.cors(w, r)
+	writeJSON(w, http.StatusOK, s.hub.Channels())
+}
+
+func (s *Server) files(w http.ResponseWriter, r *http.Request) {
+	s.cors(w, r)
+	fs, err := s.hub.Files()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, fs)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
+	var req protocol.CreateSession
+	if err := decodeJSON(r.Body, &req, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sess, err := s.hub.NewSession(req.Channels)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, protocol.SessionCreated{
+		Session:  sess.ID(),
+		Channels: sess.Channels(),
+		Events:   "/events?session=" + sess.ID(),
+	})
+}
+
+// session finds the session named in the path, answering 404 if there is none.
+func (s *Server) session(w http.ResponseWriter, r *http.Request) (*broadcast.Session, bool) {
+	sess, ok := s.hub.Session(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown session")
+	}
+	return sess, ok
+}
+
+func (s *Server) tune(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.session(w, r)
+	if !ok {
+		return
+	}
+	var req protocol.Tune
+	if err := decodeJSON(r.Body, &req, false); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var (
+		names []string
+		err   error
+	)
+	switch {
+	case req.Channels != nil && (req.Channel != "" || req.On != nil):
+		err = fmt.Errorf("%w: give channel and on, or channels, not both", broadcast.ErrBadRequest)
+	case req.Channels != nil:
+		names, err = sess.SetChannels(req.Channels)
+	case req.Channel != "" && req.On != nil:
+		names, err = sess.Tune(req.Channel, *req.On)
+	default:
+		err = fmt.Errorf("%w: give channel and on, or channels", broadcast.ErrBadRequest)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, protocol.Tuned{Channels: names})
+}
+
+func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.session(w, r)
+	if !ok {
+		return
+	}
+	var req protocol.ChatPost
+	if err := decodeJSON(r.Body, &req, false); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	msg, err := s.hub.Chat(sess, req.Name, req.Text)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, protocol.ChatAccepted{ID: msg.ID})
+}
+
+func (s *Server) bulk(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.session(w, r)
+	if !ok {
+		return
+	}
+	var req protocol.BulkPost
+	if err := decodeJSON(r.Body, &req, false); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	acc, err := sess.Bulk(req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, acc)
+}
+
+// events serves a session's stream: the one long-lived response.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	s.cors(w, r)
+	var lastID *uint64
+	raw := r.Header.Get("Last-Event-ID")
+	if raw == "" {
+		raw = r.URL.Query().Get("lastEventId")
+	}
+	if raw != "" {
+		n, err := strconv.ParseUint(raw, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "Last-Event-ID must be a decimal event id")
+			return
+		}
+		lastID = &n
+	}
+	var (
+		sess *broadcast.Session
+		err  error
+	)
+	if id := r.URL.Query().Get("session"); id != "" {
+		var ok bool
+		if sess, ok = s.hub.Session(id); !ok {
+			writeError(w, http.StatusNotFound, "unknown session")
+			return
+		}
+	} else if sess, err = s.hub.NewSession(nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	st, err := s.hub.Attach(sess, lastID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	// no-transform keeps proxies from compressing or rewriting the stream;
+	// X-Accel-Buffering turns off nginx's response buffering.
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	err = st.Run(r.Context(), w)
+	s.log.Debug("stream ended", "session", broadcast.ShortID(sess.ID()), "err", err)
+}
+
+// decodeJSON reads exactly one JSON object into v, refusing unknown fields
+// and trailing data. An empty body is accepted only when optional.
+func decodeJSON(body io.Reader, v any, optional bool) error {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return fmt.Errorf("body larger than %d bytes: %w", mbe.Limit, err)
+		case errors.Is(err, io.EOF):
+			if optional {
+				return nil
+			}
+			return fmt.Errorf("%w: empty body", errBadJSON)
+		}
+		return fmt.Errorf("%w: %v", errBadJSON, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("body larger than %d bytes: %w", mbe.Limit, err)
+		}
+		return fmt.Errorf("%w: data after the JSON object", errBadJSON)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client went away: nothing to do
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, protocol.Error{Error: msg})
+}

@@ -1,0 +1,246 @@
+package web_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// waitTimeout bounds every "eventually" in these tests. It is an upper bound
+// for a noisy two-core machine, not a performance claim.
+const waitTimeout = 20 * time.Second
+
+// chromiumPath finds the browser: /usr/bin/chromium first, then the usual
+// names on PATH. The browser tests are the page's only tests that run its
+// JavaScript, so a missing browser fails them rather than skipping them.
+func chromiumPath(t testing.TB) string {
+	t.Helper()
+	if fi, err := os.Stat("/usr/bin/chromium"); err == nil && !fi.IsDir() {
+		return "/usr/bin/chromium"
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium found at /usr/bin/chromium nor as chromium, chromium-browser or google-chrome on PATH; " +
+		"install it (Debian: apt-get update && apt-get install -y chromium) to run the browser tests")
+	return ""
+}
+
+// A browserPage is one headless Chromium with one tab. It records what would
+// show in the DevTools console as a problem: console.error and console.assert
+// calls, uncaught exceptions, browser log errors other than failed network
+// requests (a 404 or 429 that the page expects and shows is not a bug), and
+// any JavaScript dialog, which it dismisses.
+type browserPage struct {
+	t   testing.TB
+	ctx context.Context
+
+	mu       sync.Mutex
+	problems []string
+	dialogs  []string
+}
+
+// openPage starts a browser, opens url and waits for the load event. The
+// browser, its tab and its profile directory go when the test ends.
+func openPage(t testing.TB, url string) *browserPage {
+	t.Helper()
+	p := &browserPage{t: t}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.WindowSize(1280, 900),
+	}
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(p.listen))
+	t.Cleanup(func() {
+		if err := chromedp.Cancel(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Logf("closing the browser: %v", err)
+		}
+		cancel()
+		acancel()
+	})
+	p.ctx = ctx
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", chromiumPath(t), err)
+	}
+	// The Network domain would copy every SSE message (bulk chunks too) to
+	// this process; nothing here reads it.
+	if _, err := chromedp.Call(ctx, network.Disable, cdp.Empty{}); err != nil {
+		t.Fatalf("network.disable: %v", err)
+	}
+	p.do(chromedp.Navigate(url))
+	return p
+}
+
+// listen runs in the tab's read loop: it must be quick and run no command.
+func (p *browserPage) listen(ev any) {
+	switch ev := ev.(type) {
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+			var args []string
+			for _, a := range ev.Args {
+				if a.Value != nil {
+					args = append(args, string(a.Value))
+				} else {
+					args = append(args, a.Description)
+				}
+			}
+			p.problem("console.%s: %s", ev.Type, strings.Join(args, " "))
+		}
+	case *runtime.EventExceptionThrown:
+		d := ev.ExceptionDetails
+		msg := d.Text
+		if d.Exception != nil && d.Exception.Description != "" {
+			msg += " " + d.Exception.Description
+		}
+		p.problem("exception at %s:%d: %s", d.URL, d.LineNumber+1, msg)
+	case *cdplog.EventEntryAdded:
+		e := ev.Entry
+		if e.Level == cdplog.EntryLevelError && e.Source != cdplog.EntrySourceNetwork {
+			p.problem("browser log (%s): %s %s", e.Source, e.Text, e.URL)
+		}
+	case *page.EventJavascriptDialogOpening:
+		p.mu.Lock()
+		p.dialogs = append(p.dialogs, fmt.Sprintf("%s: %q", ev.Type, ev.Message))
+		p.mu.Unlock()
+		// A dialog blocks the page until someone answers it; the read loop
+		// must not wait, so answer from another goroutine.
+		go func() {
+			_, _ = chromedp.Call(p.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}()
+	}
+}
+
+func (p *browserPage) problem(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.problems = append(p.problems, fmt.Sprintf(format, args...))
+}
+
+// checkClean fails the test if the page logged an error or opened a dialog.
+func (p *browserPage) checkClean() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.problems {
+		p.t.Errorf("page problem: %s", s)
+	}
+	for _, s := range p.dialogs {
+		p.t.Errorf("page opened a dialog: %s", s)
+	}
+}
+
+// do runs actions on the tab, failing the test on error.
+func (p *browserPage) do(steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, waitTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		p.t.Fatalf("browser: %v\n%s", err, p.state())
+	}
+}
+
+// eval evaluates a JavaScript expression in the page (awaiting a promise)
+// and decodes its JSON value into T.
+func eval[T any](p *browserPage, expr string) T {
+	p.t.Helper()
+	v, err := evalErr[T](p, expr)
+	if err != nil {
+		p.t.Fatalf("evaluating %s: %v\n%s", expr, err, p.state())
+	}
+	return v
+}
+
+func evalErr[T any](p *browserPage, expr string) (T, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, waitTimeout)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}
+
+// waitFor polls a JavaScript boolean expression until it is true, failing
+// the test with what the page shows if it is not within waitTimeout.
+func (p *browserPage) waitFor(what, expr string) {
+	p.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ok, err := evalErr[bool](p, "Boolean("+expr+")")
+		if err == nil && ok {
+			return
+		}
+		lastErr = err
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.t.Fatalf("timed out waiting for %s (%s; last error %v)\n%s", what, expr, lastErr, p.state())
+}
+
+// state describes the page for a failure message.
+func (p *browserPage) state() string {
+	s, err := evalErr[string](p, `(() => {
+		const t = (id) => { const e = document.getElementById(id); return e ? e.textContent.trim() : '(none)'; };
+		return ['conn-state', 'conn-session', 'conn-history', 'app-error', 'channels-error',
+			'chat-error', 'bulk-status', 'bulk-bytes', 'bulk-error']
+			.map((id) => id + ': ' + t(id)).join('\n');
+	})()`)
+	if err != nil {
+		return "(page state unavailable: " + err.Error() + ")"
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return s + "\nproblems: " + strings.Join(p.problems, "; ")
+}
+
+// text returns the trimmed textContent of the element with the id.
+func (p *browserPage) text(id string) string {
+	p.t.Helper()
+	return eval[string](p, fmt.Sprintf(`document.getElementById(%q).textContent.trim()`, id))
+}
+
+// count returns the number of characters channel name has received.
+func (p *browserPage) count(name string) int {
+	p.t.Helper()
+	return eval[int](p, fmt.Sprintf(`Number(document.getElementById('ch-%s-count').dataset.count)`, name))
+}
+
+func contextWithTimeout(p *browserPage) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(p.ctx, waitTimeout)
+}
+
+// setInput sets an input's value from script, firing input as typing does;
+// chromedp.Clear only resets the value attribute, which a value the page
+// set itself overrides.
+func setInput(id, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const e = document.getElementById(%s);
+		e.value = %s;
+		e.dispatchEvent(new Event('input', { bubbles: true }));
+	})()`, js(id), js(value)))
+}
