@@ -224,10 +224,12 @@ func (p *browserPage) text(id string) string {
 	return eval[string](p, fmt.Sprintf(`document.getElementById(%q).textContent.trim()`, id))
 }
 
-// count returns the number of characters channel name has received.
+// count returns the number of characters channel name has received. The
+// page draws in animation frames, so it reads the count after the next one.
 func (p *browserPage) count(name string) int {
 	p.t.Helper()
-	return eval[int](p, fmt.Sprintf(`Number(document.getElementById('ch-%s-count').dataset.count)`, name))
+	return eval[int](p, fmt.Sprintf(`new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() =>
+		resolve(Number(document.getElementById('ch-%s-count').dataset.count)))))`, name))
 }
 
 func contextWithTimeout(p *browserPage) (context.Context, context.CancelFunc) {

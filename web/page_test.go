@@ -133,9 +133,13 @@ func TestChannelToggle(t *testing.T) {
 	p.do(chromedp.Click(chromedp.ID("ch-one-toggle")))
 	p.waitFor("channel one off", `document.getElementById('ch-one').dataset.on === 'false' &&
 		document.getElementById('ch-one-toggle').getAttribute('aria-pressed') === 'false'`)
+	// The POST's answer may overtake ticks already on the stream: let ten
+	// ticks of channel two (same rate) go by before counting.
+	settle := p.count("two")
+	p.waitFor("10 ticks of channel two", fmt.Sprintf(`Number(document.getElementById('ch-two-count').dataset.count) >= %d`, settle+10))
 	stopped := p.count("one")
-	// Channel two ticks at the same rate: 40 of its ticks would have brought
-	// about 40 of channel one's, had it still been on.
+	// 40 more ticks of channel two would have brought about 40 of channel
+	// one's, had it still been on.
 	clock := p.count("two")
 	p.waitFor("40 ticks of channel two", fmt.Sprintf(`Number(document.getElementById('ch-two-count').dataset.count) >= %d`, clock+40))
 	if got := p.count("one"); got != stopped {

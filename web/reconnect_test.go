@@ -44,6 +44,8 @@ func historyLen(p *browserPage) int {
 // comes back with Last-Event-ID, and the page shows resumed, same session,
 // with a chat sent in the outage and the transfer completed and verified.
 func TestResumeAfterNetworkLoss(t *testing.T) {
+	// Mostly waiting out retry delays: let two of these wait together.
+	t.Parallel()
 	srv := testserver.Start(t, fastChannels(t))
 	// 2 MB/s towards the browser: 5 MiB take over two seconds, time enough
 	// to cut the line midway.
@@ -86,6 +88,8 @@ func TestResumeAfterNetworkLoss(t *testing.T) {
 // is refused (404) and the page opens a new session tuned to what the user
 // had on.
 func TestNewSessionAfterRestart(t *testing.T) {
+	// Mostly waiting out retry delays: let two of these wait together.
+	t.Parallel()
 	srv := testserver.Start(t, fastChannels(t))
 	p := openPage(t, srv.URL+"/")
 	p.waitFor("connected", connState("connected"))
@@ -115,6 +119,8 @@ func TestNewSessionAfterRestart(t *testing.T) {
 // tiny replay buffer holds: the stream says so with a gap event, and the
 // page shows it.
 func TestGapAfterLongOutage(t *testing.T) {
+	// Mostly waiting out retry delays: let two of these wait together.
+	t.Parallel()
 	srv := testserver.Start(t, channelsAt(t, 20, 20, 200), broadcast.WithReplay(1, 0, 16))
 	proxy := startProxy(t, srv.Addr, 0)
 	p := openPage(t, proxy.URL()+"/")
@@ -142,6 +148,8 @@ func TestGapAfterLongOutage(t *testing.T) {
 // page gets bye "replaced" and must stop, not reconnect and take the session
 // back, until the user asks with the reconnect button.
 func TestReplacedStream(t *testing.T) {
+	// Mostly waiting out retry delays: let two of these wait together.
+	t.Parallel()
 	srv := testserver.Start(t, fastChannels(t))
 	p := openPage(t, srv.URL+"/")
 	p.waitFor("connected", connState("connected"))
@@ -150,11 +158,11 @@ func TestReplacedStream(t *testing.T) {
 	other := newGoClient(t, srv.URL).attach(session)
 	p.waitFor("replaced", connState("replaced")+` && !document.getElementById('conn-reconnect').hidden`)
 	count := p.count("one")
-	// The Go stream is the clock: 120 ticks of channel one are three
-	// seconds, more than EventSource's retry. Had the page reconnected, the
+	// The Go stream is the clock: 100 ticks of channel one are two and a
+	// half seconds, more than EventSource's retry (2 s). Had the page reconnected, the
 	// Go stream would have been replaced in turn and got bye.
 	timeout := time.After(waitTimeout)
-	for ticks := 0; ticks < 120; {
+	for ticks := 0; ticks < 100; {
 		select {
 		case m, ok := <-other.events:
 			if !ok {

@@ -18,7 +18,7 @@ import (
 // path it writes the PNG there (the docs' screenshot is made this way);
 // without it, it still checks that a real PNG came out.
 func TestScreenshot(t *testing.T) {
-	srv := testserver.Start(t, channelsAt(t, 100, 60, 300))
+	srv := testserver.Start(t, channelsAt(t, 100, 100, 300))
 	gc := newGoClient(t, srv.URL)
 	p := openPage(t, srv.URL+"/")
 	p.waitFor("connected", connState("connected"))
@@ -42,7 +42,7 @@ func TestScreenshot(t *testing.T) {
 	)
 	waitBulkDone(t, p)
 	p.waitFor("the chat shown", chatShown("you", "hello from the browser"))
-	p.waitFor("boxes full", `[...document.querySelectorAll('.channel-text')].every((e) => e.textContent.length >= 200)`)
+	p.waitFor("boxes full", `[...document.querySelectorAll('.channel-text')].every((e) => e.textContent.length >= 150)`)
 
 	img := screenshot(t, p)
 	if path := os.Getenv("XHRSSE_SCREENSHOT"); path != "" {

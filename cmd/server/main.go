@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -61,6 +62,7 @@ func run(args []string, stderr *os.File) error {
 		flushEvery  = fs.Duration("flush-interval", 0, "wait this long after an event before writing, to batch writes (0: at once)")
 		shutdownTO  = fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for streams and requests")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		pprofAddr   = fs.String("pprof", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); off when empty")
 		origins     listFlag
 	)
 	fs.Var(&origins, "allow-origin", "foreign origin allowed to POST (and CORS); repeatable or comma-separated")
@@ -126,6 +128,19 @@ func run(args []string, stderr *os.File) error {
 	srv := server.HTTPServer(api, hub)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 
+	if *pprofAddr != "" {
+		pln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			ln.Close()
+			hub.Close(context.Background())
+			return fmt.Errorf("-pprof: %w", err)
+		}
+		psrv := &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		go psrv.Serve(pln)
+		defer psrv.Close()
+		log.Info("pprof", "url", "http://"+pln.Addr().String()+"/debug/pprof/")
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
@@ -147,4 +162,16 @@ func run(args []string, stderr *os.File) error {
 	}
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// pprofMux serves the profiles on their own mux and address, so they are
+// never reachable through the public listener.
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }

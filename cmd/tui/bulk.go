@@ -1,9 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -36,7 +36,7 @@ type bulk struct {
 	phase bulkPhase
 	input textinput.Model
 	bar   progress.Model
-	files []protocol.File
+	files map[string]string // file names as shown → as the server spells them
 	width int
 
 	what     string // what was asked for, for the progress line
@@ -62,7 +62,7 @@ func newBulk(st Styles, keys keyMap) bulk {
 	in.Cursor.SetMode(cursor.CursorStatic)
 	in.PlaceholderStyle = st.ChatTime
 	in.CompletionStyle = st.ChatTime
-	bar := progress.New(progress.WithSolidFill("63"), progress.WithColorProfile(lipgloss.ColorProfile()), progress.WithoutPercentage())
+	bar := progress.New(progress.WithSolidFill(st.BarColor), progress.WithColorProfile(lipgloss.ColorProfile()), progress.WithoutPercentage())
 	return bulk{st: st, keys: keys, input: in, bar: bar}
 }
 
@@ -72,12 +72,15 @@ func (b *bulk) SetWidth(w int) {
 	b.input.Width = max(w-lipgloss.Width(b.input.Prompt)-1, 1)
 }
 
-// SetFiles gives the names the prompt offers to complete.
+// SetFiles gives the names the prompt offers to complete. They are shown
+// sanitised and mapped back to the server's spelling when asked for.
 func (b *bulk) SetFiles(files []protocol.File) {
-	b.files = files
+	b.files = map[string]string{}
 	names := make([]string, 0, len(files))
 	for _, f := range files {
-		names = append(names, f.Name)
+		shown := sanitize(f.Name)
+		b.files[shown] = f.Name
+		names = append(names, shown)
 	}
 	b.input.SetSuggestions(names)
 }
@@ -113,7 +116,7 @@ func (b bulk) Update(msg tea.Msg) (bulk, tea.Cmd) {
 			b.input.Blur()
 			b.phase, b.what = bulkStarting, what
 			return b, func() tea.Msg { return bulkSubmitMsg{req: req} }
-		case k.Type == tea.KeyEsc:
+		case key.Matches(k, b.keys.Cancel):
 			b.input.Blur()
 			b.phase = bulkIdle
 			return b, nil
@@ -128,8 +131,8 @@ func (b bulk) Update(msg tea.Msg) (bulk, tea.Cmd) {
 // request reads the prompt: a file name from GET /files, else a size.
 func (b *bulk) request(s string) (protocol.BulkPost, string, error) {
 	s = strings.TrimSpace(s)
-	if i := slices.IndexFunc(b.files, func(f protocol.File) bool { return f.Name == s }); i >= 0 {
-		return protocol.BulkPost{File: s}, sanitize(s), nil
+	if name, ok := b.files[s]; ok {
+		return protocol.BulkPost{File: name}, s, nil
 	}
 	n, err := parseSize(s)
 	if err != nil {
@@ -173,6 +176,16 @@ func (b *bulk) Progress(t *client.Transfer, now time.Time) (ended bool) {
 	}
 }
 
+// Abort gives up on the transfer under way (its stream is gone); it
+// returns the transfer and its file for abortBulk, or nil if none runs.
+func (b *bulk) Abort() (*client.Transfer, *os.File) {
+	if b.phase != bulkRunning || b.t == nil {
+		return nil, nil
+	}
+	b.phase = bulkSaving
+	return b.t, b.file
+}
+
 // Saved records the verdict once the file is closed and hashed again.
 func (b *bulk) Saved(m bulkSavedMsg, now time.Time) {
 	if m.t != b.t {
@@ -181,6 +194,14 @@ func (b *bulk) Saved(m bulkSavedMsg, now time.Time) {
 	b.phase, b.last = bulkIdle, m
 	el := now.Sub(b.started).Round(10 * time.Millisecond)
 	terr := m.t.Err()
+	select {
+	case <-m.t.Done():
+	default: // aborted: it never ended
+		terr = m.err
+		if terr == nil {
+			terr = errors.New("the transfer did not finish")
+		}
+	}
 	want := m.t.Accepted().SHA256
 	switch {
 	case terr != nil:

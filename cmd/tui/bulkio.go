@@ -97,3 +97,14 @@ func fileSHA256(path string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// abortBulk is a Cmd that closes the file of a transfer that cannot finish
+// and reports why; the partial data stays on disk.
+func abortBulk(t *client.Transfer, f *os.File, path string, why error) tea.Cmd {
+	return func() tea.Msg {
+		if f != nil {
+			f.Close()
+		}
+		return bulkSavedMsg{t: t, path: path, err: why}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -215,4 +216,19 @@ func (c *chat) View() string {
 		return style.Width(c.vp.Width).Render(input)
 	}
 	return style.Width(c.vp.Width).Render(body + "\n" + input)
+}
+
+// sendChat is a Cmd that posts one chat line.
+func (m *model) sendChat(text string) tea.Cmd {
+	if m.sess == nil {
+		m.chat.Notice("not connected; not sent")
+		return nil
+	}
+	sess, ctx, name := m.sess, m.ctx, m.cfg.name
+	return func() tea.Msg {
+		cctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
+		_, err := sess.Chat(cctx, name, text)
+		return chatSentMsg{err: err}
+	}
 }

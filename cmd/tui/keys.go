@@ -19,9 +19,10 @@ type keyMap struct {
 	Quit     key.Binding
 
 	// Input lines (chat and bulk prompt).
-	Send  key.Binding
-	Leave key.Binding
-	Force key.Binding // ctrl+c quits from anywhere
+	Send   key.Binding
+	Leave  key.Binding // leaves the chat input (tab toggles it)
+	Cancel key.Binding // closes the bulk prompt (tab completes there)
+	Force  key.Binding // ctrl+c quits from anywhere
 }
 
 func defaultKeys() keyMap {
@@ -31,14 +32,15 @@ func defaultKeys() keyMap {
 		None:     key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "all off")),
 		Chat:     key.NewBinding(key.WithKeys("c", "tab"), key.WithHelp("c/tab", "chat")),
 		Bulk:     key.NewBinding(key.WithKeys("b"), key.WithHelp("b", "bulk download")),
-		ScrollUp: key.NewBinding(key.WithKeys("pgup", "up", "k"), key.WithHelp("↑/pgup", "chat back")),
-		ScrollDn: key.NewBinding(key.WithKeys("pgdown", "down", "j"), key.WithHelp("↓/pgdn", "chat forward")),
+		ScrollUp: key.NewBinding(key.WithKeys("pgup", "up", "k"), key.WithHelp("↑/k/pgup", "chat back")),
+		ScrollDn: key.NewBinding(key.WithKeys("pgdown", "down", "j"), key.WithHelp("↓/j/pgdn", "chat forward")),
 		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 
-		Send:  key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "send")),
-		Leave: key.NewBinding(key.WithKeys("esc", "tab"), key.WithHelp("esc", "leave input")),
-		Force: key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
+		Send:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "send")),
+		Leave:  key.NewBinding(key.WithKeys("esc", "tab"), key.WithHelp("esc", "leave input")),
+		Cancel: key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
+		Force:  key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
 	}
 }
 
@@ -78,12 +80,17 @@ func (k navKeys) FullHelp() [][]key.Binding {
 type inputKeys struct {
 	keyMap
 	send string // what enter does here
+	bulk bool   // the bulk prompt (esc cancels, tab completes)
 }
 
 // ShortHelp implements help.KeyMap.
 func (k inputKeys) ShortHelp() []key.Binding {
 	send := k.Send
 	send.SetHelp("enter", k.send)
+	if k.bulk {
+		complete := key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "complete file name"))
+		return []key.Binding{send, k.Cancel, complete, k.Force}
+	}
 	return []key.Binding{send, k.Leave, k.Force}
 }
 

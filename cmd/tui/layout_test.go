@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +26,7 @@ func fixedModel(t *testing.T, w, h int) *model {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	m := newModel(ctx, &sync.WaitGroup{}, cl, config{server: cl.BaseURL(), name: "ann", dir: t.TempDir(), loc: time.UTC})
+	m := newModel(ctx, &tasks{}, cl, config{server: cl.BaseURL(), name: "ann", dir: t.TempDir(), loc: time.UTC})
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
 	// What a dial would have brought: the channels, and a stream to read.
 	m.setChannels([]protocol.Channel{
@@ -35,7 +35,7 @@ func fixedModel(t *testing.T, w, h int) *model {
 		{Name: "three", Title: "Arrows & symbols", Rate: 2, Width: 1},
 	})
 	m.streamGen = 1
-	m.str = &stream{gen: 1, out: make(chan batchMsg)}
+	m.str = &stream{gen: 1, out: make(chan batchMsg), stop: func() {}}
 	m.layout()
 
 	at := time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
@@ -111,4 +111,31 @@ func keyMsg(k string) tea.KeyMsg {
 		return tea.KeyMsg{Type: tea.KeyEnter}
 	}
 	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
+}
+
+// TestLayoutFitsUnconnected checks the screen before any server answered.
+func TestLayoutFitsUnconnected(t *testing.T) {
+	cl, err := client.New("http://127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range [][2]int{{80, 24}, {200, 60}, {3, 30}, {1, 1}, {30, 5}} {
+		w, h := size[0], size[1]
+		m := newModel(context.Background(), &tasks{}, cl, config{server: cl.BaseURL(), name: "ann", dir: t.TempDir()})
+		m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+		m.status.Dialing(3, errors.New("connection refused"), 2*time.Second)
+		view := m.View()
+		lines := strings.Split(view, "\n")
+		if len(lines) > h || (w >= 40 && len(lines) != h) {
+			t.Fatalf("%dx%d: %d lines:\n%s", w, h, len(lines), view)
+		}
+		for i, l := range lines {
+			if lipgloss.Width(l) > w {
+				t.Fatalf("%dx%d: line %d is %d cells: %q", w, h, i, lipgloss.Width(l), l)
+			}
+		}
+		if w >= 80 && !strings.Contains(view, "cannot reach http://127.0.0.1:8080: connection refused; retrying in 2s") {
+			t.Fatalf("%dx%d: no explanation on screen:\n%s", w, h, view)
+		}
+	}
 }

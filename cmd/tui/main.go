@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -68,15 +67,15 @@ func run(args []string, stderr io.Writer) int {
 	cfg := config{server: cl.BaseURL(), name: chatName(*name), dir: *dir}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	m := newModel(ctx, &wg, cl, cfg)
+	var ts tasks
+	m := newModel(ctx, &ts, cl, cfg)
 	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithFPS(maxFPS))
 	_, runErr := p.Run()
 
 	// The program has stopped: end the stream and wait for its goroutines,
 	// so that no write to a bulk file races its close.
 	cancel()
-	wg.Wait()
+	ts.Close()
 	m.close()
 	cl.CloseIdleConnections()
 

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 	)
 	os.Exit(0)
 }
+
+// quiet is the logger of the clients in tests.
+var quiet = slog.New(slog.DiscardHandler)
 
 // harness wraps the root model so a test can look at it from inside the
 // program's goroutine (reading it from the test goroutine would race).
@@ -61,19 +64,19 @@ type tui struct {
 // before the server (registered earlier) closes.
 func startTUI(t *testing.T, url string, w, h int) *tui {
 	t.Helper()
-	cl, err := client.New(url)
+	cl, err := client.New(url, client.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	m := newModel(ctx, &wg, cl, config{server: url, name: "tui", dir: t.TempDir(), loc: time.UTC})
+	var ts tasks
+	m := newModel(ctx, &ts, cl, config{server: url, name: "tui", dir: t.TempDir(), loc: time.UTC})
 	tm := teatest.NewTestModel(t, harness{m}, teatest.WithInitialTermSize(w, h))
 	t.Cleanup(func() {
 		_ = tm.Quit()
 		tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 		cancel()
-		wg.Wait()
+		ts.Close()
 		m.close()
 		cl.CloseIdleConnections()
 	})

@@ -2,17 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
 	"github.com/xhrsse/xhrsse/pkg/client"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -37,20 +31,19 @@ const (
 // the one that has focus and server events to the ones they concern, and
 // turns their requests into Cmds that do the I/O. Update and View do none.
 type model struct {
-	ctx  context.Context // ends every Cmd and goroutine of the model
-	wg   *sync.WaitGroup // the stream goroutines
-	cfg  config
-	cl   *client.Client
-	st   Styles
-	keys keyMap
-	help help.Model
+	ctx   context.Context // ends every Cmd and goroutine of the model
+	tasks *tasks          // the stream goroutines
+	cfg   config
+	cl    *client.Client
+	st    Styles
+	keys  keyMap
+	help  help.Model
 
 	dialGen     int
 	dialAttempt int
 	sess        *client.Session
 	str         *stream
 	streamGen   int
-	replaced    bool // another client took the session; stop reconnecting
 
 	panes  []pane
 	chat   chat
@@ -72,9 +65,9 @@ type model struct {
 	start time.Time
 }
 
-// newModel returns the root model. ctx bounds all its I/O; wg tracks the
+// newModel returns the root model. ctx bounds all its I/O; ts tracks the
 // goroutines it starts, so the caller can wait for them after cancelling.
-func newModel(ctx context.Context, wg *sync.WaitGroup, cl *client.Client, cfg config) *model {
+func newModel(ctx context.Context, ts *tasks, cl *client.Client, cfg config) *model {
 	st := DefaultStyles()
 	keys := defaultKeys()
 	h := help.New()
@@ -84,7 +77,7 @@ func newModel(ctx context.Context, wg *sync.WaitGroup, cl *client.Client, cfg co
 	h.Styles.FullDesc = st.Help
 	return &model{
 		ctx:    ctx,
-		wg:     wg,
+		tasks:  ts,
 		cfg:    cfg,
 		cl:     cl,
 		st:     st,
@@ -120,51 +113,6 @@ func (m *model) after(d time.Duration, fn func(time.Time) tea.Msg) tea.Cmd {
 
 func (m *model) everySecond() tea.Cmd {
 	return m.after(time.Second, func(t time.Time) tea.Msg { return secondMsg(t) })
-}
-
-// dial is a Cmd that fetches the channels and files, opens a session tuned
-// to what the panes show and starts reading its stream.
-func (m *model) dial() tea.Cmd {
-	m.dialGen++
-	gen, ctx, cl, wg := m.dialGen, m.ctx, m.cl, m.wg
-	want := m.wanted()
-	streamGen := m.streamGen + 1
-	return func() tea.Msg {
-		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		defer cancel()
-		chs, err := cl.Channels(dctx)
-		if err != nil {
-			return dialedMsg{gen: gen, err: err}
-		}
-		files, err := cl.Files(dctx)
-		if err != nil {
-			files = nil // bulk by size still works
-		}
-		if want == nil { // first session: keep the server's default (none)
-			want = []string{}
-		}
-		sess, err := cl.Open(dctx, want...)
-		if err != nil {
-			return dialedMsg{gen: gen, err: err}
-		}
-		str := startStream(ctx, wg, sess, streamGen)
-		return dialedMsg{gen: gen, channels: chs, files: files, sess: sess, str: str}
-	}
-}
-
-// wanted is the set of channels the panes show as on (nil before the
-// channels are known).
-func (m *model) wanted() []string {
-	if m.panes == nil {
-		return nil
-	}
-	out := []string{}
-	for i := range m.panes {
-		if m.panes[i].on {
-			out = append(out, m.panes[i].ch.Name)
-		}
-	}
-	return out
 }
 
 // Update handles one message.
@@ -234,6 +182,15 @@ func (m *model) key(k tea.KeyMsg) tea.Cmd {
 	if key.Matches(k, m.keys.Force) {
 		return tea.Quit
 	}
+	// Page keys scroll the chat even while typing in it.
+	switch k.Type {
+	case tea.KeyPgUp:
+		m.chat.Scroll(-max(m.chat.vp.Height/2, 1))
+		return nil
+	case tea.KeyPgDown:
+		m.chat.Scroll(max(m.chat.vp.Height/2, 1))
+		return nil
+	}
 	var cmd tea.Cmd
 	switch {
 	case m.chat.Focused():
@@ -289,266 +246,6 @@ func (m *model) key(k tea.KeyMsg) tea.Cmd {
 		m.chat.Scroll(max(m.chat.vp.Height/2, 1))
 	}
 	return nil
-}
-
-// dialed takes the result of a dial: on failure it schedules another with
-// backoff; on success it builds the panes and waits for the stream.
-func (m *model) dialed(msg dialedMsg) tea.Cmd {
-	if msg.gen != m.dialGen {
-		return nil
-	}
-	if msg.err != nil {
-		m.dialAttempt++
-		wait := min(dialFirstRetry<<min(m.dialAttempt-1, 8), dialMaxRetry)
-		m.status.Dialing(m.dialAttempt, errors.New(friendly(msg.err)), wait)
-		gen := m.dialGen
-		return m.after(wait, func(time.Time) tea.Msg { return dialMsg{gen: gen} })
-	}
-	m.dialAttempt = 0
-	m.sess, m.str, m.streamGen = msg.sess, msg.str, msg.str.gen
-	m.status.SetSession(msg.sess.ID())
-	m.status.Conn(client.Connecting, 0, nil, time.Now())
-	m.setChannels(msg.channels)
-	m.files = msg.files
-	m.bulk.SetFiles(msg.files)
-	m.reconcile(msg.sess.Channels())
-	m.layout()
-	return m.str.next(m.ctx)
-}
-
-// setChannels builds one pane per channel, keeping the content and tuning
-// of panes whose channel is still there (a redial after the server
-// restarted).
-func (m *model) setChannels(chs []protocol.Channel) {
-	old := m.panes
-	m.panes = make([]pane, 0, len(chs))
-	for i, ch := range chs {
-		p := newPane(ch, i, m.st)
-		for j := range old {
-			if old[j].ch.Name == p.ch.Name {
-				keep := old[j]
-				keep.ch, keep.index, keep.cache = p.ch, i, ""
-				p = keep
-				break
-			}
-		}
-		m.panes = append(m.panes, p)
-	}
-	m.keys = m.keys.withChannels(len(chs))
-}
-
-// batch applies what the stream delivered since the last batch.
-func (m *model) batch(b batchMsg) tea.Cmd {
-	if b.gen != m.streamGen || m.str == nil {
-		return nil
-	}
-	now := time.Now()
-	var cmds []tea.Cmd
-	for _, ev := range b.states {
-		m.status.Conn(ev.State, ev.Attempt, friendlyErr(ev.Err), now)
-		if ev.Session != nil {
-			m.status.SetSession(ev.Session.Session)
-			m.reconcile(ev.Session.Channels)
-		}
-	}
-	for _, name := range b.order {
-		if p := m.pane(name); p != nil {
-			p.Append(b.ticks[name])
-		}
-	}
-	if b.tuned != nil {
-		m.reconcile(b.tuned.Channels)
-	}
-	if len(b.chats) > 0 {
-		m.chat.Add(b.chats...)
-	}
-	if len(b.gaps) > 0 {
-		var missed uint64
-		for _, g := range b.gaps {
-			missed += g.Missed
-		}
-		m.status.Note(fmt.Sprintf("gap: %d events could not be replayed", missed), 1, now)
-	}
-	if b.bye != nil {
-		m.status.Note("server said bye: "+sanitize(b.bye.Reason), 1, now)
-	}
-	for _, t := range b.xfers {
-		if m.bulk.Progress(t, now) {
-			cmds = append(cmds, saveBulk(t, m.bulk.file, m.bulk.path))
-		}
-	}
-	m.status.Count(now, b.events)
-	if b.closed {
-		return tea.Batch(append(cmds, m.streamEnded(b.err))...)
-	}
-	return tea.Batch(append(cmds, m.str.next(m.ctx))...)
-}
-
-// streamEnded handles the end of Run: it gave up on the session. Unless
-// another client took the session over, start again with a new one.
-func (m *model) streamEnded(err error) tea.Cmd {
-	m.sess, m.str = nil, nil
-	m.tuneBusy, m.tunePending = false, false
-	if errors.Is(err, client.ErrReplaced) {
-		m.replaced = true
-		m.status.Conn(client.Failed, 0, errors.New("another client took over this session"), time.Now())
-		return nil
-	}
-	m.status.Conn(client.Failed, 0, friendlyErr(err), time.Now())
-	gen := m.dialGen
-	return m.after(dialFirstRetry, func(time.Time) tea.Msg { return dialMsg{gen: gen} })
-}
-
-// pane returns the pane of the named channel, or nil.
-func (m *model) pane(name string) *pane {
-	for i := range m.panes {
-		if m.panes[i].ch.Name == name {
-			return &m.panes[i]
-		}
-	}
-	return nil
-}
-
-// requestTune sends the tuning the panes show, unless a tune POST is in
-// flight, in which case it follows when that one answers.
-func (m *model) requestTune() tea.Cmd {
-	if m.sess == nil {
-		return nil // the next dial opens the session with this tuning
-	}
-	if m.tuneBusy {
-		m.tunePending = true
-		return nil
-	}
-	m.tuneBusy = true
-	sess, ctx, want := m.sess, m.ctx, m.wanted()
-	return func() tea.Msg {
-		tctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		defer cancel()
-		got, err := sess.SetChannels(tctx, want)
-		return tunedMsg{sent: want, channels: got, err: err}
-	}
-}
-
-// tuned takes the answer to a tune POST.
-func (m *model) tuned(msg tunedMsg) tea.Cmd {
-	m.tuneBusy = false
-	if m.tunePending {
-		m.tunePending = false
-		return m.requestTune()
-	}
-	if msg.err != nil {
-		m.status.Note("tuning failed: "+friendly(msg.err), 2, time.Now())
-		if m.sess != nil {
-			m.reconcile(m.sess.Channels())
-		}
-		return nil
-	}
-	m.reconcile(msg.channels)
-	return nil
-}
-
-// reconcile records the server's tuned set; unless the user's latest wish is
-// still on its way, the panes show it.
-func (m *model) reconcile(channels []string) {
-	settled := !m.tuneBusy && !m.tunePending
-	for i := range m.panes {
-		on := slices.Contains(channels, m.panes[i].ch.Name)
-		if settled {
-			m.panes[i].SetTuned(on)
-		} else {
-			m.panes[i].server = on
-			m.panes[i].cache = ""
-		}
-	}
-}
-
-// sendChat is a Cmd that posts one chat line.
-func (m *model) sendChat(text string) tea.Cmd {
-	if m.sess == nil {
-		m.chat.Notice("not connected; not sent")
-		return nil
-	}
-	sess, ctx, name := m.sess, m.ctx, m.cfg.name
-	return func() tea.Msg {
-		cctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		defer cancel()
-		_, err := sess.Chat(cctx, name, text)
-		return chatSentMsg{err: err}
-	}
-}
-
-// layout gives every component its size from the window's.
-func (m *model) layout() {
-	if !m.ready {
-		return
-	}
-	w, h := m.width, m.height
-	m.help.Width = w
-	m.status.SetWidth(w)
-	m.bulk.SetWidth(w)
-	rest := h - 2 - lipgloss.Height(m.helpView()) // status and bulk lines
-	panesH := max(rest/2, 3)
-	m.panesH = panesH
-	chatH := max(rest-panesH, 0)
-	m.chat.SetSize(w, chatH)
-	n := len(m.panes)
-	for i := range m.panes {
-		pw := w / n
-		if i < w%n {
-			pw++
-		}
-		m.panes[i].SetSize(pw, panesH)
-	}
-}
-
-func (m *model) helpView() string {
-	var v string
-	switch {
-	case m.chat.Focused():
-		v = m.help.View(inputKeys{keyMap: m.keys, send: "send"})
-	case m.bulk.Focused():
-		v = m.help.View(inputKeys{keyMap: m.keys, send: "download"})
-	default:
-		v = m.help.View(navKeys{m.keys})
-	}
-	// Full help lays out columns without regard to the width.
-	return lipgloss.NewStyle().MaxWidth(max(m.width, 1)).Render(v)
-}
-
-// View draws the whole screen: the panes side by side, the chat pane, the
-// bulk line, the status line and the help.
-func (m *model) View() string {
-	m.views++
-	if !m.ready {
-		return ""
-	}
-	var rows []string
-	switch {
-	case len(m.panes) > 0 && m.panes[0].height >= 3:
-		views := make([]string, len(m.panes))
-		for i := range m.panes {
-			views[i] = m.panes[i].View()
-		}
-		rows = append(rows, lipgloss.JoinHorizontal(lipgloss.Top, views...))
-	case len(m.panes) == 0 && m.panesH >= 3:
-		// Not connected yet: a box where the panes will be, saying so.
-		msg := "connecting to " + m.cfg.server + "…"
-		if m.status.connErr != "" {
-			msg = "cannot reach " + m.cfg.server + ": " + m.status.connErr
-		}
-		rows = append(rows, m.st.Pane.Width(m.width-2).Height(m.panesH-2).
-			Render(lipgloss.NewStyle().Width(m.width-2).Render(sanitize(msg))))
-	}
-	if c := m.chat.View(); c != "" {
-		rows = append(rows, c)
-	}
-	rows = append(rows, m.bulk.View(), m.status.View(), m.helpView())
-	out := strings.Join(rows, "\n")
-	// Never draw more lines than the terminal has: the top would scroll off.
-	if lines := strings.Split(out, "\n"); len(lines) > m.height && m.height > 0 {
-		out = strings.Join(lines[len(lines)-m.height:], "\n")
-	}
-	return out
 }
 
 // close releases what the model holds once the program and its goroutines

@@ -130,7 +130,7 @@ func TestTuneKeys(t *testing.T) {
 // listen runs a pkg/client session in the background and returns its events.
 func listen(t *testing.T, url string) (*client.Session, <-chan client.Event) {
 	t.Helper()
-	cl, err := client.New(url)
+	cl, err := client.New(url, client.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,4 +531,33 @@ func TestQuitKeys(t *testing.T) {
 	}
 	u.press("esc", "q")
 	u.tm.WaitFinished(t, teatestTimeout())
+}
+
+// TestServerRestart restarts the server under the client: the old session
+// is gone, so the client opens a new one, says so, and keeps the panes, the
+// chat and the tuning.
+func TestServerRestart(t *testing.T) {
+	first := testserver.Start(t, fastChannels(20))
+	u := startTUI(t, first.URL, 80, 24)
+	u.eventually("connected", connected)
+	u.press("2")
+	u.eventually("channel two ticks", func(m *model) bool { return m.panes[1].server && m.panes[1].arrived >= 10 })
+	before := probe(u, paneText(1))
+	oldID := probe(u, func(m *model) string { return m.sess.ID() })
+
+	first.Close()
+	second := testserver.StartAt(t, first.Addr, testserver.Config{}, fastChannels(20))
+	u.eventually("new session, ticking again", func(m *model) bool {
+		return m.sess.ID() != oldID && m.panes[1].server && m.panes[1].arrived >= int64(len([]rune(before)))+10
+	})
+	view := probe(u, (*model).View)
+	if !strings.Contains(view, "new session") {
+		t.Fatalf("status does not say new session:\n%s", view)
+	}
+	if after := probe(u, paneText(1)); !strings.HasPrefix(after, before) {
+		t.Fatal("pane two lost its content across the restart")
+	}
+	if got := serverChannels(t, second, u); !slices.Equal(got, []string{"two"}) {
+		t.Fatalf("new session has %v tuned, want [two]", got)
+	}
 }

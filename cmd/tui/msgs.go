@@ -39,7 +39,6 @@ type batchMsg struct {
 	gaps   []protocol.Gap     // gap events, in order
 	bye    *protocol.Bye      // the newest bye
 	xfers  []*client.Transfer // transfers that progressed or ended
-	at     time.Time          // when the batch was handed over
 	// closed says the stream ended (Run returned err); no batch follows.
 	closed bool
 	err    error
@@ -47,7 +46,7 @@ type batchMsg struct {
 
 // tunedMsg answers a tune POST: the set the server now has, or an error.
 type tunedMsg struct {
-	sent     []string // the set we asked for
+	sess     *client.Session // the session it was sent on
 	channels []string
 	err      error
 }

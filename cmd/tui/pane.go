@@ -2,6 +2,7 @@ package main
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -11,21 +12,15 @@ import (
 // terminal after a resize, small enough that a fast channel costs nothing.
 const maxPaneRunes = 4096
 
-// tuneState is what a pane shows about its channel's subscription.
-type tuneState int
-
-const (
-	tunedOff tuneState = iota
-	tunedOn
-)
-
 // pane is the model of one channel's pane: a title bar and the channel's
-// characters, wrapped to the pane's width by terminal cells, newest at the
-// bottom. It keeps its text as lines so that new characters only ever touch
-// the last line and old ones never shift.
+// characters, wrapped to the pane's width by terminal cells, filling from the
+// top and then scrolling so the newest line is at the bottom. It keeps its
+// text as lines so that new characters only ever touch the last line and old
+// ones never shift.
 type pane struct {
-	ch     protocol.Channel
-	index  int // 0-based position, also its tune key minus one
+	ch     protocol.Channel // as the server sent it (Name is used on the wire)
+	title  string           // what the title bar says, sanitised
+	index  int              // 0-based position, also its tune key minus one
 	st     Styles
 	on     bool // what the pane shows (optimistic until the server answers)
 	server bool // what the server last said
@@ -41,9 +36,11 @@ type pane struct {
 }
 
 func newPane(ch protocol.Channel, index int, st Styles) pane {
-	ch.Title = sanitize(ch.Title)
-	ch.Name = sanitize(ch.Name)
-	return pane{ch: ch, index: index, st: st}
+	title := ch.Title
+	if title == "" {
+		title = ch.Name
+	}
+	return pane{ch: ch, title: sanitize(title), index: index, st: st}
 }
 
 // innerWidth is the number of cells available for characters.
@@ -83,6 +80,7 @@ func (p *pane) Append(text string) {
 		return
 	}
 	p.cache = ""
+	p.arrived += int64(utf8.RuneCountInString(text))
 	p.append(text)
 }
 
@@ -98,7 +96,6 @@ func (p *pane) append(text string) {
 		p.last = append(p.last, r)
 		p.lastW += rw
 		p.runes++
-		p.arrived++
 	}
 	p.trim()
 }
@@ -164,13 +161,9 @@ func (p *pane) View() string {
 	default:
 		state = p.st.Off.Render("off")
 	}
-	name := p.ch.Title
-	if name == "" {
-		name = p.ch.Name
-	}
-	label := string(rune('1'+p.index)) + " " + name
-	if p.index >= 9 {
-		label = "  " + name
+	label := string(rune('1'+p.index)) + " " + p.title
+	if p.index >= 9 { // no key tunes it
+		label = "  " + p.title
 	}
 	room := w - lipgloss.Width(state) - 1
 	label = truncateCells(label, max(room, 0))

@@ -167,3 +167,13 @@ func TestWidthsAgree(t *testing.T) {
 		}
 	}
 }
+
+func TestPaneCountsArrivalsOnce(t *testing.T) {
+	p := testPane(12, 6)
+	p.Append("漢字ab")
+	p.SetSize(30, 6) // rewrap
+	p.SetSize(7, 6)
+	if p.arrived != 4 {
+		t.Fatalf("arrived = %d after resizes, want 4", p.arrived)
+	}
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -21,27 +20,29 @@ const (
 )
 
 // stream runs one Session's Run and folds its events into batches. It owns
-// two goroutines, both ended by the context given to startStream; wait for
-// them with the WaitGroup passed in.
+// two goroutines, both ended by the context given to startStream and
+// tracked by the tasks passed in.
 type stream struct {
-	gen int
-	out chan batchMsg // unbuffered: a batch is handed over only when taken
+	gen  int
+	out  chan batchMsg // unbuffered: a batch is handed over only when taken
+	stop context.CancelFunc
 }
 
-// startStream starts reading sess's stream. Batches are taken with next.
-func startStream(ctx context.Context, wg *sync.WaitGroup, sess *client.Session, gen int) *stream {
-	s := &stream{gen: gen, out: make(chan batchMsg)}
+// startStream starts reading sess's stream; batches are taken with next.
+// It returns nil if the tasks are closed (the program is stopping).
+func startStream(ctx context.Context, ts *tasks, sess *client.Session, gen int) *stream {
+	ctx, stop := context.WithCancel(ctx)
+	s := &stream{gen: gen, out: make(chan batchMsg), stop: stop}
 	events := make(chan client.Event, 256)
 	runErr := make(chan error, 1)
-	wg.Add(2)
-	go func() { // Runs Session.Run until ctx ends or it gives up.
-		defer wg.Done()
-		runErr <- sess.Run(ctx, events)
-	}()
-	go func() { // Folds events into batches; the only reader of events.
-		defer wg.Done()
-		s.loop(ctx, events, runErr)
-	}()
+	ok := ts.Go(
+		func() { runErr <- sess.Run(ctx, events) }, // until ctx ends or Run gives up
+		func() { s.loop(ctx, events, runErr) },     // the only reader of events
+	)
+	if !ok {
+		stop()
+		return nil
+	}
 	return s
 }
 

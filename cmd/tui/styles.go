@@ -7,8 +7,8 @@ import "github.com/charmbracelet/lipgloss"
 // lipgloss's renderer, which degrades them to the terminal's profile and drops
 // them entirely under NO_COLOR.
 type Styles struct {
-	// Pane is the border around a channel pane; PaneFocus is not used for
-	// keys (panes take none) but marks a channel that is tuned in.
+	// Pane is the border of a channel pane that is tuned out; PaneOn that of
+	// one tuned in, drawn in the channel's colour.
 	Pane    lipgloss.Style
 	PaneOn  lipgloss.Style
 	Title   lipgloss.Style
@@ -29,8 +29,8 @@ type Styles struct {
 	Bulk      lipgloss.Style
 	BulkOK    lipgloss.Style
 	BulkError lipgloss.Style
+	BarColor  string // the filled part of the progress bar
 
-	Status      lipgloss.Style
 	StatusGood  lipgloss.Style
 	StatusWarn  lipgloss.Style
 	StatusBad   lipgloss.Style
@@ -74,8 +74,8 @@ func DefaultStyles() Styles {
 		Bulk:      lipgloss.NewStyle(),
 		BulkOK:    lipgloss.NewStyle().Foreground(green).Bold(true),
 		BulkError: lipgloss.NewStyle().Foreground(red).Bold(true),
+		BarColor:  "#7571F9",
 
-		Status:      lipgloss.NewStyle().Reverse(true),
 		StatusGood:  lipgloss.NewStyle().Foreground(green).Bold(true),
 		StatusWarn:  lipgloss.NewStyle().Foreground(amber).Bold(true),
 		StatusBad:   lipgloss.NewStyle().Foreground(red).Bold(true),

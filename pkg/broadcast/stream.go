@@ -202,6 +202,11 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 			}
 			continue
 		}
+		if cap(buf) > 16<<10 {
+			// A replay or a bulk transfer grew the buffers: an idle stream
+			// should not keep them.
+			buf, scratch = make([]byte, 0, 4096), nil
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

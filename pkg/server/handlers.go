@@ -52,6 +52,22 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// getSession tells whether a session is still alive: a browser cannot read
+// the status of a failed EventSource, so this is how it tells "forgotten"
+// (404) from "busy" (503) before opening a new session.
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.session(w, r)
+	if !ok {
+		return
+	}
+	s.cors(w, r)
+	writeJSON(w, http.StatusOK, protocol.SessionCreated{
+		Session:  sess.ID(),
+		Channels: sess.Channels(),
+		Events:   "/events?session=" + sess.ID(),
+	})
+}
+
 // session finds the session named in the path, answering 404 if there is none.
 func (s *Server) session(w http.ResponseWriter, r *http.Request) (*broadcast.Session, bool) {
 	sess, ok := s.hub.Session(r.PathValue("id"))

@@ -89,6 +89,7 @@ func New(hub *broadcast.Hub, cfg Config) (*Server, error) {
 		{"GET /healthz", s.healthz},
 		{"POST /sessions", s.createSession},
 		{"GET /events", s.events},
+		{"GET /sessions/{id}", s.getSession},
 		{"POST /sessions/{id}/channels", s.tune},
 		{"POST /sessions/{id}/chat", s.chat},
 		{"POST /sessions/{id}/bulk", s.bulk},

@@ -1,6 +1,7 @@
 // xhrsse browser client: one EventSource per session carries everything the
 // server pushes; fetch POSTs steer it (docs/PROTOCOL.md). Plain ES module, no
-// build step. Untrusted text (chat, channel characters, file names, server
+// build step. URLs are relative to the page, so it also works behind a proxy
+// that serves it under a path prefix. Untrusted text (chat, channel characters, file names, server
 // error messages) only ever reaches the page through textContent or text
 // nodes, never as markup.
 
@@ -149,10 +150,13 @@ const conn = {
   es: null, // the EventSource of the session
   generation: 0, // bumped on every new session, so stale answers are ignored
   fresh: false, // the session replaces one the server forgot
+  lastId: '', // the last event id seen on the session, for resuming
 };
 
 function setConn(state, detail) {
   const label = STATES[state] + (detail ? ` (${detail})` : '');
+  // A server that stays down fails every retry: one line says it.
+  if (els.connState.dataset.state === state && els.connState.textContent === label) return;
   els.connState.dataset.state = state;
   els.connState.textContent = label;
   els.connReconnect.hidden = state !== 'replaced';
@@ -180,13 +184,14 @@ async function openSession(fresh) {
   const gen = ++conn.generation;
   closeStream();
   conn.session = '';
+  conn.lastId = '';
   conn.fresh = fresh;
   els.connSession.textContent = '–';
   delete els.connSession.dataset.session;
   let delay = RETRY_MS;
   for (;;) {
     try {
-      const created = await api('POST', '/sessions', { channels: wantedChannels() });
+      const created = await api('POST', 'sessions', { channels: wantedChannels() });
       if (gen !== conn.generation) return;
       clearError(els.appError);
       conn.session = created.session;
@@ -198,7 +203,7 @@ async function openSession(fresh) {
     } catch (err) {
       if (gen !== conn.generation) return;
       showError(els.appError, `cannot open a session: ${errorText(err)}`);
-      if (fresh || conn.es === null) setConn('reconnecting', 'no session');
+      setConn(fresh ? 'reconnecting' : 'connecting', `no session yet, retry in ${delay / 1000} s`);
       await sleep(delay);
       delay = Math.min(delay * 2, RETRY_MAX_MS);
       if (gen !== conn.generation) return;
@@ -212,24 +217,48 @@ function closeStream() {
 }
 
 /** openStream attaches an EventSource to the current session. */
-function openStream(gen) {
+function openStream(gen, delay = RETRY_MS) {
   closeStream();
-  const es = new EventSource('/events?session=' + encodeURIComponent(conn.session));
+  // A new EventSource sends no Last-Event-ID of its own: the page carries
+  // the last id it saw in the URL, so the server resumes the session.
+  let url = 'events?session=' + encodeURIComponent(conn.session);
+  if (conn.lastId !== '') url += '&lastEventId=' + encodeURIComponent(conn.lastId);
+  const es = new EventSource(url);
   conn.es = es;
   const mine = (fn) => (e) => {
-    if (conn.es === es && gen === conn.generation) fn(e);
+    if (conn.es !== es || gen !== conn.generation) return;
+    if (e.lastEventId) conn.lastId = e.lastEventId;
+    fn(e);
   };
+  es.addEventListener('open', mine(() => {
+    delay = RETRY_MS;
+  }));
   es.addEventListener('error', mine(() => {
     if (es.readyState === EventSource.CLOSED) {
-      // The server answered with an error status instead of a stream (404:
-      // it forgot the session; 503: too many streams or shutting down).
-      // EventSource gives up on those, so the page starts a new session, after
-      // the retry delay so a server in trouble is not hammered.
+      // The server answered with an error status instead of a stream, and
+      // EventSource gives up on those. 404 means it forgot the session; 503
+      // (too many streams, shutting down) does not: GET sessions/ID tells
+      // which, after the retry delay so a server in trouble is not hammered.
       closeStream();
-      setConn('reconnecting', 'session lost');
-      bulkLost('the session was lost');
-      sleep(RETRY_MS).then(() => {
-        if (gen === conn.generation) openSession(true);
+      setConn('reconnecting', `stream refused, retry in ${delay / 1000} s`);
+      sleep(delay).then(async () => {
+        if (gen !== conn.generation) return;
+        let alive = false;
+        try {
+          await api('GET', 'sessions/' + encodeURIComponent(conn.session));
+          alive = true;
+        } catch (err) {
+          alive = !(err instanceof APIError && err.status === 404);
+        }
+        if (gen !== conn.generation) return;
+        if (alive) {
+          openStream(gen, Math.min(delay * 2, RETRY_MAX_MS));
+          return;
+        }
+        conn.session = ''; // toggles now change what the next session asks for
+        setConn('reconnecting', 'session lost');
+        bulkLost('the session was lost');
+        openSession(true);
       });
     } else {
       // A network error: EventSource reconnects by itself after the server's
@@ -407,7 +436,7 @@ async function toggleChannel(box) {
   drawToggle(box);
   const gen = conn.generation;
   try {
-    const res = await api('POST', `/sessions/${encodeURIComponent(conn.session)}/channels`, {
+    const res = await api('POST', `sessions/${encodeURIComponent(conn.session)}/channels`, {
       channel: box.name,
       on: want,
     });
@@ -485,7 +514,7 @@ async function sendChat(e) {
   remember('xhrsse.name', name);
   els.chatSend.disabled = true;
   try {
-    await api('POST', `/sessions/${encodeURIComponent(conn.session)}/chat`, { name, text });
+    await api('POST', `sessions/${encodeURIComponent(conn.session)}/chat`, { name, text });
     if (els.chatText.value === text) els.chatText.value = '';
     clearError(els.chatError);
   } catch (err) {
@@ -568,7 +597,7 @@ async function startBulk(e) {
   setBulkStatus('requesting', `requesting ${t.label}…`);
   redraw(drawBulk);
   try {
-    const acc = await api('POST', `/sessions/${encodeURIComponent(conn.session)}/bulk`, body);
+    const acc = await api('POST', `sessions/${encodeURIComponent(conn.session)}/bulk`, body);
     if (bulk !== t || t.done) return;
     t.id = t.id || acc.transfer;
     t.bytes = acc.bytes;
@@ -723,12 +752,19 @@ async function main() {
     openStream(conn.generation);
   });
   window.addEventListener('pagehide', closeStream);
+  window.addEventListener('pageshow', (e) => {
+    // Back from the back/forward cache: the stream was closed on pagehide.
+    if (e.persisted && conn.session) {
+      setConn('reconnecting');
+      openStream(conn.generation);
+    }
+  });
   setConn('connecting');
 
   let delay = RETRY_MS;
   for (;;) {
     try {
-      buildChannels(await api('GET', '/channels'));
+      buildChannels(await api('GET', 'channels'));
       clearError(els.appError);
       break;
     } catch (err) {
@@ -737,7 +773,7 @@ async function main() {
       delay = Math.min(delay * 2, RETRY_MAX_MS);
     }
   }
-  api('GET', '/files').then(addFiles, (err) => showError(els.bulkError, `cannot list files: ${errorText(err)}`));
+  api('GET', 'files').then(addFiles, (err) => showError(els.bulkError, `cannot list files: ${errorText(err)}`));
   // Everything is on at first: the page is a demo of all three channels.
   tuned = new Set(boxes.keys());
   await openSession(false);

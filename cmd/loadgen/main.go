@@ -1,0 +1,100 @@
+// Command loadgen holds N SSE streams against an xhrsse server (or a
+// baseline, see cmd/baseline) on this machine, chats and transfers at a set
+// rate for a bounded time, and reports what arrived and what it cost:
+//
+//	loadgen -url http://127.0.0.1:8080 -n 1000 -duration 20s -chat-rate 1 -pid $(pgrep -n xhrsse-server)
+//
+// It refuses any target that is not loopback and always stops by itself.
+// With -compare it instead reads -json reports (files) and prints them side
+// by side with ratios; with -saturation, the outcome of a rate sweep.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/xhrsse/xhrsse/internal/loadgen"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg      loadgen.Config
+		channels string
+		asJSON   = fs.Bool("json", false, "print the report as JSON instead of a table")
+		compare  = fs.Bool("compare", false, "compare the -json reports named as arguments (medians of repeats, ratios)")
+		saturate = fs.Bool("saturation", false, "summarise a rate sweep from the -json reports named as arguments")
+		refs     = fs.String("ref", "raw,r3labs", "labels the comparison divides by")
+		verbose  = fs.Bool("v", false, "log progress to stderr")
+	)
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "server base URL (loopback only)")
+	fs.StringVar(&cfg.Label, "label", "xhrsse", "name of the server in the report")
+	fs.IntVar(&cfg.Streams, "n", 1000, "streams to open and hold")
+	fs.StringVar(&channels, "channels", "", "comma-separated channels to tune on every stream (default: all the server has)")
+	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "measurement window once every stream is open (the run's hard cap is this plus ramp timeout, drain and 30 s)")
+	fs.DurationVar(&cfg.RampTimeout, "ramp-timeout", 60*time.Second, "longest time to open the streams")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "streams opened at once")
+	fs.Float64Var(&cfg.ChatRate, "chat-rate", 1, "chat messages a second during the window (0: none)")
+	fs.Int64Var(&cfg.BulkBytes, "bulk-bytes", 0, "size of the bulk transfers made one after another during the window (0: none)")
+	fs.StringVar(&cfg.BulkVia, "bulk-via", loadgen.BulkSSE, `"sse" (POST /sessions/ID/bulk) or "get" (GET /debug/blob, raw baseline only)`)
+	fs.IntVar(&cfg.PID, "pid", 0, "server process id, to report its CPU and memory")
+	fs.IntVar(&cfg.LocalAddrs, "local-addrs", 4, "spread source addresses over 127.0.0.1 … 127.0.0.K")
+	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "longest wait after the window for chats in flight")
+	fs.Float64Var(&cfg.KeepUp, "keep-up", 0.95, "fraction of expected ticks that must arrive to count as keeping up")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	refList := strings.Split(*refs, ",")
+	if *compare || *saturate {
+		reports, err := loadgen.ReadReports(fs.Args()...)
+		if err != nil {
+			return err
+		}
+		if len(reports) == 0 {
+			return fmt.Errorf("no reports given")
+		}
+		if *saturate {
+			return loadgen.WriteSaturation(stdout, reports, refList)
+		}
+		return loadgen.WriteComparison(stdout, reports, refList)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if channels != "" {
+		cfg.Channels = strings.Split(channels, ",")
+	}
+	if *verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return rep.WriteText(stdout)
+}

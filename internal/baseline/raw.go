@@ -1,0 +1,231 @@
+package baseline
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+)
+
+// rawQueue is each subscriber's buffered channel. A publisher never blocks:
+// when the queue is full the event is dropped, and since its id was already
+// taken the client sees a hole in the ids (the load generator counts it).
+const rawQueue = 1024
+
+// Raw is the minimal net/http SSE broadcaster: a mutex-protected map of
+// subscribers, each with a buffered channel; publishers encode an event once
+// and send it to every channel under the mutex; each /events handler is one
+// goroutine that writes and flushes one event at a time. Nothing clever.
+type Raw struct {
+	ch     *channelSet
+	mux    *http.ServeMux
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // tickers and handlers
+
+	mu     sync.Mutex
+	subs   map[string]*rawSub // by session id; guarded by mu
+	chatID int64              // guarded by mu
+	closed bool               // guarded by mu
+}
+
+type rawSub struct {
+	tuned    uint64 // channel bits
+	ch       chan rawMsg
+	next     uint64 // last id given out; guarded by Raw.mu
+	attached bool   // guarded by Raw.mu
+}
+
+type rawMsg struct {
+	id   uint64
+	body []byte // "event: …\ndata: …\n\n", shared by every subscriber
+}
+
+// NewRaw starts a raw baseline with the given channels (the defaults when
+// empty).
+func NewRaw(channels ...broadcast.ChannelConfig) (*Raw, error) {
+	cs, err := newChannelSet(channels)
+	if err != nil {
+		return nil, err
+	}
+	b := &Raw{ch: cs, mux: http.NewServeMux(), subs: map[string]*rawSub{}}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.mux.HandleFunc("GET /channels", cs.serveChannels)
+	b.mux.HandleFunc("POST /sessions", b.createSession)
+	b.mux.HandleFunc("GET /events", b.events)
+	b.mux.HandleFunc("POST /sessions/{id}/chat", b.chat)
+	b.mux.HandleFunc("GET /debug/blob", serveBlob)
+	cs.run(b.ctx, &b.wg, b.tick)
+	return b, nil
+}
+
+func (b *Raw) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.mux.ServeHTTP(w, r) }
+
+// Close stops the tickers and ends every stream.
+func (b *Raw) Close() {
+	b.mu.Lock()
+	b.closed = true // no handler joins b.wg from now on
+	b.mu.Unlock()
+	b.cancel()
+	b.wg.Wait()
+}
+
+func (b *Raw) tick(index int, data []byte) {
+	body, _ := protocol.AppendBody(nil, b.ch.cfgs[index].Name, data)
+	bit := uint64(1) << index
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.subs {
+		if s.tuned&bit != 0 {
+			b.sendLocked(s, body)
+		}
+	}
+}
+
+// sendLocked queues body for s without blocking. b.mu must be held.
+func (b *Raw) sendLocked(s *rawSub, body []byte) {
+	s.next++
+	select {
+	case s.ch <- rawMsg{id: s.next, body: body}:
+	default: // full: dropped, and the id shows it
+	}
+}
+
+func (b *Raw) createSession(w http.ResponseWriter, r *http.Request) {
+	var req protocol.CreateSession
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	mask, err := b.ch.mask(req.Channels)
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	id := newID()
+	b.mu.Lock()
+	b.subs[id] = &rawSub{tuned: mask, ch: make(chan rawMsg, rawQueue)}
+	b.mu.Unlock()
+	writeJSON(w, http.StatusCreated, protocol.SessionCreated{Session: id, Channels: b.ch.names(mask), Events: "/events?session=" + id})
+}
+
+func (b *Raw) chat(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	b.mu.Lock()
+	_, ok := b.subs[id]
+	b.chatID++
+	n := b.chatID
+	b.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown session")
+		return
+	}
+	data, err := chatData(r, n)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	body, _ := protocol.AppendBody(nil, protocol.EventChat, data)
+	b.mu.Lock()
+	for _, s := range b.subs {
+		b.sendLocked(s, body)
+	}
+	b.mu.Unlock()
+	writeJSON(w, http.StatusAccepted, protocol.ChatAccepted{ID: n})
+}
+
+// events streams a session: one goroutine (this handler), one write and one
+// flush per event. The session ends with its stream.
+func (b *Raw) events(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("session")
+	b.mu.Lock()
+	s, ok := b.subs[id]
+	busy := ok && s.attached
+	if ok && !busy && !b.closed {
+		s.attached = true
+		b.wg.Add(1)
+	}
+	closed := b.closed
+	b.mu.Unlock()
+	switch {
+	case !ok:
+		writeError(w, http.StatusNotFound, "unknown session")
+		return
+	case busy:
+		writeError(w, http.StatusConflict, "session already has a stream")
+		return
+	case closed:
+		writeError(w, http.StatusServiceUnavailable, "shutting down")
+		return
+	}
+	defer b.wg.Done()
+	defer func() {
+		b.mu.Lock()
+		delete(b.subs, id)
+		b.mu.Unlock()
+	}()
+
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "streaming unsupported")
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	data, _ := json.Marshal(protocol.SessionEvent{Session: id, Channels: b.ch.names(s.tuned)})
+	buf := protocol.AppendRetry(nil, protocol.RetryMillis)
+	buf, _ = protocol.AppendEvent(buf, 0, protocol.EventSession, data)
+	if _, err := w.Write(buf); err != nil {
+		return
+	}
+	flusher.Flush()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-b.ctx.Done():
+			return
+		case m := <-s.ch:
+			buf = protocol.AppendID(buf[:0], m.id)
+			buf = append(buf, m.body...)
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			flusher.Flush()
+		}
+	}
+}
+
+// maxBlob bounds GET /debug/blob.
+const maxBlob = 1 << 30
+
+// serveBlob answers GET /debug/blob?bytes=N with N pseudo-random bytes, made
+// the way xhrsse makes a generated bulk transfer (ChaCha8, 48 KiB at a time),
+// as one plain HTTP response: the yardstick for bulk over SSE.
+func serveBlob(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.ParseInt(r.URL.Query().Get("bytes"), 10, 64)
+	if err != nil || n < 0 || n > maxBlob {
+		writeError(w, http.StatusBadRequest, "bytes must be 0 … 1 GiB")
+		return
+	}
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], rand.Uint64())
+	gen := rand.NewChaCha8(seed)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+	buf := make([]byte, protocol.BulkChunkSize)
+	for n > 0 {
+		p := buf[:min(int64(len(buf)), n)]
+		_, _ = gen.Read(p)
+		if _, err := w.Write(p); err != nil {
+			return
+		}
+		n -= int64(len(p))
+	}
+}

@@ -1,0 +1,130 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// A Report is the outcome of one run. Rates are over the measurement window,
+// after every stream was open. MB are 10^6 bytes.
+type Report struct {
+	Label     string    `json:"label"`
+	Target    string    `json:"target"`
+	StartedAt time.Time `json:"started_at"`
+	Wanted    int       `json:"streams_wanted"`
+	Channels  []string  `json:"channels"`
+	TickRate  float64   `json:"tick_rate_per_stream"` // sum of the tuned channels' rates
+	ChatRate  float64   `json:"chat_rate"`
+	Ramp      float64   `json:"ramp_s"`   // from the start until every stream was open
+	Window    float64   `json:"window_s"` // the measurement window
+
+	Opened           int            `json:"streams_opened"`
+	Held             int            `json:"streams_held"` // still open at the end of the window
+	ConnectErrors    int            `json:"connect_errors"`
+	LastConnectError string         `json:"last_connect_error,omitempty"`
+	Drops            int            `json:"drops"` // streams that ended before the run did
+	DropReasons      map[string]int `json:"drop_reasons,omitempty"`
+
+	Events        int64   `json:"events"`
+	EventsPerSec  float64 `json:"events_per_s"`
+	Bytes         int64   `json:"bytes"`
+	MBPerSec      float64 `json:"mb_per_s"`
+	Ticks         int64   `json:"ticks"`
+	ExpectedTicks float64 `json:"expected_ticks"`
+	Delivered     float64 `json:"delivered"` // Ticks / ExpectedTicks
+
+	Chat ChatReport  `json:"chat"`
+	IDs  IDStats     `json:"ids"`
+	Bulk *BulkReport `json:"bulk,omitempty"`
+
+	Server    *ProcReport `json:"server,omitempty"`
+	Loadgen   ProcReport  `json:"loadgen"`
+	LoadAvg   [2]float64  `json:"load_avg"` // one-minute load average at start and end
+	FileLimit uint64      `json:"file_limit"`
+
+	// KeptUp: every stream held, no connect error, no drop, no gap,
+	// duplicate or reordering, and at least the KeepUp fraction of the
+	// expected ticks delivered.
+	KeptUp bool `json:"kept_up"`
+}
+
+// ChatReport covers the chat messages posted during the window.
+type ChatReport struct {
+	Sent       int64          `json:"sent"`
+	Failed     int64          `json:"failed"`
+	LastError  string         `json:"last_error,omitempty"`
+	Deliveries int64          `json:"deliveries"` // (message, stream) pairs received
+	Expected   int64          `json:"expected"`   // sent × streams held
+	Unmatched  int64          `json:"unmatched"`  // live chats not from this run
+	Latency    LatencySummary `json:"latency"`    // from just before the POST to receipt
+}
+
+// ProcReport is a process's cost during the window.
+type ProcReport struct {
+	PID          int     `json:"pid,omitempty"`
+	CPUPercent   float64 `json:"cpu_percent"` // of one core, over the window
+	RSSBeforeKiB int64   `json:"rss_before_kib,omitempty"`
+	RSSStartKiB  int64   `json:"rss_start_kib"`
+	RSSEndKiB    int64   `json:"rss_end_kib"`
+	// KiBPerStream is (RSS at the end of the window - RSS before the
+	// ramp) / streams held.
+	KiBPerStream float64 `json:"kib_per_stream,omitempty"`
+}
+
+// WriteText writes the report as a small human-readable table.
+func (r *Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	p := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
+	p("server", "%s at %s", r.Label, r.Target)
+	p("run", "N=%d, channels %s (%.4g ticks/s each stream), chat %.4g/s, ramp %.1f s, window %.1f s",
+		r.Wanted, strings.Join(r.Channels, ","), r.TickRate, r.ChatRate, r.Ramp, r.Window)
+	p("streams", "%d held of %d wanted (%d opened), %d connect errors, %d drops%s",
+		r.Held, r.Wanted, r.Opened, r.ConnectErrors, r.Drops, reasons(r.DropReasons))
+	if r.LastConnectError != "" {
+		p("", "last connect error: %s", r.LastConnectError)
+	}
+	p("events", "%d (%.0f/s, %.2f MB/s); ticks %d = %.1f%% of expected", r.Events, r.EventsPerSec, r.MBPerSec, r.Ticks, 100*r.Delivered)
+	if r.ChatRate > 0 {
+		c := r.Chat
+		p("chat", "%d sent, %d failed; delivered %d of %d; latency p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)",
+			c.Sent, c.Failed, c.Deliveries, c.Expected, c.Latency.P50, c.Latency.P99, c.Latency.Max, c.Latency.Count)
+		if c.LastError != "" {
+			p("", "last chat error: %s", c.LastError)
+		}
+	}
+	ids := r.IDs
+	p("ids", "%d gaps (%d ids missing), %d duplicates, %d out of order, %d gap events (%d missed), %d without id",
+		ids.Gaps, ids.Missing, ids.Duplicates, ids.OutOfOrder, ids.ServerGaps, ids.ServerMissed, ids.NoID)
+	if b := r.Bulk; b != nil {
+		p("bulk", "via %s: %d transfers of %d bytes, %.1f MB/s, %d errors, %d corrupt", b.Via, b.Transfers, b.Size, b.MBPerSec, b.Errors, b.Corrupt)
+		if b.LastError != "" {
+			p("", "last bulk error: %s", b.LastError)
+		}
+	}
+	if s := r.Server; s != nil {
+		p("server process", "pid %d: CPU %.1f%% of a core; RSS %.1f MiB before, %.1f at window start, %.1f at end; %.1f KiB/stream",
+			s.PID, s.CPUPercent, mib(s.RSSBeforeKiB), mib(s.RSSStartKiB), mib(s.RSSEndKiB), s.KiBPerStream)
+	}
+	p("loadgen process", "CPU %.1f%% of a core; RSS %.1f MiB", r.Loadgen.CPUPercent, mib(r.Loadgen.RSSEndKiB))
+	p("load average", "%.2f at start, %.2f at end; file limit %d", r.LoadAvg[0], r.LoadAvg[1], r.FileLimit)
+	p("kept up", "%v", r.KeptUp)
+	return tw.Flush()
+}
+
+func reasons(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func mib(kib int64) float64 { return float64(kib) / 1024 }

@@ -1,0 +1,343 @@
+package loadgen
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+)
+
+// Run performs one load run and reports it. It opens cfg.Streams streams
+// (ramp), measures for cfg.Duration while chatting and transferring (window),
+// waits up to cfg.Drain for chats in flight, then closes everything. It
+// returns an error only when the run could not start (bad configuration,
+// server unreachable); failures during the run are counted in the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	u, err := CheckLoopback(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.hardCap())
+	defer cancel()
+	log := cfg.Logger
+
+	transport := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		MaxConnsPerHost:     cfg.Concurrency + 16,
+		MaxIdleConns:        cfg.Concurrency + 16,
+		MaxIdleConnsPerHost: cfg.Concurrency + 16,
+		IdleConnTimeout:     30 * time.Second,
+		DisableCompression:  true,
+	}
+	defer transport.CloseIdleConnections()
+	hc := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	base := "http://" + u.Host
+
+	chans, err := fetchChannels(ctx, hc, base)
+	if err != nil {
+		return nil, err
+	}
+	tuned, rateSum, err := pickChannels(chans, cfg.Channels)
+	if err != nil {
+		return nil, err
+	}
+
+	rep := &Report{
+		Label: cfg.Label, Target: base, Wanted: cfg.Streams, Channels: tuned,
+		TickRate: rateSum, ChatRate: cfg.ChatRate, StartedAt: time.Now().UTC(),
+	}
+	rep.FileLimit, _ = RaiseFileLimit()
+	rep.LoadAvg[0] = LoadAvg()
+	var srvBefore ProcSample
+	if cfg.PID > 0 {
+		if srvBefore, err = ReadProc(cfg.PID); err != nil {
+			return nil, err
+		}
+	}
+
+	clock := time.Now()
+	var chat *chatLog
+	if cfg.ChatRate > 0 {
+		capacity := int(math.Ceil(cfg.ChatRate*cfg.Duration.Seconds())) + 16
+		chat = newChatLog(randomID(), clock, capacity)
+	}
+	op := &opener{
+		base: base, host: u.Host, hc: hc, chat: chat, clock: clock,
+		dialer: dialers(u.Hostname(), cfg.LocalAddrs),
+	}
+
+	// Ramp: open the streams, cfg.Concurrency at a time.
+	streamsCtx, stopStreams := context.WithCancel(ctx)
+	defer stopStreams()
+	var readers sync.WaitGroup
+	streams, connErrs, lastConnErr := ramp(ctx, &cfg, op, tuned, streamsCtx, &readers)
+	rep.Opened = len(streams)
+	rep.ConnectErrors = connErrs
+	rep.LastConnectError = lastConnErr
+	rep.Ramp = time.Since(clock).Seconds()
+	log.Info("ramp done", "label", cfg.Label, "opened", len(streams), "errors", connErrs, "took", time.Since(clock).Round(time.Millisecond))
+
+	var bulkStream *stream
+	if cfg.BulkBytes > 0 && cfg.BulkVia == BulkSSE {
+		bulkStream, err = op.open(ctx, cfg.Streams, []string{})
+		if err != nil {
+			rep.Bulk = &BulkReport{Via: BulkSSE, Size: cfg.BulkBytes, Errors: 1, LastError: err.Error()}
+		} else {
+			bulkStream.bulk = newBulkReceiver()
+			bulkStream.chat = nil
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				bulkStream.run(streamsCtx)
+			}()
+		}
+	}
+
+	// Window: measure while chatting and transferring.
+	startEv, startBytes, startTicks, alive := sums(streams)
+	var srvStart, selfStart ProcSample
+	if cfg.PID > 0 {
+		srvStart, _ = ReadProc(cfg.PID)
+	}
+	selfStart, _ = ReadProc(0)
+	t0 := time.Now()
+	windowCtx, endWindow := context.WithTimeout(ctx, cfg.Duration)
+	defer endWindow()
+	var (
+		side     sync.WaitGroup
+		chatRes  chatResult
+		bulkRes  BulkReport
+		chatters []string
+	)
+	if chat != nil && len(streams) > 0 {
+		for _, st := range streams[:min(chatSenders(cfg.ChatRate), len(streams))] {
+			chatters = append(chatters, st.session)
+		}
+		side.Go(func() { chatRes = sendChats(windowCtx, ctx, hc, base, chatters, cfg.ChatRate, chat) })
+	}
+	switch {
+	case cfg.BulkBytes > 0 && cfg.BulkVia == BulkGet:
+		side.Go(func() { bulkRes = runBulkGet(windowCtx, hc, base, cfg.BulkBytes) })
+	case bulkStream != nil:
+		side.Go(func() { bulkRes = runBulkSSE(windowCtx, hc, base, bulkStream, cfg.BulkBytes, clock) })
+	}
+	<-windowCtx.Done()
+	window := time.Since(t0)
+	endEv, endBytes, endTicks, _ := sums(streams)
+	if cfg.PID > 0 {
+		if srvEnd, err := ReadProc(cfg.PID); err == nil {
+			rep.Server = &ProcReport{
+				PID: cfg.PID, CPUPercent: CPUPercent(srvStart, srvEnd),
+				RSSBeforeKiB: srvBefore.RSSKiB, RSSStartKiB: srvStart.RSSKiB, RSSEndKiB: srvEnd.RSSKiB,
+			}
+		}
+	}
+	if selfEnd, err := ReadProc(0); err == nil {
+		rep.Loadgen = ProcReport{CPUPercent: CPUPercent(selfStart, selfEnd), RSSStartKiB: selfStart.RSSKiB, RSSEndKiB: selfEnd.RSSKiB}
+	}
+	held := 0
+	for _, st := range streams {
+		if !st.ended.Load() {
+			held++
+		}
+	}
+	side.Wait()
+	log.Info("window done", "label", cfg.Label, "held", held, "chats", chatRes.sent)
+
+	// Drain: let chats in flight reach every stream still open.
+	want := chatRes.sent * int64(held)
+	drainUntil := time.Now().Add(cfg.Drain)
+	for time.Now().Before(drainUntil) && ctx.Err() == nil {
+		var got int64
+		for _, st := range streams {
+			got += st.chatRecv.Load()
+		}
+		if got >= want {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopStreams()
+	readers.Wait()
+
+	// Account.
+	rep.Window = window.Seconds()
+	rep.Held = held
+	rep.Events = endEv - startEv
+	rep.Bytes = endBytes - startBytes
+	rep.EventsPerSec = float64(rep.Events) / window.Seconds()
+	rep.MBPerSec = float64(rep.Bytes) / 1e6 / window.Seconds()
+	rep.Ticks = endTicks - startTicks
+	rep.ExpectedTicks = float64(alive) * rateSum * window.Seconds()
+	if rep.ExpectedTicks > 0 {
+		rep.Delivered = float64(rep.Ticks) / rep.ExpectedTicks
+	}
+	var lat Latencies
+	for _, st := range streams {
+		lat.Merge(&st.lat)
+		rep.IDs.add(st.ids.stats)
+		rep.Chat.Unmatched += st.unmatched
+		rep.Chat.Deliveries += st.chatRecv.Load()
+		if st.endReason != "" {
+			rep.Drops++
+			if rep.DropReasons == nil {
+				rep.DropReasons = map[string]int{}
+			}
+			rep.DropReasons[st.endReason]++
+		}
+	}
+	rep.Chat.Sent, rep.Chat.Failed, rep.Chat.LastError = chatRes.sent, chatRes.failed, chatRes.lastErr
+	rep.Chat.Expected = want
+	rep.Chat.Latency = lat.Summary()
+	if cfg.BulkBytes > 0 && rep.Bulk == nil {
+		rep.Bulk = &bulkRes
+	}
+	if rep.Server != nil && held > 0 {
+		rep.Server.KiBPerStream = float64(rep.Server.RSSEndKiB-rep.Server.RSSBeforeKiB) / float64(held)
+	}
+	rep.LoadAvg[1] = LoadAvg()
+	rep.KeptUp = rep.Held == cfg.Streams && rep.ConnectErrors == 0 && rep.Drops == 0 &&
+		rep.IDs.Clean() && rep.Delivered >= cfg.KeepUp
+	return rep, nil
+}
+
+// ramp opens the streams and starts their readers (under readers, stopped by
+// streamsCtx). It returns the streams that opened, in order.
+func ramp(ctx context.Context, cfg *Config, op *opener, channels []string, streamsCtx context.Context, readers *sync.WaitGroup) ([]*stream, int, string) {
+	rampCtx, cancel := context.WithTimeout(ctx, cfg.RampTimeout)
+	defer cancel()
+	var (
+		next    atomic.Int64
+		mu      sync.Mutex
+		opened  = make([]*stream, cfg.Streams)
+		errs    int
+		lastErr string
+		workers sync.WaitGroup
+	)
+	for range min(cfg.Concurrency, cfg.Streams) {
+		workers.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.Streams || rampCtx.Err() != nil {
+					return
+				}
+				st, err := op.open(rampCtx, i, channels)
+				if err != nil {
+					mu.Lock()
+					errs++
+					lastErr = err.Error()
+					mu.Unlock()
+					continue
+				}
+				opened[i] = st
+				readers.Go(func() { st.run(streamsCtx) })
+			}
+		})
+	}
+	workers.Wait()
+	streams := slices.DeleteFunc(opened, func(st *stream) bool { return st == nil })
+	if n := cfg.Streams - len(streams) - errs; n > 0 {
+		errs += n // never attempted: the ramp ran out of time
+		lastErr = fmt.Sprintf("ramp timeout after %v", cfg.RampTimeout)
+	}
+	return streams, errs, lastErr
+}
+
+// sums adds up the streams' counters; alive counts those still open.
+func sums(streams []*stream) (events, bytes, ticks int64, alive int) {
+	for _, st := range streams {
+		events += st.events.Load()
+		bytes += st.bytes.Load()
+		ticks += st.ticks.Load()
+		if !st.ended.Load() {
+			alive++
+		}
+	}
+	return
+}
+
+// dialers returns the dialer of stream i: for an IPv4 loopback target, its
+// source address is 127.0.0.(1 + i mod n).
+func dialers(host string, n int) func(i int) *net.Dialer {
+	ip := net.ParseIP(host)
+	if host == "localhost" || ip == nil || ip.To4() == nil || n <= 1 {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		return func(int) *net.Dialer { return d }
+	}
+	ds := make([]*net.Dialer, n)
+	for k := range ds {
+		ds[k] = &net.Dialer{
+			Timeout:   10 * time.Second,
+			LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+k))},
+		}
+	}
+	return func(i int) *net.Dialer { return ds[i%n] }
+}
+
+func fetchChannels(ctx context.Context, hc *http.Client, base string) ([]protocol.Channel, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/channels", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: GET /channels: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: GET /channels: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("loadgen: GET /channels: %s", resp.Status)
+	}
+	var cs []protocol.Channel
+	if err := json.Unmarshal(body, &cs); err != nil {
+		return nil, fmt.Errorf("loadgen: GET /channels: %w", err)
+	}
+	return cs, nil
+}
+
+// pickChannels checks the wanted channels against the server's (all of them
+// when want is nil) and sums their tick rates.
+func pickChannels(have []protocol.Channel, want []string) ([]string, float64, error) {
+	rates := map[string]float64{}
+	var all []string
+	for _, c := range have {
+		rates[c.Name] = c.Rate
+		all = append(all, c.Name)
+	}
+	if want == nil {
+		want = all
+	}
+	var sum float64
+	for _, n := range want {
+		r, ok := rates[n]
+		if !ok {
+			return nil, 0, fmt.Errorf("loadgen: the server has no channel %q (it has %s)", n, strings.Join(all, ", "))
+		}
+		sum += r
+	}
+	return want, sum, nil
+}
+
+func randomID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
