@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,7 +26,9 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Stderr); errors.Is(err, flag.ErrHelp) {
+		return
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)
 		os.Exit(1)
 	}
@@ -62,6 +65,9 @@ func run(args []string, stderr *os.File) error {
 		flushEvery  = fs.Duration("flush-interval", 0, "wait this long after an event before writing, to batch writes (0: at once)")
 		shutdownTO  = fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for streams and requests")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		tlsCert     = fs.String("tls-cert", "", "serve HTTPS (and HTTP/2) with this certificate file (PEM); needs -tls-key")
+		tlsKey      = fs.String("tls-key", "", "the private key file (PEM) for -tls-cert")
+		selfSigned  = fs.Bool("tls-self-signed", false, "serve HTTPS (and HTTP/2) with a new self-signed certificate for localhost, printing its fingerprint")
 		pprofAddr   = fs.String("pprof", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); off when empty")
 		origins     listFlag
 	)
@@ -85,6 +91,9 @@ func run(args []string, stderr *os.File) error {
 
 	channels := make([]broadcast.ChannelConfig, len(defaults))
 	for i, c := range defaults {
+		if *rates[i] <= 0 {
+			return fmt.Errorf("-rate-%s %v: must be positive", c.Name, *rates[i])
+		}
 		c.Rate = *rates[i]
 		if *chars[i] != "" {
 			rs, err := broadcast.ParseRepertoire(*chars[i])
@@ -127,6 +136,32 @@ func run(args []string, stderr *os.File) error {
 	}
 	srv := server.HTTPServer(api, hub)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	scheme := "http"
+	switch {
+	case *selfSigned && (*tlsCert != "" || *tlsKey != ""):
+		ln.Close()
+		hub.Close(context.Background())
+		return errors.New("-tls-self-signed and -tls-cert/-tls-key exclude each other")
+	case *selfSigned:
+		cert, fp, err := server.SelfSigned("localhost", "127.0.0.1", "::1")
+		if err != nil {
+			ln.Close()
+			hub.Close(context.Background())
+			return err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		log.Info("self-signed certificate", "sha256", fp)
+		scheme = "https"
+	case *tlsCert != "" || *tlsKey != "":
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			ln.Close()
+			hub.Close(context.Background())
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		scheme = "https"
+	}
 
 	if *pprofAddr != "" {
 		pln, err := net.Listen("tcp", *pprofAddr)
@@ -144,8 +179,16 @@ func run(args []string, stderr *os.File) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "url", "http://"+ln.Addr().String()+"/", "channels", len(channels))
+	go func() {
+		if srv.TLSConfig != nil {
+			// ServeTLS turns on HTTP/2: every stream and POST of a browser
+			// then shares one connection, past the 6-per-host limit of HTTP/1.1.
+			served <- srv.ServeTLS(ln, "", "")
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	log.Info("listening", "url", scheme+"://"+ln.Addr().String()+"/", "channels", len(channels))
 
 	select {
 	case err := <-served:

@@ -74,8 +74,10 @@ func run(args []string, stderr io.Writer) int {
 
 	// The program has stopped: end the stream and wait for its goroutines,
 	// so that no write to a bulk file races its close.
+	logger.Debug("tui: program stopped", "err", runErr)
 	cancel()
 	ts.Close()
+	logger.Debug("tui: stream stopped")
 	m.close()
 	cl.CloseIdleConnections()
 

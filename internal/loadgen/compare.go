@@ -93,6 +93,12 @@ var figures = []figure{
 		return r.Bulk.MBPerSec, true
 	}},
 	{name: "loadgen CPU", unit: "% core", get: func(r *Report) (float64, bool) { return r.Loadgen.CPUPercent, true }},
+	{name: "other processes' CPU", unit: "% core", get: func(r *Report) (float64, bool) {
+		if r.Server == nil || r.MachineCPU == 0 {
+			return 0, false
+		}
+		return r.MachineCPU - r.Server.CPUPercent - r.Loadgen.CPUPercent, true
+	}},
 	{name: "load average", get: func(r *Report) (float64, bool) { return (r.LoadAvg[0] + r.LoadAvg[1]) / 2, r.LoadAvg[0] >= 0 }},
 }
 
@@ -200,7 +206,7 @@ func WriteComparison(w io.Writer, reports []*Report, refs []string) error {
 		for _, p := range pairs {
 			a, okA := vals[p[0]]
 			b, okB := vals[p[1]]
-			if !okA || !okB || b == 0 || f.worst || f.name == "load average" || f.name == "loadgen CPU" {
+			if !okA || !okB || b == 0 || f.worst || f.name == "load average" || f.name == "loadgen CPU" || strings.HasPrefix(f.name, "other") {
 				row = append(row, "")
 				continue
 			}

@@ -110,3 +110,53 @@ func LoadAvg() float64 {
 	}
 	return v
 }
+
+// MachineSample is one reading of the whole machine's CPU time (all cores).
+type MachineSample struct {
+	At         time.Time
+	Busy, Idle time.Duration // idle includes iowait
+}
+
+// ReadMachine samples the first line of /proc/stat.
+func ReadMachine() (MachineSample, error) {
+	now := time.Now()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineSample{}, fmt.Errorf("loadgen: read machine cpu: %w", err)
+	}
+	return parseMachine(b, now)
+}
+
+func parseMachine(stat []byte, at time.Time) (MachineSample, error) {
+	line, _, _ := strings.Cut(string(stat), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return MachineSample{}, fmt.Errorf("loadgen: /proc/stat: bad first line %q", line)
+	}
+	s := MachineSample{At: at}
+	// user nice system idle iowait irq softirq steal (guest time is
+	// already counted in user).
+	for i, v := range f[1:min(len(f), 9)] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return MachineSample{}, fmt.Errorf("loadgen: /proc/stat: %q", v)
+		}
+		d := time.Duration(n) * time.Second / clockTicks
+		if i == 3 || i == 4 {
+			s.Idle += d
+		} else {
+			s.Busy += d
+		}
+	}
+	return s, nil
+}
+
+// MachineBusy is the CPU the whole machine used between two samples, as a
+// percentage of one core (200 is two cores fully busy).
+func MachineBusy(a, b MachineSample) float64 {
+	wall := b.At.Sub(a.At)
+	if wall <= 0 {
+		return 0
+	}
+	return 100 * float64(b.Busy-a.Busy) / float64(wall)
+}

@@ -66,3 +66,25 @@ func TestCPUPercent(t *testing.T) {
 		t.Errorf("CPUPercent over no time = %v, want 0", got)
 	}
 }
+
+func TestParseMachine(t *testing.T) {
+	t0 := time.Now()
+	a, err := parseMachine([]byte("cpu  100 0 50 1000 20 5 5 0 0 0\ncpu0 1 2 3 4\n"), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := parseMachine([]byte("cpu  250 0 100 1100 40 10 10 0 0 0\n"), t0.Add(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Busy went from 160 to 370 ticks: 2.1 s of CPU in 2 s.
+	if got := MachineBusy(a, b); got < 104.9 || got > 105.1 {
+		t.Errorf("MachineBusy = %v, want 105", got)
+	}
+	if _, err := parseMachine([]byte("intr 1 2\n"), t0); err == nil {
+		t.Error("bad /proc/stat: no error")
+	}
+	if _, err := ReadMachine(); err != nil {
+		t.Error(err)
+	}
+}

@@ -42,10 +42,13 @@ type Report struct {
 	IDs  IDStats     `json:"ids"`
 	Bulk *BulkReport `json:"bulk,omitempty"`
 
-	Server    *ProcReport `json:"server,omitempty"`
-	Loadgen   ProcReport  `json:"loadgen"`
-	LoadAvg   [2]float64  `json:"load_avg"` // one-minute load average at start and end
-	FileLimit uint64      `json:"file_limit"`
+	Server  *ProcReport `json:"server,omitempty"`
+	Loadgen ProcReport  `json:"loadgen"`
+	LoadAvg [2]float64  `json:"load_avg"` // one-minute load average at start and end
+	// MachineCPU is what the whole machine used during the window, in % of
+	// one core: minus the server and the load generator, the noise.
+	MachineCPU float64 `json:"machine_cpu_percent"`
+	FileLimit  uint64  `json:"file_limit"`
 
 	// KeptUp: every stream held, no connect error, no drop, no gap,
 	// duplicate or reordering, and at least the KeepUp fraction of the
@@ -111,7 +114,12 @@ func (r *Report) WriteText(w io.Writer) error {
 			s.PID, s.CPUPercent, mib(s.RSSBeforeKiB), mib(s.RSSStartKiB), mib(s.RSSEndKiB), s.KiBPerStream)
 	}
 	p("loadgen process", "CPU %.1f%% of a core; RSS %.1f MiB", r.Loadgen.CPUPercent, mib(r.Loadgen.RSSEndKiB))
-	p("load average", "%.2f at start, %.2f at end; file limit %d", r.LoadAvg[0], r.LoadAvg[1], r.FileLimit)
+	other := r.MachineCPU - r.Loadgen.CPUPercent
+	if r.Server != nil {
+		other -= r.Server.CPUPercent
+	}
+	p("machine", "CPU %.1f%% of a core in all (%.1f%% other processes); load average %.2f at start, %.2f at end; file limit %d",
+		r.MachineCPU, other, r.LoadAvg[0], r.LoadAvg[1], r.FileLimit)
 	p("kept up", "%v", r.KeptUp)
 	return tw.Flush()
 }

@@ -115,6 +115,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		srvStart, _ = ReadProc(cfg.PID)
 	}
 	selfStart, _ = ReadProc(0)
+	machStart, machErr := ReadMachine()
 	t0 := time.Now()
 	windowCtx, endWindow := context.WithTimeout(ctx, cfg.Duration)
 	defer endWindow()
@@ -146,6 +147,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				RSSBeforeKiB: srvBefore.RSSKiB, RSSStartKiB: srvStart.RSSKiB, RSSEndKiB: srvEnd.RSSKiB,
 			}
 		}
+	}
+	if machEnd, err := ReadMachine(); err == nil && machErr == nil {
+		rep.MachineCPU = MachineBusy(machStart, machEnd)
 	}
 	if selfEnd, err := ReadProc(0); err == nil {
 		rep.Loadgen = ProcReport{CPUPercent: CPUPercent(selfStart, selfEnd), RSSStartKiB: selfStart.RSSKiB, RSSEndKiB: selfEnd.RSSKiB}

@@ -4,6 +4,8 @@ package testserver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -16,9 +18,13 @@ import (
 
 // A Server is a running test server.
 type Server struct {
-	URL  string // "http://127.0.0.1:PORT"
+	URL  string // "http://127.0.0.1:PORT" ("https://…" from StartTLS)
 	Addr string // "127.0.0.1:PORT"
 	Hub  *broadcast.Hub
+	// Cert is the self-signed certificate of a StartTLS server, nil otherwise.
+	Cert *x509.Certificate
+	// Fingerprint is Cert's SHA-256, as cmd/server -tls-self-signed prints it.
+	Fingerprint string
 
 	srv  *http.Server
 	done chan struct{}
@@ -43,6 +49,30 @@ func StartConfig(t testing.TB, cfg server.Config, opts ...broadcast.Option) *Ser
 // StartAt is StartConfig on a given address, e.g. the Addr of a server that
 // was closed, to test a restart.
 func StartAt(t testing.TB, addr string, cfg server.Config, opts ...broadcast.Option) *Server {
+	t.Helper()
+	return start(t, addr, false, cfg, opts...)
+}
+
+// StartTLS is StartConfig over HTTPS with a self-signed certificate for
+// 127.0.0.1, so HTTP/2 is on; Client trusts it.
+func StartTLS(t testing.TB, cfg server.Config, opts ...broadcast.Option) *Server {
+	t.Helper()
+	return start(t, "127.0.0.1:0", true, cfg, opts...)
+}
+
+// Client returns an HTTP client for the server: for a StartTLS server it
+// trusts the certificate and speaks HTTP/2.
+func (s *Server) Client() *http.Client {
+	if s.Cert == nil {
+		return &http.Client{}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(s.Cert)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	return &http.Client{Transport: tr}
+}
+
+func start(t testing.TB, addr string, useTLS bool, cfg server.Config, opts ...broadcast.Option) *Server {
 	t.Helper()
 	var ln net.Listener
 	var err error
@@ -71,9 +101,26 @@ func StartAt(t testing.TB, addr string, cfg server.Config, opts ...broadcast.Opt
 		srv:  server.HTTPServer(api, hub),
 		done: make(chan struct{}),
 	}
+	if useTLS {
+		cert, fp, err := server.SelfSigned("127.0.0.1", "localhost")
+		if err != nil {
+			ln.Close()
+			hub.Close(context.Background())
+			t.Fatalf("testserver: %v", err)
+		}
+		s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		s.Cert, s.Fingerprint = cert.Leaf, fp
+		s.URL = "https://" + s.Addr
+	}
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if useTLS {
+			err = s.srv.ServeTLS(ln, "", "")
+		} else {
+			err = s.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("testserver: serve: %v", err)
 		}
 	}()

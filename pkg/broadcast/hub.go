@@ -130,9 +130,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Lock()
 	h.cancel()
 	h.mu.Unlock()
-	h.wg.Wait()
 	done := make(chan struct{})
 	go func() {
+		h.wg.Wait()
 		h.streamWG.Wait()
 		close(done)
 	}()
@@ -282,6 +282,26 @@ func (h *Hub) sweep() {
 		case now := <-t.C:
 			h.expire(now)
 		}
+	}
+}
+
+// Drop removes a session at once, as if its TTL had run out. A stream still
+// attached ends with bye "expired".
+func (h *Hub) Drop(s *Session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.mu.Lock()
+	gone := s.gone
+	s.gone = true
+	if st := s.stream; st != nil {
+		st.end = protocol.ByeExpired
+		st.wake()
+	}
+	s.mu.Unlock()
+	if !gone {
+		delete(h.sessions, s.id)
+		h.setMaskLocked(s, 0)
+		h.stats.sessionsExpired.Add(1)
 	}
 }
 

@@ -24,8 +24,9 @@ type Stream struct {
 	cursor  uint64        // next id to write; Run changes it under s.mu
 	resumed bool
 
+	// end, when set, is why the stream must end: the reason of its bye.
 	// Guarded by s.mu.
-	replaced bool
+	end string
 }
 
 // wake signals the stream without blocking. s.mu is held by the caller.
@@ -40,6 +41,33 @@ func (st *Stream) wake() {
 // (PROTOCOL.md "Resuming"); without, after what the previous stream wrote.
 // A stream already attached is replaced: it ends with bye "replaced".
 func (h *Hub) Attach(s *Session, lastID *uint64) (*Stream, error) {
+	return h.attach(s, lastID, false)
+}
+
+// Open opens a new session and its stream at once, for a client that asks
+// for a stream without a session. At the stream cap it opens nothing.
+func (h *Hub) Open() (*Session, *Stream, error) {
+	if n := h.streams.Add(1); n > int64(h.opts.maxStreams) {
+		h.streams.Add(-1)
+		return nil, nil, ErrTooManyStreams
+	}
+	s, err := h.NewSession(nil)
+	if err != nil {
+		h.streams.Add(-1)
+		return nil, nil, err
+	}
+	st, err := h.attach(s, nil, true)
+	if err != nil {
+		h.streams.Add(-1)
+		h.Drop(s)
+		return nil, nil, err
+	}
+	return s, st, nil
+}
+
+// attach is Attach; counted says the caller has taken the stream's place
+// under the cap already.
+func (h *Hub) attach(s *Session, lastID *uint64, counted bool) (*Stream, error) {
 	// Under h.mu, so that Close, which cancels under h.mu too, never waits
 	// for a stream that is added after it started waiting.
 	h.mu.RLock()
@@ -47,17 +75,20 @@ func (h *Hub) Attach(s *Session, lastID *uint64) (*Stream, error) {
 	if h.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
-	if n := h.streams.Add(1); n > int64(h.opts.maxStreams) {
-		h.streams.Add(-1)
-		return nil, ErrTooManyStreams
-	}
-	st := &Stream{s: s, wakeC: make(chan struct{}, 1)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
-		h.streams.Add(-1)
 		return nil, ErrUnknownSession
 	}
+	// A stream that replaces the session's own does not count against the
+	// cap: the client whose connection died unnoticed must get back in.
+	if !counted {
+		if n := h.streams.Add(1); n > int64(h.opts.maxStreams) && s.stream == nil {
+			h.streams.Add(-1)
+			return nil, ErrTooManyStreams
+		}
+	}
+	st := &Stream{s: s, wakeC: make(chan struct{}, 1)}
 	from := s.sent
 	if s.stream != nil {
 		from = s.stream.cursor - 1
@@ -74,7 +105,7 @@ func (h *Hub) Attach(s *Session, lastID *uint64) (*Stream, error) {
 	}
 	st.cursor = from + 1
 	if old := s.stream; old != nil {
-		old.replaced = true
+		old.end = protocol.ByeReplaced
 		old.wake()
 	}
 	s.stream = st
@@ -137,9 +168,9 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	for {
 		// Gather what is new under the lock; write it without.
 		s.mu.Lock()
-		if st.replaced {
+		if reason := st.end; reason != "" {
 			s.mu.Unlock()
-			return st.bye(write, &buf, protocol.ByeReplaced)
+			return st.bye(write, &buf, reason)
 		}
 		var (
 			bulk   *event

@@ -115,8 +115,11 @@ func raw(w http.ResponseWriter, s string) {
 }
 
 // sessionFrame is the session event the fake writes first, at position pos.
-func sessionFrame(id string, pos uint64, resumed bool) string {
-	data, _ := json.Marshal(protocol.SessionEvent{Session: id, Channels: []string{}, Resumed: resumed})
+func sessionFrame(id string, pos uint64, resumed bool, channels ...string) string {
+	if channels == nil {
+		channels = []string{}
+	}
+	data, _ := json.Marshal(protocol.SessionEvent{Session: id, Channels: channels, Resumed: resumed})
 	b, _ := protocol.AppendEvent(nil, pos, protocol.EventSession, data)
 	return string(b)
 }

@@ -59,6 +59,12 @@ func (h *runHandle) next(what string) Event {
 		return ev
 	case err := <-h.done:
 		h.done <- err
+		select {
+		case ev := <-h.events:
+			h.take(ev)
+			return ev
+		default:
+		}
 		h.t.Fatalf("waiting for %s: Run returned %v", what, err)
 	case <-time.After(eventually):
 		h.t.Fatalf("waiting for %s: nothing after %v", what, eventually)
@@ -67,7 +73,7 @@ func (h *runHandle) next(what string) Event {
 }
 
 func (h *runHandle) take(ev Event) {
-	if ev.Kind != State {
+	if ev.Kind != State && ev.ID != 0 {
 		h.ids = append(h.ids, ev.ID)
 	}
 	h.log = append(h.log, ev)
@@ -86,6 +92,19 @@ func (h *runHandle) waitFor(what string, pred func(Event) bool) Event {
 			}
 		case err := <-h.done:
 			h.done <- err
+			// Run has returned; what it sent before is still buffered.
+			for {
+				select {
+				case ev := <-h.events:
+					h.take(ev)
+					if pred(ev) {
+						return ev
+					}
+					continue
+				default:
+				}
+				break
+			}
 			h.t.Fatalf("waiting for %s: Run returned %v", what, err)
 		case <-deadline:
 			h.t.Fatalf("waiting for %s: not seen in %v; last events: %s", what, eventually, tail(h.log, 8))
@@ -98,14 +117,25 @@ func (h *runHandle) waitState(st ConnState) Event {
 	return h.waitFor("state "+st.String(), func(ev Event) bool { return ev.Kind == State && ev.State == st })
 }
 
-// checkIDs fails the test unless the ids taken are strictly increasing with
-// no hole (consecutive).
+// checkIDs fails the test unless the ids of the stream events taken are
+// consecutive: each is the one before plus one, or, for a gap, plus what it
+// says was missed (its id is the last missed one). State events and those
+// Run makes up (id 0), and bye (which repeats the position), are skipped.
 func (h *runHandle) checkIDs() {
 	h.t.Helper()
-	for i := 1; i < len(h.ids); i++ {
-		if h.ids[i] != h.ids[i-1]+1 {
-			h.t.Fatalf("ids not consecutive at %d: %d then %d", i, h.ids[i-1], h.ids[i])
+	var prev uint64
+	for i, ev := range h.log {
+		if ev.ID == 0 || ev.Kind == Bye {
+			continue
 		}
+		want := prev + 1
+		if ev.Kind == Gap {
+			want = prev + ev.Gap.Missed
+		}
+		if prev != 0 && ev.ID != want {
+			h.t.Fatalf("event %d: id %d after %d, want %d: %s", i, ev.ID, prev, want, tail(h.log[:i+1], 4))
+		}
+		prev = ev.ID
 	}
 }
 

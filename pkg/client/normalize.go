@@ -28,8 +28,14 @@ import (
 //     are released to r3labs only up to the last blank line; the rest waits
 //     for its blank line and is dropped if the stream ends first
 //     (io.ErrUnexpectedEOF is returned then, so Run reports it).
-//   - Size. The withheld part of one event is bounded by the maximum event
-//     size (ErrEventTooLarge), so memory is O(largest event).
+//   - Size. Every event, whether it arrives whole or in pieces, is bounded
+//     by the maximum event size (ErrEventTooLarge after the events before
+//     it), so memory is O(largest event) and r3labs' own limit, set a little
+//     higher, never trips with its less telling bufio.ErrTooLong.
+//
+// It reads straight into its own buffer and normalizes there, so a stream
+// costs one buffer of O(largest event), not a fixed read buffer besides: the
+// load generator holds thousands.
 //
 // onRead is called after each read that returned bytes (the idle watchdog).
 type eventReader struct {
@@ -40,18 +46,27 @@ type eventReader struct {
 	buf   []byte // normalized; buf[off:ready] may be released, buf[ready:] waits
 	off   int
 	ready int
-	tmp   []byte
 
-	bom    int  // BOM bytes matched at the start; -1 once past it
-	cr     bool // the last byte read was CR: an LF that follows is its pair
-	prevLF bool // the last normalized byte was LF (true at the start)
-	err    error
+	bom int  // BOM bytes matched at the start; -1 once past it
+	cr  bool // the last byte read was CR: an LF that follows is its pair
+	err error
 }
 
 var bom = []byte("\xEF\xBB\xBF")
 
+const (
+	// minRead is the least room a read gets; the buffer starts this small.
+	minRead = 4 << 10
+	// headroom separates the bytes read from the normalized bytes before
+	// them: normalizing never makes more bytes than it reads, except for a
+	// BOM prefix that turned out not to be one (at most two bytes, once).
+	headroom = 3
+	// shrinkAbove: a buffer grown for a big event is dropped once empty.
+	shrinkAbove = 256 << 10
+)
+
 func newEventReader(src io.ReadCloser, limit int, onRead func()) *eventReader {
-	return &eventReader{src: src, onRead: onRead, limit: limit, prevLF: true, tmp: make([]byte, 32<<10)}
+	return &eventReader{src: src, onRead: onRead, limit: limit, buf: make([]byte, 0, minRead+headroom)}
 }
 
 func (r *eventReader) Read(p []byte) (int, error) {
@@ -59,19 +74,24 @@ func (r *eventReader) Read(p []byte) (int, error) {
 		if r.err != nil {
 			return 0, r.err
 		}
-		n, err := r.src.Read(r.tmp)
+		start := len(r.buf)
+		if cap(r.buf)-start < minRead+headroom {
+			nb := make([]byte, start, max(2*cap(r.buf), start+minRead+headroom))
+			copy(nb, r.buf)
+			r.buf = nb
+		}
+		n, err := r.src.Read(r.buf[start+headroom : cap(r.buf)])
 		if n > 0 {
 			if r.onRead != nil {
 				r.onRead()
 			}
-			r.feed(r.tmp[:n])
+			r.feed(start, n)
 		}
-		if len(r.buf)-r.ready > r.limit {
-			r.err = ErrEventTooLarge
-		} else if err != nil {
-			if err == io.EOF && len(r.buf) > r.ready {
-				err = io.ErrUnexpectedEOF // an event without its blank line
-			}
+		switch {
+		case r.err != nil: // set by feed: an event too large
+		case err == io.EOF && len(r.buf) > r.ready:
+			r.err = io.ErrUnexpectedEOF // an event without its blank line
+		case err != nil:
 			r.err = err
 		}
 	}
@@ -82,65 +102,77 @@ func (r *eventReader) Read(p []byte) (int, error) {
 		k := copy(r.buf, r.buf[r.ready:])
 		r.buf = r.buf[:k]
 		r.off, r.ready = 0, 0
+		if cap(r.buf) > shrinkAbove && k < minRead {
+			r.buf = append(make([]byte, 0, minRead+headroom), r.buf...)
+		}
 	}
 	return n, nil
 }
 
-// feed normalizes in onto buf and moves ready past the last blank line.
-func (r *eventReader) feed(in []byte) {
-	for r.bom >= 0 && len(in) > 0 {
-		if in[0] != bom[r.bom] {
-			// Not a BOM after all: what matched so far is data.
-			r.feedLines(bom[:r.bom])
-			r.bom = -1
-			break
+// feed normalizes the n bytes read at buf[start+headroom:] down to
+// buf[start:] and moves ready past the events they complete.
+func (r *eventReader) feed(start, n int) {
+	all := r.buf[:cap(r.buf)]
+	in := all[start+headroom : start+headroom+n]
+	w := start
+	if r.bom < 0 && !r.cr && bytes.IndexByte(in, '\r') < 0 {
+		w += copy(all[w:], in) // the usual case: LF only
+	} else {
+		i := 0
+		for ; r.bom >= 0 && i < len(in); i++ {
+			if in[i] != bom[r.bom] {
+				// Not a BOM after all: what matched so far is data.
+				w += copy(all[w:], bom[:r.bom])
+				r.bom = -1
+				break
+			}
+			if r.bom++; r.bom == len(bom) {
+				r.bom = -1
+				i++
+				break
+			}
 		}
-		in = in[1:]
-		r.bom++
-		if r.bom == len(bom) {
-			r.bom = -1
+		for _, b := range in[i:] {
+			if r.cr {
+				r.cr = false
+				if b == '\n' {
+					continue
+				}
+			}
+			if b == '\r' {
+				r.cr = true
+				b = '\n'
+			}
+			all[w] = b
+			w++
 		}
 	}
-	r.feedLines(in)
+	r.buf = all[:w]
+	r.advance(start)
 }
 
-func (r *eventReader) feedLines(in []byte) {
-	if len(in) == 0 {
-		return
-	}
-	if !r.cr && bytes.IndexByte(in, '\r') < 0 {
-		// The usual case: LF only. Append and find the last blank line.
-		start := len(r.buf)
-		r.buf = append(r.buf, in...)
-		if r.prevLF && in[0] == '\n' {
-			r.ready = start + 1
+// advance moves ready over every event completed in buf[start:]: an LF
+// after an LF (or at buf[0], which follows released bytes that end in LF, or
+// is the start of the stream) ends an event. An event longer than the limit
+// stops it with ErrEventTooLarge; the events before it are still released.
+func (r *eventReader) advance(start int) {
+	for i := start; r.err == nil; {
+		j := bytes.IndexByte(r.buf[i:], '\n')
+		if j < 0 {
+			break
 		}
-		if i := bytes.LastIndex(r.buf[start:], []byte("\n\n")); i >= 0 {
-			r.ready = start + i + 2
-		}
-		r.prevLF = in[len(in)-1] == '\n'
-		return
-	}
-	for _, b := range in {
-		if r.cr {
-			r.cr = false
-			if b == '\n' {
-				continue
+		i += j
+		if i == 0 || r.buf[i-1] == '\n' {
+			if i+1-r.ready > r.limit {
+				r.err = ErrEventTooLarge
+				return
 			}
+			r.ready = i + 1
 		}
-		if b == '\r' {
-			r.cr = true
-			b = '\n'
-		}
-		r.buf = append(r.buf, b)
-		if b == '\n' {
-			if r.prevLF {
-				r.ready = len(r.buf)
-			}
-			r.prevLF = true
-		} else {
-			r.prevLF = false
-		}
+		i++
+	}
+	if len(r.buf)-r.ready > r.limit {
+		r.err = ErrEventTooLarge
 	}
 }
 

@@ -57,6 +57,7 @@ func TestEventReader(t *testing.T) {
 		{"error mid event", []string{"data: x\n\ndata: y\n"}, io.ErrClosedPipe, 0, "data: x\n\n", io.ErrClosedPipe},
 		{"leading blank line", []string{"\ndata: x\n\n"}, io.EOF, 0, "\ndata: x\n\n", io.EOF},
 		{"too large", []string{"data: x\n\ndata: 0123456789"}, io.EOF, 10, "data: x\n\n", ErrEventTooLarge},
+		{"complete event over the limit", []string{"data: x\n\ndata: 0123456789\n\ndata: y\n\n"}, io.EOF, 17, "data: x\n\n", ErrEventTooLarge},
 		{"at the limit", []string{"data: 0123456789\n\n"}, io.EOF, 18, "data: 0123456789\n\n", io.EOF},
 	}
 	for _, tc := range cases {
@@ -151,4 +152,31 @@ func cut(rng *rand.Rand, s string) []string {
 		s = s[n:]
 	}
 	return parts
+}
+
+// FuzzEventReader: whatever the bytes and however they are cut into reads,
+// eventReader changes nothing the WHATWG reference decoder sees.
+func FuzzEventReader(f *testing.F) {
+	f.Add("data: a\r\n\r\nid: 1\rdata: b\n\r", uint8(3))
+	f.Add("\xEF\xBB\xBFdata: x\n\n", uint8(1))
+	f.Add("\xEF\xBBdata: x\r\r: c\n\n", uint8(2))
+	f.Fuzz(func(t *testing.T, stream string, step uint8) {
+		n := int(step%16) + 1
+		var parts []string
+		for s := stream; len(s) > 0; {
+			k := min(n, len(s))
+			parts, s = append(parts, s[:k]), s[k:]
+		}
+		norm, err := io.ReadAll(newEventReader(&chunks{parts: parts, err: io.EOF}, 1<<20, nil))
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatal(err)
+		}
+		if bytes.IndexByte(norm, '\r') >= 0 {
+			t.Fatalf("CR released: %q", norm)
+		}
+		want, got := decodeAll(t, stream), decodeAll(t, string(norm))
+		if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+			t.Fatalf("stream %q\nnormalized %q\nspec %q\ngot  %q", stream, norm, want, got)
+		}
+	})
 }

@@ -393,12 +393,7 @@ func (h *handler) handle(e *sse.Event) {
 		s.stats.duplicates.Add(1)
 		return
 	}
-	if !h.decode(&ev) {
-		return
-	}
-	s.mu.Lock()
-	s.lastID = id
-	s.mu.Unlock()
+	h.decode(&ev)
 }
 
 // decode fills ev by its name, feeds transfers, and delivers it; false if
@@ -440,7 +435,7 @@ func (h *handler) decode(ev *Event) bool {
 		// fails now, clearly, and its later events are absorbed.
 		why := fmt.Errorf("%w: a gap of %d events (ids %d to %d) may hold its chunks", ErrChunksLost, g.Missed, ev.ID-min(g.Missed, ev.ID)+1, ev.ID)
 		for _, t := range s.failTransfers(why, false) {
-			if !send(h.ctx, h.r.events, Event{Kind: BulkDone, ID: ev.ID, Name: protocol.EventGap, Transfer: t}) {
+			if !send(h.ctx, h.r.events, Event{Kind: BulkDone, Name: protocol.EventGap, Transfer: t}) {
 				return false
 			}
 		}
@@ -455,15 +450,12 @@ func (h *handler) decode(ev *Event) bool {
 			return false
 		}
 		if t.isDone() {
-			// A chunk of a transfer that already ended (failed): taken, not shown.
-			s.stats.events.Add(1)
-			return true
+			return h.absorb(*ev) // a chunk of a transfer that already failed
 		}
 		ev.Kind, ev.Transfer = BulkProgress, t
 		if !t.chunk(c) {
 			if !t.isDone() {
-				s.stats.events.Add(1)
-				return true // a repeated chunk
+				return h.absorb(*ev) // a repeated chunk
 			}
 			// Failed now; it stays known until its bulk-end, so the rest of
 			// its chunks are absorbed.
@@ -481,8 +473,7 @@ func (h *handler) decode(ev *Event) bool {
 		}
 		s.forgetTransfer(t.ID())
 		if t.isDone() {
-			s.stats.events.Add(1)
-			return true // failed before; its BulkDone was delivered then
+			return h.absorb(*ev) // failed before; its BulkDone was delivered then
 		}
 		t.end(e)
 		ev.Kind, ev.Transfer = BulkDone, t
@@ -491,10 +482,36 @@ func (h *handler) decode(ev *Event) bool {
 	default:
 		ev.Kind, ev.Channel, ev.Text = Tick, ev.Name, string(ev.Data)
 	}
-	if !send(h.ctx, h.r.events, *ev) {
-		return false
-	}
+	return h.deliver(*ev)
+}
+
+// deliver takes ev (its id becomes the stream position) and sends it. The
+// position moves first, so a caller that has received ev sees it in
+// LastEventID; if the connection ends before the send, it moves back, and
+// a resume gets ev again.
+func (h *handler) deliver(ev Event) bool {
+	s := h.r.s
+	s.mu.Lock()
+	prev := s.lastID
+	s.lastID = ev.ID
+	s.mu.Unlock()
 	s.stats.events.Add(1)
+	if send(h.ctx, h.r.events, ev) {
+		return true
+	}
+	s.mu.Lock()
+	s.lastID = prev
+	s.mu.Unlock()
+	s.stats.events.Add(^uint64(0))
+	return false
+}
+
+// absorb takes ev without delivering it (a chunk of a transfer that ended).
+func (h *handler) absorb(ev Event) bool {
+	s := h.r.s
+	s.mu.Lock()
+	s.lastID = ev.ID
+	s.mu.Unlock()
 	return true
 }
 

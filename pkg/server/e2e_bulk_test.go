@@ -73,7 +73,7 @@ func TestBulkFile(t *testing.T) {
 		t.Fatalf("GET /files: %d %s", r.status, r.body)
 	}
 	want := []protocol.File{{Name: "data.bin", Bytes: int64(len(content))}, {Name: "empty.txt", Bytes: 0}}
-	if got := decodeStrict[[]protocol.File](t, r.body); !slices.Equal(got, want) {
+	if got := decodeReply[[]protocol.File](t, "GET /files", r); !slices.Equal(got, want) {
 		t.Fatalf("GET /files: %+v, want %+v", got, want)
 	}
 
@@ -168,4 +168,49 @@ func TestBulkInterleaves(t *testing.T) {
 		t.Fatalf("the chat posted after the first chunk came after the last of %d chunks", b.acc.Chunks)
 	}
 	t.Logf("%d ticks and chats arrived between the %d chunks", nonBulk, b.acc.Chunks)
+}
+
+// TestBulkConcurrent: two transfers under way on one session take turns, and
+// each arrives whole, in seq order.
+func TestBulkConcurrent(t *testing.T) {
+	h := start(t)
+	sid := h.newSession(t)
+	s := h.events(t, sid)
+	s.expect(t, protocol.EventSession)
+	checks := map[string]*bulkCheck{}
+	for _, n := range []int{1 << 20, 1<<20 + 7} {
+		acc := h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, n))
+		checks[acc.Transfer] = newBulkCheck(acc, false)
+	}
+	var order []string // transfer of each chunk, in arrival order
+	for done := 0; done < len(checks); {
+		m := s.next(t)
+		ours := false
+		for tr, b := range checks {
+			if b.feed(t, m) {
+				ours = true
+				if m.Name == protocol.EventBulk {
+					order = append(order, tr)
+				}
+				if b.done {
+					done++
+				}
+				break
+			}
+		}
+		if !ours {
+			t.Fatalf("unexpected %s event", m.Name)
+		}
+	}
+	// Taking turns: the second transfer's chunks do not all wait for the
+	// first one's end.
+	switches := 0
+	for i := 1; i < len(order); i++ {
+		if order[i] != order[i-1] {
+			switches++
+		}
+	}
+	if switches < 2 {
+		t.Fatalf("two transfers of %d chunks each switched %d times: one waited for the other", len(order)/2, switches)
+	}
 }

@@ -142,3 +142,24 @@ func TestChatHistoryLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestChatWhileAway: a session with no stream yet still gets every chat,
+// once, when its stream opens: live (not as history), after the history it
+// was created with.
+func TestChatWhileAway(t *testing.T) {
+	h := start(t)
+	a := h.newSession(t)
+	old := h.chat(t, a, "ann", "before b")
+	b := h.newSession(t)
+	id := h.chat(t, a, "ann", "while b is away")
+	s := h.events(t, b)
+	s.expect(t, protocol.EventSession)
+	checkChat(t, s.next(t), old, "ann", "before b", true)
+	checkChat(t, s.next(t), id, "ann", "while b is away", false)
+	last := h.chat(t, b, "bob", "back")
+	m := s.next(t)
+	checkChat(t, m, last, "bob", "back", false)
+	if eventID(t, m) != 3 {
+		t.Fatalf("third event has id %s", m.ID)
+	}
+}

@@ -333,14 +333,10 @@ func TestCapacity(t *testing.T) {
 		s := h.events(t, sid)
 		s.expect(t, protocol.EventSession)
 		other := h.newSession(t)
-		sessions := h.srv.Hub.SessionCount()
 		for _, path := range []string{"/events?session=" + other, "/events"} {
 			_, r := h.tryOpen(t, path, nil)
 			wantError(t, "GET "+path+" over the stream cap", r, http.StatusServiceUnavailable)
 			retryAfter(t, "GET "+path+" over the stream cap", r)
-		}
-		if n := h.srv.Hub.SessionCount(); n != sessions {
-			t.Errorf("refused streams left %d sessions, want %d", n, sessions)
 		}
 		id := h.chat(t, other, "bob", "still streaming?")
 		s.untilChat(t, id)
@@ -363,4 +359,41 @@ func TestCapacity(t *testing.T) {
 		id := h.chat(t, sid, "ann", "still streaming?")
 		s.untilChat(t, id)
 	})
+}
+
+// TestRefusedStreamLeavesNoSession: a bare GET /events refused for the
+// stream cap must not leave a session behind ("a bad request never changes
+// state"): each such refusal would otherwise hold a session for the TTL, and
+// a client retrying against a full server would fill the session cap too.
+func TestRefusedStreamLeavesNoSession(t *testing.T) {
+	h := start(t, broadcast.WithMaxStreams(1))
+	s := h.events(t, h.newSession(t))
+	s.expect(t, protocol.EventSession)
+	before := h.srv.Hub.Snapshot()
+	for range 3 {
+		_, r := h.tryOpen(t, "/events", nil)
+		wantError(t, "GET /events over the stream cap", r, http.StatusServiceUnavailable)
+	}
+	after := h.srv.Hub.Snapshot()
+	if after.Sessions != before.Sessions || after.SessionsOpened != before.SessionsOpened {
+		t.Fatalf("3 refused GET /events took sessions from %d to %d (opened %d to %d)",
+			before.Sessions, after.Sessions, before.SessionsOpened, after.SessionsOpened)
+	}
+}
+
+// TestReplaceAtStreamCap: at the stream cap, a newer stream on a session that
+// already has one replaces it (PROTOCOL.md: "a newer one replaces the
+// older"); the number of streams does not grow, so it is not a 503. This is a
+// client whose connection died without the server noticing, reconnecting.
+func TestReplaceAtStreamCap(t *testing.T) {
+	h := start(t, broadcast.WithMaxStreams(1))
+	sid := h.newSession(t)
+	a := h.events(t, sid)
+	a.expect(t, protocol.EventSession)
+	b, r := h.tryOpen(t, "/events?session="+sid, http.Header{"Last-Event-ID": {"0"}})
+	if b == nil {
+		t.Fatalf("replacing the only stream at the cap: %d %s", r.status, r.body)
+	}
+	a.expectBye(t, protocol.ByeReplaced)
+	expectResumed(t, b, sid, 0, nil)
 }

@@ -17,6 +17,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,6 +74,9 @@ func startConfig(t *testing.T, cfg server.Config, opts ...broadcast.Option) *har
 	t.Cleanup(tr.CloseIdleConnections)
 	return &harness{srv: srv, hc: &http.Client{Transport: tr}}
 }
+
+// sessionIDPattern: 128 bits or more in URL-safe base64, unpadded.
+var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{22,}$`)
 
 // A reply is a whole non-streaming answer.
 type reply struct {
@@ -137,9 +141,9 @@ func (h *harness) newSession(t testing.TB, channels ...string) string {
 	if r.status != http.StatusCreated {
 		t.Fatalf("POST /sessions: %d %s", r.status, r.body)
 	}
-	created := decodeStrict[protocol.SessionCreated](t, r.body)
-	if len(created.Session) < 22 { // 128 bits in URL-safe base64
-		t.Fatalf("POST /sessions: session id %q is shorter than 128 bits", created.Session)
+	created := decodeReply[protocol.SessionCreated](t, "POST /sessions", r)
+	if !sessionIDPattern.MatchString(created.Session) {
+		t.Fatalf("POST /sessions: session id %q is not 128 bits or more, URL-safe", created.Session)
 	}
 	if want := "/events?session=" + created.Session; created.Events != want {
 		t.Fatalf("POST /sessions: events %q, want %q", created.Events, want)
@@ -157,7 +161,7 @@ func (h *harness) tune(t testing.TB, sid, body string) []string {
 	if r.status != http.StatusOK {
 		t.Fatalf("tune %s: %d %s", body, r.status, r.body)
 	}
-	return decodeStrict[protocol.Tuned](t, r.body).Channels
+	return decodeReply[protocol.Tuned](t, "tune", r).Channels
 }
 
 // chat posts a message and returns its id from the 202 answer.
@@ -168,7 +172,7 @@ func (h *harness) chat(t testing.TB, sid, name, text string) int64 {
 	if r.status != http.StatusAccepted {
 		t.Fatalf("chat: %d %s", r.status, r.body)
 	}
-	return decodeStrict[protocol.ChatAccepted](t, r.body).ID
+	return decodeReply[protocol.ChatAccepted](t, "chat", r).ID
 }
 
 // bulk starts a transfer and checks the 202 answer's shape.
@@ -178,7 +182,7 @@ func (h *harness) bulk(t testing.TB, sid, body string) protocol.BulkAccepted {
 	if r.status != http.StatusAccepted {
 		t.Fatalf("bulk %s: %d %s", body, r.status, r.body)
 	}
-	acc := decodeStrict[protocol.BulkAccepted](t, r.body)
+	acc := decodeReply[protocol.BulkAccepted](t, "bulk", r)
 	if acc.Transfer == "" || len(acc.SHA256) != 64 {
 		t.Fatalf("bulk %s: answer %+v", body, acc)
 	}
@@ -205,6 +209,15 @@ func wantError(t testing.TB, what string, r reply, status int) {
 	if err := dec.Decode(&e); err != nil || e.Error == "" {
 		t.Errorf("%s: body %q is not {\"error\": non-empty} (%v)", what, r.body, err)
 	}
+}
+
+// decodeReply checks a 2xx answer is JSON and decodes it strictly.
+func decodeReply[T any](t testing.TB, what string, r reply) T {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("%s: Content-Type %q, want application/json", what, ct)
+	}
+	return decodeStrict[T](t, r.body)
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.

@@ -128,9 +128,10 @@ func TestResumeBulk(t *testing.T) {
 			sid := h.newSession(t)
 			s := h.events(t, sid)
 			s.expect(t, protocol.EventSession)
-			b := newBulkCheck(h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, 5<<20)), true)
+			const size, cut = 2 << 20, 15 // 43 chunks, cut after 15
+			b := newBulkCheck(h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, size)), true)
 			var got []protocol.Message
-			for b.next < 30 {
+			for b.next < cut {
 				m := s.next(t)
 				got = append(got, m)
 				if !b.feed(t, m) {
@@ -147,11 +148,11 @@ func TestResumeBulk(t *testing.T) {
 			if eventID(t, first) != last+1 {
 				t.Fatalf("first event after resume has id %s, want %d", first.ID, last+1)
 			}
-			b.feed(t, first) // checks it is chunk 30, the first we miss
+			b.feed(t, first) // checks it is chunk 15, the first we miss
 			if others := b.readFrom(t, r); len(others) > 0 {
 				t.Fatalf("unexpected %s event", others[0].Name)
 			}
-			if int64(len(b.data)) != 5<<20 {
+			if len(b.data) != size {
 				t.Fatalf("reassembled %d bytes", len(b.data))
 			}
 		})

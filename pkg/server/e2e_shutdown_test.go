@@ -144,3 +144,27 @@ func TestStuckReader(t *testing.T) {
 		t.Fatalf("the stuck reader's transfer progressed to %d of %d chunks (done %d): it was not stuck", snap.BulkChunks, acc.Chunks, snap.BulkDone)
 	}
 }
+
+// TestWriteTimeout: a stream whose writes block longer than the write timeout
+// is ended, and its session can be streamed again.
+func TestWriteTimeout(t *testing.T) {
+	h := start(t, broadcast.WithWriteTimeout(300*time.Millisecond))
+	sid := h.newSession(t, "one")
+	conn, err := net.DialTimeout("tcp", h.srv.Addr, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: %s\r\n\r\n", sid, h.srv.Addr)
+	eventually(t, "the stream to open", func() bool { return h.srv.Hub.StreamCount() == 1 })
+	h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, 20<<20))
+	eventually(t, "the blocked stream to end", func() bool { return h.srv.Hub.StreamCount() == 0 })
+
+	s := h.events(t, sid)
+	s.expect(t, protocol.EventSession)
+	// The transfer goes on where it was.
+	s.until(t, "a bulk chunk", func(m protocol.Message) bool { return m.Name == protocol.EventBulk })
+}

@@ -27,11 +27,14 @@ func TestEventsWithoutSession(t *testing.T) {
 	if head := s.headBytes(); !bytes.HasPrefix(head, []byte("retry: 2000\n")) {
 		t.Fatalf("stream starts with %q, want retry: 2000", head)
 	}
+	if head := s.headBytes(); bytes.ContainsRune(head, '\r') {
+		t.Fatalf("stream has CR line ends: %q", head)
+	}
 	if m.ID != "0" {
 		t.Errorf("session event id %q, want 0 on a new session", m.ID)
 	}
 	ev := data[protocol.SessionEvent](t, m)
-	if len(ev.Session) < 22 || ev.Resumed || len(ev.Channels) != 0 {
+	if !sessionIDPattern.MatchString(ev.Session) || ev.Resumed || len(ev.Channels) != 0 {
 		t.Fatalf("session event %+v, want a new 128-bit id, no channel, not resumed", ev)
 	}
 	// The only negative check on time in this package, and a short one: no
@@ -227,10 +230,10 @@ func TestChannelTicksShared(t *testing.T) {
 func TestChannelRepertoires(t *testing.T) {
 	h := start(t, broadcast.WithChannels(fastChannels(200)...))
 	r := h.get(t, "/channels")
-	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
-		t.Fatalf("GET /channels: %d %q", r.status, r.header.Get("Content-Type"))
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /channels: %d %s", r.status, r.body)
 	}
-	chans := decodeStrict[[]protocol.Channel](t, r.body)
+	chans := decodeReply[[]protocol.Channel](t, "GET /channels", r)
 	wantWidth := map[string]int{"one": 1, "two": 2, "three": 1}
 	if len(chans) != 3 {
 		t.Fatalf("GET /channels: %d channels, want 3", len(chans))

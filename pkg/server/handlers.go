@@ -162,6 +162,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	var (
 		sess *broadcast.Session
+		st   *broadcast.Stream
 		err  error
 	)
 	if id := r.URL.Query().Get("session"); id != "" {
@@ -170,11 +171,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "unknown session")
 			return
 		}
-	} else if sess, err = s.hub.NewSession(nil); err != nil {
-		s.fail(w, r, err)
-		return
+		st, err = s.hub.Attach(sess, lastID)
+	} else {
+		sess, st, err = s.hub.Open()
 	}
-	st, err := s.hub.Attach(sess, lastID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
