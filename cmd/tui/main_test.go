@@ -100,10 +100,20 @@ func probe[T any](u *tui, fn func(*model) T) T {
 // eventually waits (up to 20 s) until cond holds on the model.
 func (u *tui) eventually(what string, cond func(*model) bool) {
 	u.t.Helper()
+	u.eventuallyOr(what, cond, nil)
+}
+
+// eventuallyOr is eventually that adds diag() to the failure report.
+func (u *tui) eventuallyOr(what string, cond func(*model) bool, diag func() string) {
+	u.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !probe(u, cond) {
 		if time.Now().After(deadline) {
-			u.t.Fatalf("not within 20s: %s\nscreen:\n%s", what, probe(u, (*model).View))
+			extra := ""
+			if diag != nil {
+				extra = "\n" + diag()
+			}
+			u.t.Fatalf("not within 20s: %s\nscreen:\n%s%s", what, probe(u, (*model).View), extra)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

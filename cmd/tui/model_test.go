@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -272,13 +273,23 @@ func TestBulk(t *testing.T) {
 	u.eventually("connected with the file list", func(m *model) bool { return connected(m) && len(m.files) == 1 })
 
 	done := func(m *model) bool { return m.bulk.phase == bulkIdle && m.bulk.last.t != nil }
+	diag := func() string { // what the client and the server saw, if a transfer stalls
+		return probe(u, func(m *model) string {
+			got, total := int64(-1), int64(-1)
+			if m.bulk.t != nil {
+				got, total = m.bulk.t.Progress()
+			}
+			return fmt.Sprintf("transfer %d/%d bytes; client %+v; last event id %d\nserver %+v",
+				got, total, m.sess.Stats(), m.sess.LastEventID(), srv.Hub.Snapshot())
+		})
+	}
 	reset := func(m *model) bool { m.bulk.last = bulkSavedMsg{}; return true }
 
 	// By size.
 	u.press("b")
 	u.typeText("300KiB")
 	u.press("enter")
-	u.eventually("transfer verified", done)
+	u.eventuallyOr("transfer verified", done, diag)
 	last := probe(u, func(m *model) bulkSavedMsg { return m.bulk.last })
 	view := probe(u, (*model).View)
 	if !strings.Contains(view, "sha256 verified") {
@@ -301,7 +312,7 @@ func TestBulk(t *testing.T) {
 	u.press("b")
 	u.typeText("ran")
 	u.press("tab", "enter")
-	u.eventually("file transfer verified", done)
+	u.eventuallyOr("file transfer verified", done, diag)
 	last = probe(u, func(m *model) bulkSavedMsg { return m.bulk.last })
 	if !probe(u, func(m *model) bool { return m.bulk.ok }) {
 		t.Fatalf("file transfer failed: %s", probe(u, func(m *model) string { return m.bulk.result }))

@@ -54,6 +54,11 @@ func TestResumeAfterCut(t *testing.T) {
 	rc := h.waitState(Reconnecting)
 	t.Logf("cut after %d events: %v", before, rc.Err)
 	h.waitState(Resumed)
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpBulk(t, h)
+		}
+	})
 	h.waitFor("transfer", func(ev Event) bool { return ev.Kind == BulkDone && ev.Transfer == tr })
 	if err := tr.Err(); err != nil {
 		t.Fatalf("transfer across the cut: %v", err)

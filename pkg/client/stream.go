@@ -558,7 +558,9 @@ func (h *handler) bye(ev Event) {
 		return
 	}
 	ev.Kind, ev.Bye = Bye, &b
-	send(h.ctx, h.r.events, ev)
+	if send(h.ctx, h.r.events, ev) {
+		h.r.s.stats.events.Add(1)
+	}
 	out := outcome{connected: h.out.connected, err: fmt.Errorf("client: server said bye %q", b.Reason)}
 	switch b.Reason {
 	case protocol.ByeReplaced:
