@@ -68,6 +68,12 @@ var figures = []figure{
 		}
 		return r.Server.CPUPercent, true
 	}},
+	{name: "server CPU per event", unit: "µs", get: func(r *Report) (float64, bool) {
+		if r.Server == nil || r.EventsPerSec == 0 {
+			return 0, false
+		}
+		return r.Server.CPUPercent / 100 / r.EventsPerSec * 1e6, true
+	}},
 	{name: "server RSS", unit: "MiB", get: func(r *Report) (float64, bool) {
 		if r.Server == nil {
 			return 0, false

@@ -79,28 +79,66 @@ func TestNginxPassesTheStreamAtOnce(t *testing.T) {
 	t.Logf("chat POST to event, through nginx: %v; straight to the server: %v", through, straight)
 }
 
-// TestNginxWouldBufferWithoutTheServersHeader is the control of the test
-// above: told to ignore the stream's X-Accel-Buffering header, nginx buffers
-// the stream as it buffers any answer, and a chat does not arrive. So the
-// header is what makes deploy/nginx.conf work without "proxy_buffering off",
-// and TestNginxPassesTheStreamAtOnce would catch a server that lost it.
-func TestNginxWouldBufferWithoutTheServersHeader(t *testing.T) {
+// TestNginxCompressingConfig is the control of the test above, and a guard
+// for a common edit of the example: adding text/event-stream to gzip_types.
+// nginx's gzip needs buffered input, so a proxy that buffers and compresses
+// the stream holds every event (here not even the headers come); the
+// server's "X-Accel-Buffering: no" turns nginx's buffering off for the
+// stream, and nginx then compresses it but flushes each event at once. (On
+// its own, buffering does not hold events in nginx 1.22: it passes on what
+// it reads while the client keeps up.)
+func TestNginxCompressingConfig(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t)
-	ng := startNginx(t, srv.Addr, nginxTweaks{location: "proxy_ignore_headers X-Accel-Buffering;"})
-	hc := httpClient(t)
-	session := newSession(t, hc, ng.URL)
-	st := openStream(t, hc, ng.URL+"/events?session="+session, nil)
-	mustPost(t, hc, ng.URL+"/sessions/"+session+"/chat", protocol.ChatPost{Name: "nginx", Text: "held back"}, nil)
-	deadline := time.Now().Add(promptly)
-	for {
-		m, ok := st.TryNext(time.Until(deadline))
-		if !ok {
-			break
-		}
-		if m.Name == protocol.EventChat {
-			t.Fatalf("the chat arrived through a buffering nginx; this control no longer shows what the header does")
-		}
+	cases := []struct {
+		name     string
+		location string
+		prompt   bool
+	}{
+		{"X-Accel-Buffering honoured", "gzip_types text/event-stream;", true},
+		{"control: X-Accel-Buffering ignored", "gzip_types text/event-stream; proxy_ignore_headers X-Accel-Buffering;", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t)
+			ng := startNginx(t, srv.Addr, nginxTweaks{location: tc.location})
+			hc := httpClient(t)
+			session := newSession(t, hc, ng.URL)
+			// Sent before the stream opens, so it is among its first events.
+			mustPost(t, hc, ng.URL+"/sessions/"+session+"/chat", protocol.ChatPost{Name: "nginx", Text: "compressed?"}, nil)
+
+			ctx, cancel := context.WithTimeout(context.Background(), promptly)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, ng.URL+"/events?session="+session, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			arrived, compressed := false, false
+			// The transport asks for gzip and decompresses on the fly.
+			if resp, err := hc.Do(req); err == nil {
+				compressed = resp.Uncompressed
+				dec := protocol.NewDecoder(resp.Body, 1<<20)
+				for {
+					m, err := dec.Next()
+					if err != nil {
+						break
+					}
+					if m.Name == protocol.EventChat {
+						arrived = true
+						break
+					}
+				}
+				resp.Body.Close()
+			}
+			switch {
+			case tc.prompt && !arrived:
+				t.Errorf("the chat did not arrive within %v through a compressing nginx that honours X-Accel-Buffering", promptly)
+			case tc.prompt && !compressed:
+				t.Errorf("nginx did not compress the stream; the test no longer covers a compressing config")
+			case !tc.prompt && arrived:
+				t.Errorf("the chat arrived through a buffering, compressing nginx; this control no longer shows a proxy that holds events")
+			}
+		})
 	}
 }
 

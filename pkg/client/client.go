@@ -50,7 +50,6 @@ type Client struct {
 	base        string
 	hc          *http.Client // POSTs and GETs; may have a Timeout
 	stream      *http.Client // the same, without Timeout, for streams
-	ownHC       bool
 	log         *slog.Logger
 	origin      string
 	maxEvent    int
@@ -69,7 +68,6 @@ func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) {
 		if hc != nil {
 			c.hc = hc
-			c.ownHC = false
 		}
 	}
 }
@@ -142,7 +140,6 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-		c.ownHC = true
 	}
 	sc := *c.hc
 	sc.Timeout = 0

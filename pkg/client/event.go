@@ -15,7 +15,10 @@ const (
 	// the session event that opens a connection is reported as State
 	// Connected, Resumed or NewSession with Event.Session set.
 	State Kind = iota
-	// Tick is a channel's characters: Event.Channel and Event.Text.
+	// Tick is a channel's characters: Event.Channel and Event.Text. Any
+	// event name the protocol does not reserve is taken for a channel's.
+	// Text is what the server sent; a display should still check it (see
+	// protocol.SafeRune) rather than trust it.
 	Tick
 	// Tuned is a change of the tuned set: Event.Tuned.
 	Tuned
@@ -23,13 +26,16 @@ const (
 	Chat
 	// BulkProgress is one verified-in-order chunk of a transfer: Event.Transfer.
 	BulkProgress
-	// BulkDone ends a transfer, well or badly: Event.Transfer (see Transfer.Err).
+	// BulkDone ends a transfer, well or badly: Event.Transfer (see
+	// Transfer.Err). It comes from bulk-end, or from the chunk that broke
+	// the transfer, or (ID 0) from a gap or a new session that lost it.
 	BulkDone
 	// Gap says events were lost: Event.Gap.
 	Gap
 	// Bye is the server's last event on a connection: Event.Bye.
 	Bye
-	// Other is an event this package does not know: Name and Data only.
+	// Other is an event this package does not know ("message", the name of
+	// an event without one) or could not decode (Err set): Name and Data.
 	Other
 )
 
@@ -88,6 +94,9 @@ type Event struct {
 	Data []byte
 
 	// For Kind State. Attempt counts failed tries since the last connect.
+	// Err says why (State Reconnecting, NewSession, Failed); for Kind Other
+	// it is set when an event of a known name could not be decoded
+	// (ErrProtocol), and Name and Data say what came.
 	State   ConnState
 	Attempt int
 	Err     error

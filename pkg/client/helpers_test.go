@@ -27,8 +27,15 @@ type runHandle struct {
 
 func startRun(t testing.TB, s *Session) *runHandle {
 	t.Helper()
+	return startRunN(t, s, 256)
+}
+
+// startRunN runs with an events channel of n places: with few, Run cannot
+// get far ahead of what the test has seen.
+func startRunN(t testing.TB, s *Session, n int) *runHandle {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &runHandle{t: t, s: s, events: make(chan Event, 256), cancel: cancel, done: make(chan error, 1)}
+	h := &runHandle{t: t, s: s, events: make(chan Event, n), cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- s.Run(ctx, h.events) }()
 	t.Cleanup(func() { h.stop() })
 	return h

@@ -138,7 +138,7 @@ func (s *Session) Bulk(ctx context.Context, req protocol.BulkPost, w io.Writer) 
 	if acc.Transfer == "" || acc.Chunks != protocol.Chunks(acc.Bytes) {
 		return nil, fmt.Errorf("%w: bulk answer %+v", ErrProtocol, acc)
 	}
-	t := newTransfer(acc, w, true)
+	t := newTransfer(acc, w)
 	s.mu.Lock()
 	s.transfers[acc.Transfer] = t
 	s.mu.Unlock()
@@ -149,7 +149,7 @@ func (s *Session) Bulk(ctx context.Context, req protocol.BulkPost, w io.Writer) 
 // while Bulk POSTs are in flight, it waits for them (or ctx) first: the
 // server may send the first chunk before the POST's answer is read. A
 // transfer still unknown then was started by someone else holding the
-// session id; it is adopted with a discarding writer (known says so).
+// session id; it is adopted with a discarding writer, Bytes -1.
 func (s *Session) lookupTransfer(ctx context.Context, id string, chunks int) (t *Transfer, ok bool) {
 	for {
 		s.mu.Lock()
@@ -175,7 +175,7 @@ func (s *Session) lookupTransfer(ctx context.Context, id string, chunks int) (t 
 			}
 		}
 	}
-	t = newTransfer(protocol.BulkAccepted{Transfer: id, Chunks: chunks, Bytes: -1}, nil, false)
+	t = newTransfer(protocol.BulkAccepted{Transfer: id, Chunks: chunks, Bytes: -1}, nil)
 	s.mu.Lock()
 	if old := s.transfers[id]; old != nil {
 		t = old

@@ -27,7 +27,15 @@ import (
 //     (cenkalti/backoff exponential, 0.5 s growing to 60 s, giving up after
 //     15 min) ignores the server's "retry:", retries a 404 instead of opening
 //     a new session, and treats a clean end of the stream (EOF, e.g. after
-//     bye "shutdown") as success, so it never reconnects then at all.
+//     bye "shutdown") as success, so it never reconnects then at all. Its
+//     waits also do not watch the subscription's context (cenkalti/backoff
+//     v1 waits on context.Background unless the BackOff carries one): after
+//     ctx is cancelled while it is not connected, it keeps trying, each try
+//     failing at once, until the 15 min are up, a goroutine left behind
+//     (seen: still running 5 s after cancel, on a 404).
+//   - A cancelled context and a clean end of the stream both come back as
+//     nil (r3labs maps context.Canceled to io.EOF), so Run looks at its own
+//     contexts to tell them apart.
 //   - Last-Event-ID is set by Run in sse.Client.Headers (applied after
 //     r3labs' own), from the last event Run actually took, not from
 //     r3labs' LastEventID, which its read loop advances for events read
@@ -52,8 +60,14 @@ import (
 //     non-empty data, so nothing is lost. Likewise a field line without a
 //     colon ("data", "id", "event") is ignored by r3labs except "data"; the
 //     server never sends one.
+//     An id containing NUL, which the spec ignores, is kept by r3labs and
+//     then refused here as not a number.
 //   - "retry:" is read from the Event r3labs gives (it never uses it itself)
 //     if it is all ASCII digits, as the spec says.
+//   - Not used: SubscribeChan*, whose read loop goroutine can stay blocked
+//     on its unbuffered channel after Unsubscribe and which report only the
+//     first connection's error; and OnConnect/OnDisconnect, which write
+//     Client.Connected from the read loop goroutine without a lock.
 //
 // Run's handler runs on the goroutine that called SubscribeRawWithContext
 // (r3labs calls it synchronously); r3labs' read loop goroutine ends when the

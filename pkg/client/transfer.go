@@ -17,10 +17,9 @@ import (
 // hashed on the way, so it holds at most one chunk. It is safe for concurrent
 // use; Run alone feeds it.
 type Transfer struct {
-	acc   protocol.BulkAccepted
-	w     io.Writer
-	known bool // started by this Session's Bulk (else adopted from the stream)
-	done  chan struct{}
+	acc  protocol.BulkAccepted
+	w    io.Writer
+	done chan struct{}
 
 	mu       sync.Mutex
 	h        hash.Hash
@@ -31,11 +30,11 @@ type Transfer struct {
 	ended    bool
 }
 
-func newTransfer(acc protocol.BulkAccepted, w io.Writer, known bool) *Transfer {
+func newTransfer(acc protocol.BulkAccepted, w io.Writer) *Transfer {
 	if w == nil {
 		w = io.Discard
 	}
-	return &Transfer{acc: acc, w: w, known: known, h: sha256.New(), done: make(chan struct{})}
+	return &Transfer{acc: acc, w: w, h: sha256.New(), done: make(chan struct{})}
 }
 
 // ID returns the server's transfer id.

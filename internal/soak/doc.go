@@ -1,0 +1,15 @@
+// Package soak proves the reliability promises of docs/RELIABILITY.md under
+// load: streams cut at random points while channels tick, chat flows and bulk
+// transfers run must lose nothing (every event id in order, no duplicate, no
+// hole but an announced gap, every transfer verified or failed by a gap); a
+// reader that stops reading must not slow the others nor grow the server's
+// memory past what its replay buffer may hold; a thousand idle streams must
+// each get every chat.
+//
+// Its only code outside tests is Proxy, a TCP relay that cuts the
+// connections through it in the ways networks do. Everything else is tests
+// against a real server (internal/testserver) on 127.0.0.1. The soak runs
+// for XHRSSE_SOAK (a Go duration, default 15s) or the -soak flag:
+//
+//	XHRSSE_SOAK=5m go test -race -run Soak -timeout 30m ./internal/soak
+package soak

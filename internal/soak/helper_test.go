@@ -1,0 +1,5 @@
+package soak
+
+const helperEnv = "XHRSSE_SOAK_HELPER"
+
+func streamsHelper() int { return 2 }
