@@ -16,6 +16,10 @@ import (
 // pieces and the session's lock is held only briefly each time.
 const maxBatch = 64 << 10
 
+// smallBuf is a stream's write buffer when idle: a few ticks and a chat fit;
+// memory per stream is the cost that grows with the number of streams.
+const smallBuf = 1024
+
 // A Stream is one connection's view of a session: a cursor into its history.
 // Attach makes one; Run writes it to a ResponseWriter.
 type Stream struct {
@@ -129,15 +133,27 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	// The connection may serve another request after this one.
 	defer rc.SetWriteDeadline(time.Time{})
 	var (
-		buf     = make([]byte, 0, 4096)
-		scratch []byte
-		ping    = time.NewTimer(h.opts.pingInterval)
+		buf       = make([]byte, 0, smallBuf)
+		scratch   []byte
+		ping      = time.NewTimer(h.opts.pingInterval)
+		lastWrite time.Time
+		deadline  time.Time // the write deadline in force
 	)
 	defer ping.Stop()
 	write := func() error {
-		if err := rc.SetWriteDeadline(time.Now().Add(h.opts.writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return fmt.Errorf("stream: deadline: %w", err)
+		// Moving a deadline and a timer costs more than a small write, so
+		// both are lazy: the deadline moves only when less than half of it
+		// is left (a blocked write is ended after between half and all of
+		// the write timeout), and the ping timer, when it fires, looks at
+		// when the last write was.
+		now := time.Now()
+		if deadline.Sub(now) < h.opts.writeTimeout/2 {
+			deadline = now.Add(h.opts.writeTimeout)
+			if err := rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+				return fmt.Errorf("stream: deadline: %w", err)
+			}
 		}
+		lastWrite = now
 		n, err := w.Write(buf)
 		h.stats.bytesOut.Add(int64(n))
 		if err == nil {
@@ -150,7 +166,6 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 		if err != nil {
 			return fmt.Errorf("stream: write: %w", err)
 		}
-		ping.Reset(h.opts.pingInterval)
 		return nil
 	}
 
@@ -233,10 +248,10 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 			}
 			continue
 		}
-		if cap(buf) > 16<<10 {
+		if cap(buf) > 4*smallBuf {
 			// A replay or a bulk transfer grew the buffers: an idle stream
 			// should not keep them.
-			buf, scratch = make([]byte, 0, 4096), nil
+			buf, scratch = make([]byte, 0, smallBuf), nil
 		}
 		select {
 		case <-ctx.Done():
@@ -244,10 +259,15 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 		case <-h.ctx.Done():
 			return st.bye(write, &buf, protocol.ByeShutdown)
 		case <-ping.C:
+			if quiet := time.Since(lastWrite); quiet < h.opts.pingInterval {
+				ping.Reset(h.opts.pingInterval - quiet)
+				continue
+			}
 			buf = protocol.AppendComment(buf, "ping")
 			if err := write(); err != nil {
 				return err
 			}
+			ping.Reset(h.opts.pingInterval)
 		case <-st.wakeC:
 			if d := h.opts.flushInterval; d > 0 {
 				time.Sleep(d)
