@@ -43,5 +43,25 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 
+# bench-load: xhrsse against the raw net/http and r3labs baselines, side by
+# side (docs/PERFORMANCE.md). MODE= (default load), saturate or bulk.
+bench-load:
+	N=$(N) DUR=$(DUR) scripts/bench-load.sh $(MODE)
+
+# screenshot: regenerates docs/screenshot.png (the page under load) with
+# headless Chromium. CJK and emoji need fonts: apt-get install fonts-wqy-zenhei
+screenshot:
+	XHRSSE_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(GO) test -count=1 -run 'TestScreenshot' ./web
+
+.PHONY: bench-load screenshot
+
 clean:
 	rm -rf $(BIN)
+
+# soak: the reliability soak for longer than the 15 s each of `make test`
+# (docs/RELIABILITY.md): SOAK=30m runs each soak test for 30 minutes.
+SOAK        ?= 5m
+SOAKTIMEOUT ?= 3h
+.PHONY: soak
+soak:
+	XHRSSE_SOAK=$(SOAK) $(GO) test -race -count=1 -v -run 'Soak' -timeout $(SOAKTIMEOUT) ./internal/soak

@@ -14,6 +14,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -148,4 +149,34 @@ func containsSlash(s string) bool {
 		}
 	}
 	return false
+}
+
+// sumCache remembers the sha256 of generated transfers by size. It is small
+// and forgets at random when full: sizes people ask for repeat.
+type sumCache struct {
+	mu sync.Mutex
+	m  map[int64]string // guarded by mu
+}
+
+const sumCacheSize = 64
+
+func (c *sumCache) get(n int64) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[n]
+}
+
+func (c *sumCache) put(n int64, sum string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[int64]string)
+	}
+	if len(c.m) >= sumCacheSize {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[n] = sum
 }

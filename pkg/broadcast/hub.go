@@ -67,6 +67,9 @@ type Hub struct {
 	chatID  int64       // guarded by chatMu
 	history []*chatItem // last protocol.ChatHistory messages; guarded by chatMu
 
+	bulkSeed [32]byte // generated bulk data: one stream per hub
+	sums     sumCache // sha256 of generated transfers by size
+
 	stats Stats
 }
 
@@ -101,6 +104,7 @@ func New(opts ...Option) (*Hub, error) {
 		h.subs = append(h.subs, make(map[*Session]struct{}))
 	}
 	h.stats.init(len(h.channels))
+	_, _ = rand.Read(h.bulkSeed[:]) // never fails
 	if o.filesDir != "" {
 		root, err := os.OpenRoot(o.filesDir)
 		if err != nil {

@@ -465,3 +465,26 @@ func TestCloseSendsBye(t *testing.T) {
 		t.Fatalf("NewSession after Close: %v", err)
 	}
 }
+
+func TestBulkSumCached(t *testing.T) {
+	h := quietHub(t, WithMaxTransfers(4))
+	s, _ := h.NewSession(nil)
+	n, m := int64(200_000), int64(200_001)
+	a, err := s.Bulk(protocol.BulkPost{Bytes: &n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.sums.get(n) != a.SHA256 {
+		t.Fatal("sum of a generated transfer not cached")
+	}
+	b, _ := s.Bulk(protocol.BulkPost{Bytes: &n})
+	c, _ := s.Bulk(protocol.BulkPost{Bytes: &m})
+	if a.SHA256 != b.SHA256 || a.SHA256 == c.SHA256 || a.Transfer == b.Transfer {
+		t.Fatalf("same size must give the same data under another transfer id: %+v %+v %+v", a, b, c)
+	}
+	// The cached sum is the sum of what is sent.
+	tr := &transfer{size: n, chunks: protocol.Chunks(n), seed: h.bulkSeed}
+	if err := tr.hash(); err != nil || tr.sum != a.SHA256 {
+		t.Fatalf("recomputed sum %s, cached %s (%v)", tr.sum, a.SHA256, err)
+	}
+}

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -69,7 +70,7 @@ func AppendEvent(dst []byte, id uint64, name string, data []byte) ([]byte, error
 // never turn into a field.
 func AppendComment(dst []byte, text string) []byte {
 	for {
-		i := indexLineEnd(text)
+		i := indexLineEndString(text)
 		dst = append(dst, ':', ' ')
 		if i < 0 {
 			dst = append(dst, text...)
@@ -93,13 +94,31 @@ func AppendRetry(dst []byte, millis int) []byte {
 	return append(dst, '\n', '\n')
 }
 
-// indexLineEnd returns the index of the first CR or LF in b, or -1. It takes
-// a string as well so that AppendComment need not copy its text to a []byte.
-func indexLineEnd[T string | []byte](b T) int {
-	for i := 0; i < len(b); i++ {
-		if c := b[i]; c == '\n' || c == '\r' {
-			return i
-		}
+// indexLineEnd returns the index of the first CR or LF in b, or -1. Two
+// IndexByte calls (vectorised) beat one byte loop: a bulk chunk's data line
+// is 65 KiB with no line end in it.
+func indexLineEnd(b []byte) int {
+	lf := bytes.IndexByte(b, '\n')
+	head := b
+	if lf >= 0 {
+		head = b[:lf]
 	}
-	return -1
+	if cr := bytes.IndexByte(head, '\r'); cr >= 0 {
+		return cr
+	}
+	return lf
+}
+
+// indexLineEndString is indexLineEnd for a string, so that AppendComment
+// need not copy its text to a []byte.
+func indexLineEndString(s string) int {
+	lf := strings.IndexByte(s, '\n')
+	head := s
+	if lf >= 0 {
+		head = s[:lf]
+	}
+	if cr := strings.IndexByte(head, '\r'); cr >= 0 {
+		return cr
+	}
+	return lf
 }
