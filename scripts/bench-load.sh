@@ -111,7 +111,9 @@ load)
   files=()
   for r in $(seq "$REPEAT"); do
     for kind in $SERVERS; do
-      f="$OUT/load-n$N-$kind-$r.json"
+      label=$kind
+      [[ $kind == xhrsse ]] && label=$XHRSSE_LABEL
+      f="$OUT/load-n$N-$label-$r.json"
       run_one "$kind" 1 "$f" -n "$N" -chat-rate "$CHAT"
       files+=("$f")
     done
@@ -124,7 +126,9 @@ saturate)
   files=()
   for kind in $SERVERS; do
     for m in $MULTS; do
-      f="$OUT/sat-n$N-$kind-x$m.json"
+      label=$kind
+      [[ $kind == xhrsse ]] && label=$XHRSSE_LABEL
+      f="$OUT/sat-n$N-$label-x$m.json"
       run_one "$kind" "$m" "$f" -n "$N" -chat-rate "$CHAT"
       files+=("$f")
       grep -q '"kept_up": true' "$f" || { echo "$kind stopped keeping up at ×$m" >&2; break; }

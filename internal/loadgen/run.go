@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	streamsCtx, stopStreams := context.WithCancel(ctx)
 	defer stopStreams()
 	var readers sync.WaitGroup
-	streams, connErrs, lastConnErr := ramp(ctx, &cfg, op, tuned, streamsCtx, &readers)
+	streams, connErrs, lastConnErr := ramp(ctx, streamsCtx, &cfg, op, tuned, &readers)
 	rep.Opened = len(streams)
 	rep.ConnectErrors = connErrs
 	rep.LastConnectError = lastConnErr
@@ -222,7 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // ramp opens the streams and starts their readers (under readers, stopped by
 // streamsCtx). It returns the streams that opened, in order.
-func ramp(ctx context.Context, cfg *Config, op *opener, channels []string, streamsCtx context.Context, readers *sync.WaitGroup) ([]*stream, int, string) {
+func ramp(ctx, streamsCtx context.Context, cfg *Config, op *opener, channels []string, readers *sync.WaitGroup) ([]*stream, int, string) {
 	rampCtx, cancel := context.WithTimeout(ctx, cfg.RampTimeout)
 	defer cancel()
 	var (
