@@ -47,8 +47,9 @@ func chromiumPath(t testing.TB) string {
 // requests (a 404 or 429 that the page expects and shows is not a bug), and
 // any JavaScript dialog, which it dismisses.
 type browserPage struct {
-	t   testing.TB
-	ctx context.Context
+	t        testing.TB
+	ctx      context.Context
+	closeTab context.CancelFunc // a tab of newBrowser's only
 
 	mu       sync.Mutex
 	problems []string
@@ -59,7 +60,30 @@ type browserPage struct {
 // browser, its tab and its profile directory go when the test ends.
 func openPage(t testing.TB, url string) *browserPage {
 	t.Helper()
+	return openPageWith(t, url)
+}
+
+// openPageWith is openPage with extra browser flags.
+func openPageWith(t testing.TB, url string, extra ...chromedp.ExecAllocatorOption) *browserPage {
+	t.Helper()
 	p := &browserPage{t: t}
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), browserOptions(t, extra...)...)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(p.listen))
+	t.Cleanup(func() {
+		if err := chromedp.Cancel(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Logf("closing the browser: %v", err)
+		}
+		cancel()
+		acancel()
+	})
+	p.ctx = ctx
+	p.start(url)
+	return p
+}
+
+// browserOptions are the flags of every test browser, then extra.
+func browserOptions(t testing.TB, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.Headless,
@@ -78,8 +102,31 @@ func openPage(t testing.TB, url string) *browserPage {
 		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 		chromedp.WindowSize(1280, 900),
 	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(p.listen))
+	return append(opts, extra...)
+}
+
+// start brings up the tab of p.ctx and opens url in it.
+func (p *browserPage) start(url string) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx); err != nil {
+		p.t.Fatalf("starting %s: %v", chromiumPath(p.t), err)
+	}
+	// The Network domain would copy every SSE message (bulk chunks too) to
+	// this process; nothing here reads it.
+	if _, err := chromedp.Call(p.ctx, network.Disable, cdp.Empty{}); err != nil {
+		p.t.Fatalf("network.disable: %v", err)
+	}
+	p.do(chromedp.Navigate(url))
+}
+
+// newBrowser starts a browser whose first tab stays blank, for tests that
+// open several tabs of the page with openTab: they share one profile, as the
+// tabs of one person's browser do (storage, locks, the connections to a
+// host). The browser goes when the test ends.
+func newBrowser(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), browserOptions(t, extra...)...)
+	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
 		if err := chromedp.Cancel(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			t.Logf("closing the browser: %v", err)
@@ -87,17 +134,69 @@ func openPage(t testing.TB, url string) *browserPage {
 		cancel()
 		acancel()
 	})
-	p.ctx = ctx
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("starting %s: %v", chromiumPath(t), err)
 	}
-	// The Network domain would copy every SSE message (bulk chunks too) to
-	// this process; nothing here reads it.
-	if _, err := chromedp.Call(ctx, network.Disable, cdp.Empty{}); err != nil {
-		t.Fatalf("network.disable: %v", err)
-	}
-	p.do(chromedp.Navigate(url))
+	return ctx
+}
+
+// openTab opens url in a new tab (a window of its own, so that it is visible
+// and draws) of the browser from newBrowser. The tab closes when the test
+// ends, or earlier with close.
+func openTab(t testing.TB, browser context.Context, url string) *browserPage {
+	t.Helper()
+	p := &browserPage{t: t}
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithListener(p.listen))
+	p.ctx = ctx
+	p.closeTab = cancel
+	t.Cleanup(cancel)
+	p.start(url)
 	return p
+}
+
+// openTabs opens url in n new tabs of the browser at once (opening them one
+// after another takes seconds each on a busy machine).
+func openTabs(t testing.TB, browser context.Context, url string, n int) []*browserPage {
+	t.Helper()
+	tabs := make([]*browserPage, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range tabs {
+		p := &browserPage{t: t}
+		ctx, cancel := chromedp.NewContext(browser, chromedp.WithListener(p.listen))
+		p.ctx, p.closeTab = ctx, cancel
+		t.Cleanup(cancel)
+		tabs[i] = p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = chromedp.Do(ctx)
+			if errs[i] == nil {
+				_, errs[i] = chromedp.Call(ctx, network.Disable, cdp.Empty{})
+			}
+			if errs[i] == nil {
+				nctx, ncancel := context.WithTimeout(ctx, waitTimeout)
+				errs[i] = chromedp.Do(nctx, chromedp.Navigate(url))
+				ncancel()
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("opening tab %d: %v", i, err)
+		}
+	}
+	return tabs
+}
+
+// close closes a tab from openTab, as a person closing it does.
+func (p *browserPage) close() {
+	p.t.Helper()
+	if err := chromedp.Cancel(p.ctx); err != nil && !errors.Is(err, context.Canceled) {
+		p.t.Fatalf("closing the tab: %v", err)
+	}
+	p.closeTab()
 }
 
 // listen runs in the tab's read loop: it must be quick and run no command.

@@ -43,9 +43,11 @@ type nginxTweaks struct {
 	// readTimeout replaces the 60s of proxy_read_timeout, so that a test can
 	// prove pings keep a stream open without waiting a minute.
 	readTimeout string
-	// location is added to the location block: used only by the tests that
-	// show what goes wrong without the server's headers.
+	// location is added to the location block, and replace is applied
+	// after the test's own replacements: used only by the controls that
+	// show what goes wrong with another setting.
 	location string
+	replace  [][2]string
 }
 
 // nginxPath finds the nginx binary. The tests need the real thing: a missing
@@ -136,6 +138,9 @@ func nginxConf(example, dir, upstream, httpAddr, tlsAddr string, tw nginxTweaks)
 		{"/etc/ssl/xhrsse/fullchain.pem", filepath.Join(dir, "cert.pem")},
 		{"/etc/ssl/xhrsse/privkey.pem", filepath.Join(dir, "key.pem")},
 		{"proxy_read_timeout 60s;", readTimeout},
+	}
+	for _, r := range tw.replace {
+		reps = append(reps, struct{ old, new string }{r[0], r[1]})
 	}
 	conf := example
 	for _, r := range reps {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,6 +58,11 @@ func openStream(t testing.TB, hc *http.Client, url string, header http.Header) *
 		resp.Body.Close()
 		cancel()
 		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		resp.Body.Close()
+		cancel()
+		t.Fatalf("GET %s: Content-Type %q, want text/event-stream", url, ct)
 	}
 	s := &rawStream{
 		Resp:   resp,
@@ -259,12 +266,8 @@ func (l latencies) String() string {
 	if len(l) == 0 {
 		return "none"
 	}
-	s := append(latencies(nil), l...)
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
+	s := slices.Clone(l)
+	slices.Sort(s)
 	return fmt.Sprintf("n=%d min=%v median=%v max=%v", len(s), s[0].Round(time.Microsecond),
 		s[len(s)/2].Round(time.Microsecond), s[len(s)-1].Round(time.Microsecond))
 }
@@ -282,19 +285,6 @@ func eventually(t testing.TB, d time.Duration, f func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("not within %v: %v", d, err)
-}
-
-// TryNext returns the next event, or false if the stream ends or none comes
-// within d.
-func (s *rawStream) TryNext(d time.Duration) (protocol.Message, bool) {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case m, ok := <-s.events:
-		return m, ok
-	case <-timer.C:
-		return protocol.Message{}, false
-	}
 }
 
 // WaitEnd waits up to d for the stream to end and reports whether it did.

@@ -4,8 +4,18 @@
 // that serves it under a path prefix. Untrusted text (chat, channel characters, file names, server
 // error messages) only ever reaches the page through textContent or text
 // nodes, never as markup.
+//
+// The tabs of one origin share one session and one stream (see share.js and
+// the "tabs" section below): the leader tab holds the EventSource and relays
+// every event to the others; every tab POSTs for itself. Each tab keeps its
+// own view: the channels it shows (its wish; the session is tuned to the
+// union of all tabs' wishes, and each tab drops the ticks of channels it does
+// not show) and its own bulk transfer (chunks carry their transfer id). A
+// page alone, or in a browser without Web Locks, behaves as a tab with no
+// others.
 
 import { sha256Hex } from './sha256.js';
+import { TabGroup, supported as sharingSupported } from './share.js';
 
 // MAX_CHARS bounds each channel box, in UTF-16 code units (a pair is never
 // split), so a fast channel cannot grow the page without limit.
@@ -24,6 +34,8 @@ const RETRY_MAX_MS = 30000;
 const $ = (id) => document.getElementById(id);
 
 const els = {
+  conn: $('conn'),
+  connTabs: $('conn-tabs'),
   connState: $('conn-state'),
   connSession: $('conn-session'),
   connReconnect: $('conn-reconnect'),
@@ -147,13 +159,27 @@ const STATES = {
 
 const conn = {
   session: '', // the session id; the capability for the stream, shown short
-  es: null, // the EventSource of the session
+  es: null, // the EventSource of the session (the leader's only)
   generation: 0, // bumped on every new session, so stale answers are ignored
   fresh: false, // the session replaces one the server forgot
   lastId: '', // the last event id seen on the session, for resuming
+  state: '', // the state shown, and its detail: a new follower is told them
+  detail: '',
 };
 
+/**
+ * setConn shows a state of the stream. The leader tells its followers, who
+ * show the same: there is one stream.
+ */
 function setConn(state, detail) {
+  conn.state = state;
+  conn.detail = detail || '';
+  showConn(state, detail);
+  relay({ t: 'conn', state, detail: conn.detail });
+}
+
+function showConn(state, detail) {
+  if (!Object.hasOwn(STATES, state)) return;
   const label = STATES[state] + (detail ? ` (${detail})` : '');
   // A server that stays down fails every retry: one line says it.
   if (els.connState.dataset.state === state && els.connState.textContent === label) return;
@@ -175,8 +201,18 @@ function shortID(id) {
   return id.length > 8 ? id.slice(0, 8) + '…' : id;
 }
 
+function showSession(id) {
+  if (id) {
+    els.connSession.textContent = shortID(id);
+    els.connSession.dataset.session = id; // the page's own; tests steer it from outside
+  } else {
+    els.connSession.textContent = '–';
+    delete els.connSession.dataset.session;
+  }
+}
+
 /**
- * openSession asks for a session tuned to what the user has on and attaches
+ * openSession asks for a session tuned to what the tabs have on and attaches
  * its stream. It keeps trying, backing off, until it gets one or a newer call
  * supersedes it.
  */
@@ -186,8 +222,8 @@ async function openSession(fresh) {
   conn.session = '';
   conn.lastId = '';
   conn.fresh = fresh;
-  els.connSession.textContent = '–';
-  delete els.connSession.dataset.session;
+  showSession('');
+  relayState();
   let delay = RETRY_MS;
   for (;;) {
     try {
@@ -195,9 +231,9 @@ async function openSession(fresh) {
       if (gen !== conn.generation) return;
       clearError(els.appError);
       conn.session = created.session;
-      els.connSession.textContent = shortID(created.session);
-      els.connSession.dataset.session = created.session; // the page's own; tests steer it from outside
-      applyTuned(created.channels);
+      showSession(created.session);
+      applyTuned(created.channels, true);
+      relayState();
       openStream(gen);
       return;
     } catch (err) {
@@ -228,6 +264,9 @@ function openStream(gen, delay = RETRY_MS) {
   const mine = (fn) => (e) => {
     if (conn.es !== es || gen !== conn.generation) return;
     if (e.lastEventId) conn.lastId = e.lastEventId;
+    if (e.type !== 'open' && e.type !== 'error') {
+      relay({ t: 'ev', s: conn.session, id: e.lastEventId, name: e.type, data: e.data });
+    }
     fn(e);
   };
   es.addEventListener('open', mine(() => {
@@ -257,7 +296,7 @@ function openStream(gen, delay = RETRY_MS) {
         }
         conn.session = ''; // toggles now change what the next session asks for
         setConn('reconnecting', 'session lost');
-        bulkLost('the session was lost');
+        loseTransfers('the session was lost');
         openSession(true);
       });
     } else {
@@ -292,33 +331,61 @@ function openStream(gen, delay = RETRY_MS) {
     } else if (d.reason === 'expired') {
       closeStream();
       setConn('reconnecting', 'session expired');
-      bulkLost('the session expired');
+      loseTransfers('the session expired');
       openSession(true);
     } else {
       setConn('reconnecting', `server: ${d.reason}`);
     }
   }));
   for (const box of boxes.values()) {
-    es.addEventListener(box.name, mine((e) => tick(box, e.data)));
+    es.addEventListener(box.name, mine((e) => onTick(box.name, e.data)));
   }
+}
+
+/** reconnect is the reconnect button: a follower asks the leader. */
+function reconnect() {
+  if (tabs.role === 'follower') {
+    tabs.group.post({ t: 'reconnect' });
+    return;
+  }
+  if (!conn.session) return;
+  setConn('connecting');
+  openStream(conn.generation);
 }
 
 // ---- channels ------------------------------------------------------------
 
 /** boxes maps a channel name to its box on the page. */
 const boxes = new Map();
-// tuned is the server's last word on the session's channels; pending holds the
-// user's wish for a channel while its POST is on the way.
+// tuned is the server's last word on the session's channels: with other tabs
+// it is the union of every tab's wish. wish is this tab's own tune set, the
+// channels it shows; pending holds the user's change of a channel while its
+// POST is on the way.
 let tuned = new Set();
+let wish = new Set();
 const pending = new Map();
 
+/** wantedChannels is what a new session should be tuned to: every tab's wish. */
 function wantedChannels() {
-  const want = new Set(tuned);
+  const want = new Set(wish);
   for (const [name, on] of pending) {
     if (on) want.add(name);
     else want.delete(name);
   }
+  for (const w of tabs.others.values()) for (const name of w) want.add(name);
   return [...want].filter((name) => boxes.has(name));
+}
+
+/** wantedByAnyTab reports whether this tab or another wants the channel. */
+function wantedByAnyTab(name) {
+  if (wish.has(name)) return true;
+  for (const w of tabs.others.values()) if (w.has(name)) return true;
+  return false;
+}
+
+/** shownOn reports whether this tab shows the channel as on. */
+function shownOn(name) {
+  return wish.has(name) && (!conn.session || tuned.has(name));
 }
 
 function buildChannels(list) {
@@ -390,6 +457,12 @@ function keepTail(s, max) {
   return s.slice(i);
 }
 
+/** onTick takes a channel's characters: a tab counts only those it shows. */
+function onTick(name, data) {
+  const box = boxes.get(name);
+  if (box && wish.has(name)) tick(box, data);
+}
+
 function tick(box, data) {
   // Count characters, not code units: channel two's ideographs may be pairs.
   let n = 0;
@@ -409,13 +482,29 @@ function drawBox(box) {
   box.counter.textContent = `${box.count} characters`;
 }
 
-function applyTuned(list) {
-  tuned = new Set(list || []);
+/**
+ * applyTuned takes the server's word on the session's channels. A channel
+ * tuned out leaves every tab's wish: a tab tunes out only what no other tab
+ * wants, so it was that or a client outside the tabs. A channel tuned in that
+ * no tab asked for came from outside too, and every tab shows it. A baseline
+ * (a new session, a tab joining) is taken as it is.
+ */
+function applyTuned(list, baseline = false) {
+  const next = new Set(list || []);
+  if (!baseline) {
+    for (const name of tuned) {
+      if (!next.has(name) && !pending.has(name)) wish.delete(name);
+    }
+    for (const name of next) {
+      if (!tuned.has(name) && !pending.has(name) && !wantedByAnyTab(name)) wish.add(name);
+    }
+  }
+  tuned = next;
   for (const box of boxes.values()) drawToggle(box);
 }
 
 function drawToggle(box) {
-  const on = tuned.has(box.name);
+  const on = shownOn(box.name);
   const want = pending.has(box.name) ? pending.get(box.name) : on;
   box.el.dataset.on = String(on);
   box.toggle.setAttribute('aria-pressed', String(want));
@@ -424,29 +513,86 @@ function drawToggle(box) {
 }
 
 async function toggleChannel(box) {
-  const want = !(pending.has(box.name) ? pending.get(box.name) : tuned.has(box.name));
+  const name = box.name;
+  const want = !(pending.has(name) ? pending.get(name) : shownOn(name));
   if (!conn.session) {
     // No session right now: the wish is what the next session will ask for.
-    if (want) tuned.add(box.name);
-    else tuned.delete(box.name);
+    if (want) wish.add(name);
+    else wish.delete(name);
+    announceWish();
     drawToggle(box);
     return;
   }
-  pending.set(box.name, want);
+  await tune(name, want, true);
+}
+
+/**
+ * tune changes this tab's wish for a channel and tunes the shared session
+ * as it needs: in if the session lacks the channel, out only if no other
+ * open tab wants it (otherwise this tab just stops showing it). The box shows
+ * the change once the server has confirmed it, as a page alone always did.
+ * A tune-in is announced to the other tabs before its POST, so that they do
+ * not take the tuned event for a change from outside. With revert, a failed
+ * tune-in takes the wish back.
+ */
+async function tune(name, on, revert) {
+  const box = boxes.get(name);
+  const session = conn.session;
+  pending.set(name, on);
+  if (on && !wish.has(name)) {
+    wish.add(name);
+    announceWish();
+  }
   drawToggle(box);
-  const gen = conn.generation;
   try {
-    const res = await api('POST', `sessions/${encodeURIComponent(conn.session)}/channels`, {
-      channel: box.name,
-      on: want,
-    });
-    if (gen === conn.generation) applyTuned(res.channels);
+    const post = on ? !tuned.has(name) : !(await othersWant(name));
+    if (post) {
+      const res = await api('POST', `sessions/${encodeURIComponent(session)}/channels`, { channel: name, on });
+      if (session === conn.session) applyTuned(res.channels);
+    }
+    if (!on && pending.get(name) === on && wish.has(name)) {
+      wish.delete(name);
+      announceWish();
+    }
     clearError(els.channelsError);
   } catch (err) {
-    showError(els.channelsError, `${box.name}: ${errorText(err)}`);
+    if (on && revert && pending.get(name) === on) {
+      wish.delete(name);
+      announceWish();
+    }
+    showError(els.channelsError, `${name}: ${errorText(err)}`);
   } finally {
-    if (pending.get(box.name) === want) pending.delete(box.name);
+    if (pending.get(name) === on) pending.delete(name);
     drawToggle(box);
+  }
+}
+
+/** ensureTuned tunes the session in to every channel this tab wants. */
+function ensureTuned() {
+  if (!conn.session) return;
+  for (const name of wish) {
+    if (boxes.has(name) && !tuned.has(name) && !pending.has(name)) tune(name, true, false);
+  }
+}
+
+/**
+ * pruneTuning, in the leader, tunes the session out of the channels no live
+ * tab wants any more: those of a tab that closed.
+ */
+async function pruneTuning() {
+  if (tabs.role !== 'leader' || !conn.session) return;
+  await forgetClosedTabs();
+  const want = new Set(wantedChannels());
+  const session = conn.session;
+  for (const name of [...tuned]) {
+    if (want.has(name) || pending.has(name) || session !== conn.session) continue;
+    try {
+      const res = await api('POST', `sessions/${encodeURIComponent(session)}/channels`, { channel: name, on: false });
+      if (session === conn.session) applyTuned(res.channels);
+    } catch {
+      // Extra ticks are dropped by the tabs anyway; the next tab to close
+      // tries again.
+    }
   }
 }
 
@@ -457,10 +603,15 @@ async function toggleChannel(box) {
 // its messages differ in time.
 const seen = new Set();
 const chatQueue = [];
+// recentChats are the last messages this tab received, which the leader hands
+// to a tab that joins: the server replays history only to a new session.
+const recentChats = [];
 
 function addChat(m) {
   chatQueue.push(m);
   if (chatQueue.length > MAX_CHAT) chatQueue.splice(0, chatQueue.length - MAX_CHAT);
+  recentChats.push(m);
+  if (recentChats.length > MAX_CHAT) recentChats.splice(0, recentChats.length - MAX_CHAT);
   redraw(drawChat);
 }
 
@@ -551,11 +702,23 @@ const decodeBase64 = typeof Uint8Array.fromBase64 === 'function'
     return out;
   };
 
-// bulk is the transfer the panel shows; one at a time. Its chunks may arrive
-// before the POST that asked for them has its answer, so a transfer without an
-// id yet adopts the first id its stream brings.
+// bulk is the transfer the panel shows; one at a time, this tab's own: its
+// chunks are told from other tabs' by their transfer id, which the POST's
+// answer names.
 let bulk = null;
 let downloadURL = '';
+
+// The stream and the POST travel apart, so a transfer's first chunks (even
+// its bulk-end) may arrive before the answer that names it; on a shared
+// stream they may as well be another tab's. While one of this tab's bulk
+// POSTs waits for its answer, chunks of transfers nobody here has claimed
+// are held, by transfer id, up to UNCLAIMED_MAX characters of base64; the
+// answer claims its own and the rest are dropped. A transfer whose held
+// chunks overflowed reports them missing rather than passing unverified.
+const UNCLAIMED_MAX = 64 << 20;
+const unclaimed = new Map();
+let unclaimedSize = 0;
+let bulkPosts = 0; // this tab's bulk POSTs waiting for their answer
 
 function newTransfer(label, fileName) {
   return {
@@ -596,14 +759,16 @@ async function startBulk(e) {
   els.bulkStart.disabled = true;
   setBulkStatus('requesting', `requesting ${t.label}…`);
   redraw(drawBulk);
+  bulkPosts++;
   try {
     const acc = await api('POST', `sessions/${encodeURIComponent(conn.session)}/bulk`, body);
     if (bulk !== t || t.done) return;
-    t.id = t.id || acc.transfer;
+    t.id = acc.transfer;
     t.bytes = acc.bytes;
     t.chunks = acc.chunks;
     t.sha256 = acc.sha256;
     if (t.status === 'requesting') setBulkStatus('receiving', 'receiving…');
+    claim(t);
     if (t.end) await finishBulk(t);
   } catch (err) {
     if (bulk !== t) return;
@@ -611,19 +776,55 @@ async function startBulk(e) {
     els.bulkStart.disabled = false;
     setBulkStatus('failed', 'failed');
     showError(els.bulkError, errorText(err));
+  } finally {
+    if (--bulkPosts === 0) {
+      unclaimed.clear();
+      unclaimedSize = 0;
+    }
   }
 }
 
+/** ours returns this tab's transfer in progress if it has this id. */
 function ours(id) {
   const t = bulk;
-  if (!t || t.done) return null;
-  if (t.id === null) t.id = id;
-  return t.id === id ? t : null;
+  return t && !t.done && t.id !== null && t.id === id ? t : null;
+}
+
+/** hold keeps a bulk event of an unclaimed transfer while a POST waits. */
+function hold(name, d) {
+  if (bulkPosts === 0 || typeof d.transfer !== 'string') return;
+  const size = name === 'bulk' && typeof d.data === 'string' ? d.data.length : 0;
+  if (unclaimedSize + size > UNCLAIMED_MAX) return;
+  let held = unclaimed.get(d.transfer);
+  if (!held) {
+    held = [];
+    unclaimed.set(d.transfer, held);
+  }
+  held.push([name, d]);
+  unclaimedSize += size;
+}
+
+/** claim takes the held events of t, whose id the POST's answer just named. */
+function claim(t) {
+  const held = unclaimed.get(t.id);
+  if (!held) return;
+  unclaimed.delete(t.id);
+  for (const [name, d] of held) {
+    if (name === 'bulk') {
+      unclaimedSize -= d.data.length;
+      bulkChunk(d);
+    } else {
+      bulkEnd(d);
+    }
+  }
 }
 
 function bulkChunk(d) {
   const t = ours(d.transfer);
-  if (!t) return;
+  if (!t) {
+    hold('bulk', d);
+    return;
+  }
   if (t.parts[d.seq] === undefined) {
     const bytes = decodeBase64(d.data);
     t.parts[d.seq] = bytes;
@@ -637,7 +838,10 @@ function bulkChunk(d) {
 
 function bulkEnd(d) {
   const t = ours(d.transfer);
-  if (!t) return;
+  if (!t) {
+    hold('bulk-end', d);
+    return;
+  }
   t.end = d;
   if (t.bytes === null) t.bytes = d.bytes;
   if (t.chunks === null && d.bytes === 0) t.chunks = 0;
@@ -691,6 +895,7 @@ async function finishBulk(t) {
   }
   els.bulkStatus.title = hex;
   els.bulkStatus.dataset.sha256 = hex;
+  els.bulkStatus.dataset.transfer = t.id;
   if (bulk === t) {
     downloadURL = URL.createObjectURL(blob);
     els.bulkDownload.href = downloadURL;
@@ -740,25 +945,228 @@ function addFiles(files) {
   els.bulkSource.append(group);
 }
 
+// ---- tabs ----------------------------------------------------------------
+
+// The tabs of this origin share one session and one stream (share.js): the
+// leader holds the EventSource and posts every event to the others, which
+// handle it as if their own EventSource had brought it. Messages, each signed
+// with the sender's tab id:
+//
+//   hello {wish}           a tab opened; everyone answers with its wish, the
+//                          leader also with state
+//   wish {wish}            a tab's tune set changed
+//   gone                   a tab is closing (the leader then tunes out what
+//                          nobody wants any more)
+//   reconnect              a follower's reconnect button, for the leader
+//   state {to?, session, lastId, tuned, conn?, chats?}
+//                          the leader's session: to a tab that said hello
+//                          (with the chat so far), or to all when it changes
+//   conn {state, detail}   the stream's state, as the leader shows it
+//   ev {s, id, name, data} one event of the stream
+//   lost {why}             the session is gone, and every transfer with it
+//
+// When the leader closes, the browser hands its lock to the next tab, which
+// opens the EventSource with the last event id it handled: the server replays
+// what happened in between.
+
+const tabs = {
+  group: null, // the TabGroup, or null when this tab is alone
+  role: 'solo', // 'solo' (no sharing), 'leader' or 'follower'
+  others: new Map(), // id of another open tab -> the channels it wants
+};
+
+const ROLES = {
+  solo: '',
+  leader: 'this tab holds the stream',
+  follower: 'stream shared by another tab',
+};
+
+function showRole() {
+  els.conn.dataset.role = tabs.role;
+  els.connTabs.textContent = ROLES[tabs.role];
+  els.connTabs.hidden = tabs.role === 'solo';
+}
+
+/** relay sends msg to the followers, if this tab leads any. */
+function relay(msg) {
+  if (tabs.role === 'leader' && tabs.others.size > 0) tabs.group.post(msg);
+}
+
+/** relayState tells the followers the leader's session (it changed). */
+function relayState() {
+  relay({ t: 'state', session: conn.session, lastId: conn.lastId, tuned: [...tuned] });
+}
+
+/** loseTransfers fails the transfers of every tab: the session is gone. */
+function loseTransfers(why) {
+  bulkLost(why);
+  relay({ t: 'lost', why });
+}
+
+function announceWish() {
+  if (tabs.group) tabs.group.post({ t: 'wish', wish: [...wish] });
+}
+
+/** forgetClosedTabs drops the wishes of tabs that closed without a word. */
+async function forgetClosedTabs() {
+  if (!tabs.group) return;
+  let alive;
+  try {
+    alive = await tabs.group.alive();
+  } catch {
+    return;
+  }
+  for (const id of [...tabs.others.keys()]) if (!alive.has(id)) tabs.others.delete(id);
+}
+
+/** othersWant resolves whether another open tab wants the channel. */
+async function othersWant(name) {
+  if (!tabs.group) return false;
+  await forgetClosedTabs();
+  for (const w of tabs.others.values()) if (w.has(name)) return true;
+  return false;
+}
+
+function channelList(v) {
+  return Array.isArray(v) ? v.filter((x) => typeof x === 'string') : [];
+}
+
+function onTabMessage(m) {
+  switch (m.t) {
+    case 'hello':
+      tabs.others.set(m.from, new Set(channelList(m.wish)));
+      tabs.group.post({ t: 'wish', wish: [...wish] });
+      if (tabs.role === 'leader') {
+        tabs.group.post({
+          t: 'state', to: m.from, session: conn.session, lastId: conn.lastId, tuned: [...tuned],
+          conn: { state: conn.state, detail: conn.detail }, chats: recentChats,
+        });
+      }
+      return;
+    case 'wish':
+      tabs.others.set(m.from, new Set(channelList(m.wish)));
+      return;
+    case 'gone':
+      tabs.others.delete(m.from);
+      pruneTuning();
+      return;
+    case 'reconnect':
+      if (tabs.role === 'leader') reconnect();
+      return;
+  }
+  if (tabs.role !== 'follower') return;
+  switch (m.t) {
+    case 'state':
+      followState(m);
+      break;
+    case 'conn':
+      conn.state = String(m.state);
+      conn.detail = String(m.detail || '');
+      showConn(conn.state, conn.detail);
+      break;
+    case 'lost':
+      bulkLost(String(m.why));
+      break;
+    case 'ev':
+      followEvent(m);
+      break;
+  }
+}
+
+/** followState takes the leader's session, as a follower. */
+function followState(m) {
+  if (m.to !== undefined && m.to !== tabs.group.id) return;
+  // A tab joining, or a new session, takes the tuned set as it is.
+  const baseline = m.to !== undefined || m.session !== conn.session;
+  if (m.session !== conn.session) {
+    if (conn.session) bulkLost('the session was lost');
+    conn.session = typeof m.session === 'string' ? m.session : '';
+    conn.lastId = typeof m.lastId === 'string' ? m.lastId : '';
+    showSession(conn.session);
+  }
+  applyTuned(channelList(m.tuned), baseline);
+  if (Array.isArray(m.chats)) for (const c of m.chats) addChat({ ...c, history: true });
+  if (m.conn && typeof m.conn === 'object') {
+    conn.state = String(m.conn.state);
+    conn.detail = String(m.conn.detail || '');
+    showConn(conn.state, conn.detail);
+  }
+  ensureTuned();
+}
+
+// followHandlers handles the events a follower acts on; the leader's conn
+// messages stand for the connection's own (session, gap, bye).
+const followHandlers = new Map([
+  ['session', (d) => applyTuned(JSON.parse(d).channels)],
+  ['tuned', (d) => applyTuned(JSON.parse(d).channels)],
+  ['chat', (d) => addChat(JSON.parse(d))],
+  ['bulk', (d) => bulkChunk(JSON.parse(d))],
+  ['bulk-end', (d) => bulkEnd(JSON.parse(d))],
+]);
+
+/** followEvent handles one relayed event, once, in order. */
+function followEvent(m) {
+  if (!conn.session || m.s !== conn.session || typeof m.name !== 'string' || typeof m.data !== 'string') return;
+  const id = Number(m.id);
+  if (m.name !== 'session' && m.name !== 'bye') {
+    // Ids only grow on a session: anything else was handled already.
+    if (conn.lastId !== '' && !(id > Number(conn.lastId))) return;
+    conn.lastId = String(m.id);
+  }
+  const fn = followHandlers.get(m.name);
+  if (fn) fn(m.data);
+  else if (boxes.has(m.name)) onTick(m.name, m.data);
+}
+
+/** hello introduces this tab to the others and asks the leader for state. */
+function hello() {
+  tabs.group.post({ t: 'hello', wish: [...wish] });
+}
+
+/**
+ * lead makes this follower the leader: the previous one closed. It opens the
+ * stream where the relayed events stopped, so nothing is lost in between,
+ * and tunes out what only the previous leader wanted.
+ */
+function lead() {
+  tabs.role = 'leader';
+  showRole();
+  if (conn.state === 'replaced') {
+    // A client outside the tabs holds the session: wait for the user.
+    return;
+  }
+  if (conn.session) {
+    setConn('reconnecting', 'taking over the stream');
+    openStream(conn.generation);
+    pruneTuning();
+    ensureTuned();
+  } else {
+    openSession(false);
+  }
+}
+
 // ---- start ---------------------------------------------------------------
 
 async function main() {
   els.chatName.value = recall('xhrsse.name') || `guest-${Math.floor(Math.random() * 0x10000).toString(16).padStart(4, '0')}`;
   els.chatForm.addEventListener('submit', sendChat);
   els.bulkForm.addEventListener('submit', startBulk);
-  els.connReconnect.addEventListener('click', () => {
-    if (!conn.session) return;
-    setConn('connecting');
-    openStream(conn.generation);
+  els.connReconnect.addEventListener('click', reconnect);
+  window.addEventListener('pagehide', () => {
+    closeStream();
+    if (tabs.group) tabs.group.post({ t: 'gone' });
   });
-  window.addEventListener('pagehide', closeStream);
   window.addEventListener('pageshow', (e) => {
     // Back from the back/forward cache: the stream was closed on pagehide.
-    if (e.persisted && conn.session) {
+    if (!e.persisted) return;
+    if (tabs.role === 'follower') {
+      hello();
+    } else if (conn.session) {
       setConn('reconnecting');
       openStream(conn.generation);
     }
   });
+  showRole();
   setConn('connecting');
 
   let delay = RETRY_MS;
@@ -775,7 +1183,18 @@ async function main() {
   }
   api('GET', 'files').then(addFiles, (err) => showError(els.bulkError, `cannot list files: ${errorText(err)}`));
   // Everything is on at first: the page is a demo of all three channels.
-  tuned = new Set(boxes.keys());
+  wish = new Set(boxes.keys());
+  for (const box of boxes.values()) drawToggle(box);
+  if (sharingSupported()) {
+    tabs.group = new TabGroup(onTabMessage);
+    const leads = await tabs.group.elect(lead);
+    tabs.role = leads ? 'leader' : 'follower';
+    showRole();
+    if (!leads) {
+      hello();
+      return;
+    }
+  }
   await openSession(false);
 }
 

@@ -1,0 +1,171 @@
+package proxytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+)
+
+// chromium finds the browser, failing the test with what to install if it
+// is missing (the web package's tests need it too).
+func chromium(t testing.TB) string {
+	t.Helper()
+	if fi, err := os.Stat("/usr/bin/chromium"); err == nil && !fi.IsDir() {
+		return "/usr/bin/chromium"
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium; install it (Debian: apt-get install -y chromium, as .ci/run does)")
+	return ""
+}
+
+// openBrowserPage starts a headless Chromium on url, accepting the test's
+// self-signed certificates, and closes it when the test ends.
+func openBrowserPage(t testing.TB, url string) context.Context {
+	t.Helper()
+	actx, acancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("ignore-certificate-errors", true),
+	)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		if err := chromedp.Cancel(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Logf("closing the browser: %v", err)
+		}
+		cancel()
+		acancel()
+	})
+	// The first run starts the browser and ties it to its context: ctx, not
+	// a context with a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", chromium(t), err)
+	}
+	nctx, ncancel := context.WithTimeout(ctx, waitTimeout)
+	defer ncancel()
+	if err := chromedp.Do(nctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("opening %s: %v", url, err)
+	}
+	return ctx
+}
+
+// pageWait polls a JavaScript boolean expression until it holds, failing the
+// test with the page's connection log and errors if it does not in time.
+func pageWait(t testing.TB, ctx context.Context, what, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		cctx, cancel := context.WithTimeout(ctx, waitTimeout)
+		ok, err := chromedp.Run(cctx, chromedp.Evaluate[bool]("Boolean("+expr+")"))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	defer cancel()
+	state, _ := chromedp.Run(cctx, chromedp.Evaluate[string](`['conn-state', 'conn-history', 'app-error', 'channels-error', 'chat-error', 'bulk-status', 'bulk-error']
+		.map((id) => id + ': ' + document.getElementById(id).textContent.trim()).join('\n')`))
+	t.Fatalf("timed out waiting for %s\n%s", what, state)
+}
+
+// TestPageThroughNginx opens the browser page through nginx run from
+// deploy/nginx.conf, over HTTP/1.1 and over HTTPS with HTTP/2: it connects,
+// switches a channel off (a POST the server accepts only because the
+// example passes the Host on with its port), chats with a Go client both
+// ways and fetches 1 MiB verified by its sha256, all through nginx.
+func TestPageThroughNginx(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	ng := startNginx(t, srv.Addr, nginxTweaks{})
+	for _, tc := range []struct{ name, base, proto string }{
+		{"http1.1", ng.URL, "http/1.1"},
+		{"h2", ng.TLSURL, "h2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := openBrowserPage(t, tc.base+"/")
+			pageWait(t, ctx, "connected", `document.getElementById('conn-state').dataset.state === 'connected'`)
+			pageWait(t, ctx, "channel one ticking", `Number(document.getElementById('ch-one-count').dataset.count) > 0`)
+			id := evalString(t, ctx, `document.getElementById('conn-session').dataset.session`)
+
+			pageDo(t, ctx, chromedp.Click(chromedp.ID("ch-one-toggle")))
+			pageWait(t, ctx, "channel one off", `document.getElementById('ch-one').dataset.on === 'false' &&
+				document.getElementById('ch-one-toggle').getAttribute('aria-busy') === 'false'`)
+
+			hc := httpClient(t)
+			if tc.name == "h2" {
+				hc = ng.TLSClient(t)
+			}
+			goSide := openStream(t, hc, tc.base+"/events", nil)
+			se, _ := goSide.Session(t)
+			mustPost(t, hc, tc.base+"/sessions/"+se.Session+"/chat", protocol.ChatPost{Name: "gopher", Text: "through " + tc.name}, nil)
+			pageWait(t, ctx, "the Go client's chat in the page", fmt.Sprintf(
+				`[...document.querySelectorAll('#chat-log .chat-text')].some((e) => e.textContent === %q)`, "through "+tc.name))
+			pageDo(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+				document.getElementById('chat-name').value = 'browser';
+				document.getElementById('chat-text').value = 'hello nginx';
+				document.getElementById('chat-send').click();
+			})()`))
+			goSide.WaitFor(t, waitTimeout, "the page's chat", func(m protocol.Message) bool {
+				return m.Name == protocol.EventChat && strings.Contains(m.Data, `"hello nginx"`)
+			})
+
+			pageDo(t, ctx,
+				chromedp.SetValue(chromedp.ID("bulk-source"), "1048576"),
+				chromedp.Click(chromedp.ID("bulk-start")),
+			)
+			pageWait(t, ctx, "the transfer verified", `document.getElementById('bulk-status').dataset.state === 'verified'`)
+
+			if s, ok := srv.Hub.Session(id); !ok || strings.Contains(strings.Join(s.Channels(), ","), "one") {
+				t.Errorf("the page's session is gone or still tuned to one")
+			}
+			protos := evalString(t, ctx, `[...new Set(performance.getEntriesByType('resource').map((e) => e.nextHopProtocol))].join(',')`)
+			if protos != tc.proto {
+				t.Errorf("the page's fetches went over %q, want %q", protos, tc.proto)
+			}
+		})
+	}
+}
+
+func pageDo(t testing.TB, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	defer cancel()
+	if err := chromedp.Do(cctx, actions...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func evalString(t testing.TB, ctx context.Context, expr string) string {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	defer cancel()
+	s, err := chromedp.Run(cctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return s
+}
