@@ -24,18 +24,7 @@ func fastChannels(t testing.TB) broadcast.Option {
 // channelsAt is the default channels at the given rates (ticks a second).
 func channelsAt(t testing.TB, one, two, three float64) broadcast.Option {
 	t.Helper()
-	rep := func(spec string) []rune {
-		rs, err := broadcast.ParseRepertoire(spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rs
-	}
-	return broadcast.WithChannels(
-		broadcast.ChannelConfig{Name: "one", Title: "Letters", Rate: one, Repertoire: rep(broadcast.DefaultRepertoireOne)},
-		broadcast.ChannelConfig{Name: "two", Title: "Ideographs", Rate: two, Repertoire: rep(broadcast.DefaultRepertoireTwo)},
-		broadcast.ChannelConfig{Name: "three", Title: "Arrows & symbols", Rate: three, Repertoire: rep(broadcast.DefaultRepertoireThree)},
-	)
+	return broadcast.WithChannels(broadcast.DefaultChannelsAt(one, two, three)...)
 }
 
 // js quotes s as a JavaScript string literal.

@@ -95,10 +95,7 @@ func BenchmarkDeliver(b *testing.B) {
 }
 
 func benchHub(b *testing.B) *Hub {
-	chans := DefaultChannels()
-	for i := range chans {
-		chans[i].Rate = 0.001
-	}
+	chans := DefaultChannelsAt(0.001)
 	// A burst of b.N events is not what the 30 s window is for: keep the
 	// ring at its event minimum so memory stays what a real load sees.
 	h, err := New(WithChannels(chans...), WithMaxStreams(20000), WithMaxSessions(20000), WithReplay(1024, 0, 1024))

@@ -47,6 +47,22 @@ func DefaultChannels() []ChannelConfig {
 	}
 }
 
+// DefaultChannelsAt returns the default channels ticking at the given rates:
+// one rate for every channel, or one per channel in order. Tests and tools
+// use it to make the channels fast or quiet.
+func DefaultChannelsAt(rates ...float64) []ChannelConfig {
+	cs := DefaultChannels()
+	for i := range cs {
+		switch {
+		case len(rates) == 1:
+			cs[i].Rate = rates[0]
+		case i < len(rates):
+			cs[i].Rate = rates[i]
+		}
+	}
+	return cs
+}
+
 // ParseRepertoire reads a comma-separated list of code points and ranges in
 // hex ("0041-005A,03B1"; "U+" prefixes allowed) or, with a leading "=", the
 // literal characters themselves. Every character must be protocol.SafeRune.

@@ -83,3 +83,22 @@ func TestChannelValidation(t *testing.T) {
 		t.Error("duplicate channel accepted")
 	}
 }
+
+func TestDefaultChannelsAt(t *testing.T) {
+	for _, tc := range []struct {
+		rates []float64
+		want  []float64
+	}{
+		{nil, []float64{5, 3, 2}},
+		{[]float64{50}, []float64{50, 50, 50}},
+		{[]float64{1, 2, 3}, []float64{1, 2, 3}},
+		{[]float64{1, 2}, []float64{1, 2, 2}},
+	} {
+		cs := DefaultChannelsAt(tc.rates...)
+		for i, c := range cs {
+			if c.Rate != tc.want[i] {
+				t.Errorf("DefaultChannelsAt(%v)[%d].Rate = %v, want %v", tc.rates, i, c.Rate, tc.want[i])
+			}
+		}
+	}
+}

@@ -97,11 +97,7 @@ func contains(ss []string, s string) bool {
 // publishing themselves.
 func quietHub(t *testing.T, opts ...Option) *Hub {
 	t.Helper()
-	chans := DefaultChannels()
-	for i := range chans {
-		chans[i].Rate = 0.001
-	}
-	h, err := New(append([]Option{WithChannels(chans...)}, opts...)...)
+	h, err := New(append([]Option{WithChannels(DefaultChannelsAt(0.001)...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

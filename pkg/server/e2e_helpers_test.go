@@ -42,11 +42,7 @@ const maxLine = 1 << 20
 
 // fastChannels returns the default channels ticking rate times a second.
 func fastChannels(rate float64) []broadcast.ChannelConfig {
-	cs := broadcast.DefaultChannels()
-	for i := range cs {
-		cs[i].Rate = rate
-	}
-	return cs
+	return broadcast.DefaultChannelsAt(rate)
 }
 
 // A harness is one running server and an HTTP client of its own, so that its
