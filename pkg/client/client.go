@@ -143,6 +143,18 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	sc := *c.hc
 	sc.Timeout = 0
+	if tr, ok := transportOf(c.hc); ok && u.Scheme == "http" {
+		// Over HTTP/1.1 a stream gets a connection of its own. On a kept-
+		// alive connection, http.Transport sends a GET again when the
+		// connection fails before the answer, though the first copy may
+		// have reached the server; arriving last, that copy would replace
+		// the stream being read (bye "replaced"). Over HTTP/2 the stream
+		// and the POSTs share one connection, and the HTTP/2 transport only
+		// retries requests the server never saw.
+		tr = tr.Clone()
+		tr.DisableKeepAlives = true
+		sc.Transport = tr
+	}
 	c.stream = &sc
 	return c, nil
 }
@@ -153,7 +165,21 @@ func (c *Client) BaseURL() string { return c.base }
 // CloseIdleConnections closes the idle keep-alive connections of the HTTP
 // client, so that a program (or a test checking for goroutine leaks) ends
 // clean. Open streams are not affected.
-func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	c.hc.CloseIdleConnections()
+	c.stream.CloseIdleConnections()
+}
+
+// transportOf returns hc's transport when it is an *http.Transport.
+func transportOf(hc *http.Client) (*http.Transport, bool) {
+	switch tr := hc.Transport.(type) {
+	case nil:
+		return http.DefaultTransport.(*http.Transport), true
+	case *http.Transport:
+		return tr, true
+	}
+	return nil, false
+}
 
 // Channels returns the server's channels (GET /channels).
 func (c *Client) Channels(ctx context.Context) ([]protocol.Channel, error) {

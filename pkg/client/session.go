@@ -19,10 +19,14 @@ import (
 type Session struct {
 	c *Client
 
-	mu        sync.Mutex
-	id        string
-	channels  []string             // as last confirmed by the server
-	lastID    uint64               // the last event id taken from the stream
+	mu       sync.Mutex
+	id       string
+	channels []string // as last confirmed by the server
+	lastID   uint64   // the last event id taken from the stream
+	// held is a bulk event already applied to its transfer whose delivery
+	// the end of a connection cut off: the resume brings its id back, and
+	// then held is delivered instead of applying the event twice.
+	held      *Event
 	streamed  bool                 // a stream of this session id was opened: lastID is a position
 	transfers map[string]*Transfer // by transfer id, until their bulk-end
 	posting   map[chan struct{}]struct{}

@@ -401,10 +401,17 @@ func (h *handler) handle(e *sse.Event) {
 	}
 
 	s.mu.Lock()
-	last := s.lastID
+	last, held := s.lastID, s.held
+	if held != nil && id >= held.ID {
+		s.held = nil
+	}
 	s.mu.Unlock()
 	if id <= last {
 		s.stats.duplicates.Add(1)
+		return
+	}
+	if held != nil && id == held.ID {
+		h.deliver(*held)
 		return
 	}
 	h.decode(&ev)
@@ -515,6 +522,10 @@ func (h *handler) deliver(ev Event) bool {
 	}
 	s.mu.Lock()
 	s.lastID = prev
+	if ev.Transfer != nil {
+		// Its transfer has taken it already: keep it for the resume.
+		s.held = &ev
+	}
 	s.mu.Unlock()
 	s.stats.events.Add(^uint64(0))
 	return false

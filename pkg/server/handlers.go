@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -193,8 +195,26 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 
 // decodeJSON reads exactly one JSON object into v, refusing unknown fields
 // and trailing data. An empty body is accepted only when optional.
+//
+// The body must be UTF-8 with no lone surrogate escaped in it:
+// encoding/json would quietly turn either into U+FFFD, and the server would
+// relay text its sender never wrote.
 func decodeJSON(body io.Reader, v any, optional bool) error {
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("body larger than %d bytes: %w", mbe.Limit, err)
+		}
+		return fmt.Errorf("%w: %v", errBadJSON, err)
+	}
+	if !utf8.Valid(raw) {
+		return fmt.Errorf("%w: body is not valid UTF-8", errBadJSON)
+	}
+	if loneSurrogate(raw) {
+		return fmt.Errorf("%w: a \\u escape is a lone surrogate, not a character", errBadJSON)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
@@ -217,6 +237,41 @@ func decodeJSON(body io.Reader, v any, optional bool) error {
 		return fmt.Errorf("%w: data after the JSON object", errBadJSON)
 	}
 	return nil
+}
+
+// loneSurrogate reports whether raw has a \uD800–\uDFFF escape that is not
+// half of a pair. Backslashes occur only in JSON strings, where each one
+// starts an escape, so a scan from escape to escape needs no more parsing.
+func loneSurrogate(raw []byte) bool {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // a two-character escape such as \\ or \"
+			continue
+		}
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			if lo, ok := hex4(i + 6); !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 11
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
