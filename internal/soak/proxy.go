@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,10 @@ type Proxy struct {
 	wg     sync.WaitGroup // accept loop and pipes
 
 	cuts [numCuts]atomic.Int64
+
+	logMu sync.Mutex
+	log   []string // the last requests relayed, for a diagnosis
+	seq   atomic.Int64
 }
 
 // A ProxyOption changes a Proxy.
@@ -178,7 +183,7 @@ func (p *Proxy) accept() {
 			c.Close()
 			continue
 		}
-		l := &link{p: p, client: c.(*net.TCPConn), server: s.(*net.TCPConn), stallC: make(chan struct{}), done: make(chan struct{})}
+		l := &link{p: p, id: p.seq.Add(1), client: c.(*net.TCPConn), server: s.(*net.TCPConn), stallC: make(chan struct{}), done: make(chan struct{})}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
@@ -197,6 +202,7 @@ func (p *Proxy) accept() {
 // A link is one relayed connection.
 type link struct {
 	p              *Proxy
+	id             int64
 	client, server *net.TCPConn
 	stream         atomic.Bool // the last request on it was GET /events
 
@@ -263,8 +269,11 @@ func (l *link) pipe(dst, src *net.TCPConn, up bool) {
 			b := buf[:n]
 			if up {
 				l.sniff(b)
-			} else if l.p.retry > 0 {
-				rewriteRetry(b, l.p.retry)
+			} else {
+				if l.p.retry > 0 {
+					rewriteRetry(b, l.p.retry)
+				}
+				l.sniffSession(b)
 			}
 			if _, werr := dst.Write(b); werr != nil {
 				break
@@ -286,12 +295,59 @@ func (l *link) pipe(dst, src *net.TCPConn, up bool) {
 // HTTP clients write a request in one go, and a connection carries one
 // request at a time, so a request line starts a read.
 func (l *link) sniff(b []byte) {
+	if line, _, ok := bytes.Cut(b, []byte("\r\n")); ok && bytes.Contains(line, []byte(" HTTP/1.1")) {
+		last := ""
+		if _, rest, ok := bytes.Cut(b, []byte("\r\nLast-Event-Id: ")); ok {
+			v, _, _ := bytes.Cut(rest, []byte("\r\n"))
+			last = string(v)
+		}
+		l.p.note(fmt.Sprintf("%s link %d: %s (Last-Event-ID %q)", time.Now().Format("15:04:05.000"), l.id, line, last))
+	}
 	switch {
 	case bytes.HasPrefix(b, []byte("GET /events")):
 		l.stream.Store(true)
 	case bytes.HasPrefix(b, []byte("GET ")), bytes.HasPrefix(b, []byte("POST ")), bytes.HasPrefix(b, []byte("OPTIONS ")):
 		l.stream.Store(false)
 	}
+}
+
+var sessionEvent = []byte("\nevent: session\ndata: ")
+
+// sniffSession notes the position and session of a session event in b (the
+// server writes one at the start of each stream, in one piece).
+func (l *link) sniffSession(b []byte) {
+	i := bytes.Index(b, sessionEvent)
+	if i < 0 {
+		return
+	}
+	j := bytes.LastIndex(b[:i], []byte("id: "))
+	data, _, _ := bytes.Cut(b[i+len(sessionEvent):], []byte("\n"))
+	if j >= 0 {
+		l.p.note(fmt.Sprintf("%s link %d: session event at %s %s", time.Now().Format("15:04:05.000"), l.id, b[j+4:i], data))
+	}
+}
+
+func (p *Proxy) note(s string) {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	p.log = append(p.log, s)
+	if len(p.log) > 2000 {
+		p.log = append([]string(nil), p.log[1000:]...)
+	}
+}
+
+// Requests returns the last requests relayed that contain s, one a line:
+// when, on which connection, the request line and its Last-Event-ID.
+func (p *Proxy) Requests(s string) []string {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	var out []string
+	for _, r := range p.log {
+		if strings.Contains(r, s) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 var retryField = []byte("\nretry: ")

@@ -48,6 +48,9 @@ type rawClient struct {
 	xfers    map[string]*rawXfer // by transfer id, as seen on the stream
 	posted   []postedXfer        // every transfer this client asked for
 	errs     []string            // violations of PROTOCOL.md
+	trail    []string            // the last events taken, for a diagnosis
+	phase    string              // what connect is doing, for a diagnosis
+	lastAt   time.Time           // when the last event was taken
 }
 
 // clientStats is what one soak client saw; both kinds report it.
@@ -134,10 +137,13 @@ func (c *rawClient) connect(ctx context.Context, rng *rand.Rand) {
 	if resume {
 		req.Header.Set("Last-Event-ID", strconv.FormatUint(last, 10))
 	}
+	c.setPhase(fmt.Sprintf("GET /events after %d", last))
 	resp, err := c.stream.Do(req)
 	if err != nil {
+		c.setPhase(fmt.Sprintf("GET /events failed: %v", err))
 		return // cut before the answer: try again
 	}
+	c.setPhase("reading")
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
@@ -164,12 +170,20 @@ func (c *rawClient) connect(ctx context.Context, rng *rand.Rand) {
 	for first := true; ; first = false {
 		m, err := dec.Next()
 		if err != nil {
+			c.setPhase(fmt.Sprintf("stream ended: %v (cause %v)", err, context.Cause(cctx)))
 			return
 		}
 		c.mu.Lock()
+		c.lastAt = time.Now()
 		c.take(m, first, resume)
 		c.mu.Unlock()
 	}
+}
+
+func (c *rawClient) setPhase(p string) {
+	c.mu.Lock()
+	c.phase = p + " at " + time.Now().Format("15:04:05.000")
+	c.mu.Unlock()
 }
 
 // watchdog resets the idle timer on every read that brings bytes.
@@ -189,6 +203,14 @@ func (w watchdog) Read(p []byte) (int, error) {
 
 // take checks one dispatched event. c.mu is held.
 func (c *rawClient) take(m protocol.Message, first, resumed bool) {
+	d := m.Data
+	if len(d) > 60 {
+		d = d[:60]
+	}
+	c.trail = append(c.trail, fmt.Sprintf("%s %s %s", m.ID, m.Name, d))
+	if len(c.trail) > 400 {
+		c.trail = c.trail[len(c.trail)-200:]
+	}
 	id, err := strconv.ParseUint(m.ID, 10, 64)
 	if err != nil {
 		c.violation("event %s has id %q", m.Name, m.ID)
@@ -297,7 +319,10 @@ func (c *rawClient) chunk(data string) {
 			if c.st.Gaps == 0 {
 				c.violation("transfer %s starts at chunk %d with no gap before it", ch.Transfer, ch.Seq)
 			}
+			// It cannot complete: it has ended for the bulk loop, and its
+			// later chunks and bulk-end are taken without a check.
 			x.failed = fmt.Sprintf("first chunks lost in a gap (starts at %d)", ch.Seq)
+			x.ended = true
 			c.st.FailedByGap++
 			c.signal()
 		}
@@ -329,14 +354,13 @@ func (c *rawClient) bulkEnd(e protocol.BulkEnd) {
 		}
 		x = &rawXfer{h: sha256.New()}
 		if e.Bytes > 0 {
-			x.failed = "every chunk lost in a gap"
+			x.failed, x.ended = "every chunk lost in a gap", true
 			c.st.FailedByGap++
 		}
 		c.xfers[e.Transfer] = x
 	}
 	defer c.signal()
 	if x.failed != "" {
-		x.ended = true
 		return
 	}
 	if x.ended {
@@ -369,9 +393,9 @@ func (c *rawClient) signal() {
 
 // bulkLoop asks for transfers of random sizes one after another until load
 // ends, waiting for each to end on the stream: verified, or failed by a gap.
-// A transfer that neither ends nor is failed within stall is a stall.
+// A transfer that stops while its stream flows is a stall (awaitTransfer).
 // Runs in its own goroutine.
-func (c *rawClient) bulkLoop(load context.Context, seed uint64, minSize, maxSize int64, stall time.Duration, diag func() string) {
+func (c *rawClient) bulkLoop(load context.Context, seed uint64, minSize, maxSize int64, diag func() string) {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	for load.Err() == nil {
 		n := minSize + rng.Int64N(maxSize-minSize+1)
@@ -397,35 +421,39 @@ func (c *rawClient) bulkLoop(load context.Context, seed uint64, minSize, maxSize
 		c.mu.Lock()
 		c.posted = append(c.posted, postedXfer{acc: acc, gapsBefore: gaps})
 		c.mu.Unlock()
-		deadline := time.NewTimer(stall)
-		for {
-			c.mu.Lock()
-			x := c.xfers[acc.Transfer]
-			ended := x != nil && x.ended
-			swallowed := x == nil && c.st.Gaps > gaps
-			c.mu.Unlock()
-			if ended || swallowed {
-				break
-			}
-			select {
-			case <-c.notify:
-				continue
-			case <-time.After(50 * time.Millisecond):
-				continue
-			case <-deadline.C:
-			}
-			c.mu.Lock()
-			c.st.Stalled++
-			got := "nothing"
-			if x != nil {
-				got = fmt.Sprintf("%d of %d chunks", x.next, x.chunks)
-			}
-			c.violation("STALL: transfer %s (%d bytes, %d chunks) got %s in %v; stream at id %d; %s",
-				acc.Transfer, acc.Bytes, acc.Chunks, got, stall, c.last, diag())
-			c.mu.Unlock()
-			break
+		why := awaitTransfer(c.notify,
+			func() bool {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				x := c.xfers[acc.Transfer]
+				// Ended, or swallowed whole by a gap after it was asked for.
+				return (x != nil && x.ended) || (x == nil && c.st.Gaps > gaps)
+			},
+			func() int64 {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if x := c.xfers[acc.Transfer]; x != nil {
+					return int64(x.next)
+				}
+				return -1
+			},
+			func() int {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				return c.st.Events
+			})
+		if why == "" {
+			continue
 		}
-		deadline.Stop()
+		c.mu.Lock()
+		c.st.Stalled++
+		got := "nothing"
+		if x := c.xfers[acc.Transfer]; x != nil {
+			got = fmt.Sprintf("%d of %d chunks", x.next, x.chunks)
+		}
+		c.violation("STALL: transfer %s (%d bytes, %d chunks) got %s: %s; stream at id %d, last event at %s, connection: %s; %s; trail:\n%s",
+			acc.Transfer, acc.Bytes, acc.Chunks, got, why, c.last, c.lastAt.Format("15:04:05.000"), c.phase, diag(), strings.Join(c.trail, "\n"))
+		c.mu.Unlock()
 	}
 }
 

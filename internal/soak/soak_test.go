@@ -2,10 +2,13 @@ package soak
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"testing"
@@ -16,10 +19,47 @@ import (
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
-// wait bounds every "eventually" and is the time after which a transfer that
-// neither ended nor failed counts as stalled. It is generous on purpose: the
-// soak runs under -race on a busy 2-core machine.
+// wait bounds every "eventually". It is generous on purpose: the soak runs
+// under -race on a busy 2-core machine.
 const wait = 20 * time.Second
+
+// A transfer has stalled when it has not moved for stallTime while at least
+// stallEvents other events arrived on its stream: the stream flows but the
+// transfer does not (chunks are made whenever the stream has caught up, so a
+// flowing stream carries them). A busy machine slows both alike and is no
+// stall. One that has not ended in stallLimit is reported all the same.
+const (
+	stallTime   = wait
+	stallEvents = 2000
+	stallLimit  = 90 * time.Second
+)
+
+// awaitTransfer polls until done() and returns "", or returns why it gave up:
+// progress() (chunks or bytes so far) did not move for stallTime while
+// events() (the stream's event count) grew by stallEvents, or stallLimit
+// passed.
+func awaitTransfer(notify <-chan struct{}, done func() bool, progress func() int64, events func() int) string {
+	start := time.Now()
+	moved, p, e := start, progress(), events()
+	for !done() {
+		select {
+		case <-notify:
+		case <-time.After(50 * time.Millisecond):
+		}
+		now := time.Now()
+		if np := progress(); np != p {
+			moved, p, e = now, np, events()
+			continue
+		}
+		if n := events() - e; now.Sub(moved) >= stallTime && n >= stallEvents {
+			return fmt.Sprintf("no progress in %v while %d other events arrived", now.Sub(moved).Round(time.Millisecond), n)
+		}
+		if now.Sub(start) >= stallLimit {
+			return fmt.Sprintf("no end in %v (the machine is very slow, or it stalled)", stallLimit)
+		}
+	}
+	return ""
+}
 
 var allChannels = []string{"one", "two", "three"}
 
@@ -64,6 +104,8 @@ func runSoak(t *testing.T, cfg soakConfig) {
 		broadcast.WithChatRate(1000, 1000),
 		broadcast.WithWriteTimeout(2 * time.Second),
 		broadcast.WithPingInterval(250 * time.Millisecond),
+		// The chatter never streams; a long soak must not lose its session.
+		broadcast.WithSessionTTL(time.Hour),
 	}, cfg.serverOpts...)
 	srv := testserver.Start(t, opts...)
 	proxy, err := NewProxy(srv.Addr, WithRetry(50), WithHold(3*time.Second))
@@ -98,6 +140,7 @@ func runSoak(t *testing.T, cfg soakConfig) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		g.requests = proxy.Requests
 		gos, all, names = append(gos, g), append(all, g), append(names, g.name)
 	}
 
@@ -121,8 +164,8 @@ func runSoak(t *testing.T, cfg soakConfig) {
 
 	diag := func() string {
 		s := srv.Hub.Snapshot()
-		return fmt.Sprintf("server: streams %d, bulk started %d done %d chunks %d, gaps %d, resumes %d; proxy streams %d",
-			s.Streams, s.BulkStarted, s.BulkDone, s.BulkChunks, s.Gaps, s.Resumes, proxy.Streams())
+		return fmt.Sprintf("server: streams %d, bulk started %d done %d chunks %d, gaps %d, resumes %d; proxy streams %d; goroutines in %s",
+			s.Streams, s.BulkStarted, s.BulkDone, s.BulkChunks, s.Gaps, s.Resumes, proxy.Streams(), dumpGoroutines())
 	}
 
 	// The load.
@@ -135,10 +178,10 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	loadWG.Go(func() { chatter.run(load, 50*time.Millisecond) })
 	loadWG.Go(func() { cutter(load, proxy, cfg.cutEvery) })
 	for i, c := range raws {
-		loadWG.Go(func() { c.bulkLoop(load, uint64(100+i), cfg.minBulk, cfg.maxBulk, wait, diag) })
+		loadWG.Go(func() { c.bulkLoop(load, uint64(100+i), cfg.minBulk, cfg.maxBulk, diag) })
 	}
 	for i, g := range gos {
-		loadWG.Go(func() { g.bulkLoop(load, uint64(200+i), cfg.minBulk, cfg.maxBulk, wait, diag) })
+		loadWG.Go(func() { g.bulkLoop(load, uint64(200+i), cfg.minBulk, cfg.maxBulk, diag) })
 	}
 	start := time.Now()
 	time.Sleep(cfg.duration)
@@ -149,11 +192,11 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	// The end: a last chat that every client must get.
 	end, err := chatter.say(setupCtx(t), "end")
 	if err != nil {
-		t.Fatalf("the last chat: %v", err)
+		t.Errorf("the last chat: %v", err)
 	}
 	waitDeadline := time.Now().Add(wait)
 	for i, p := range all {
-		for !slices.Contains(p.chatIDs(), end) {
+		for err == nil && !slices.Contains(p.chatIDs(), end) {
 			if time.Now().After(waitDeadline) {
 				t.Errorf("%s: the last chat (%d) did not arrive in %v; %s", names[i], end, wait, diag())
 				break
@@ -165,7 +208,11 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	clientWG.Wait()
 
 	// The record.
-	accepted := append(chatter.accepted(), end)
+	accepted, err := chatter.accepted()
+	if err != nil {
+		t.Fatalf("chatter: a chat POST failed, so the chats sent are unknown: %v", err)
+	}
+	accepted = append(accepted, end)
 	var total clientStats
 	for i, p := range all {
 		if c, ok := p.(*rawClient); ok {
@@ -200,6 +247,19 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	if c := cuts[CutClose] + cuts[CutReset] + cuts[CutStall]; c < int64(len(all)) {
 		t.Errorf("only %d cuts for %d clients: the soak proved little about resuming", c, len(all))
 	}
+}
+
+// dumpGoroutines writes every goroutine's stack to a file that outlives the
+// test, for the diagnosis of a stall, and returns its name.
+func dumpGoroutines() string {
+	f, err := os.CreateTemp("", "xhrsse-soak-stall-*.txt")
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s\n", time.Now().Format("15:04:05.000"))
+	pprof.Lookup("goroutine").WriteTo(f, 2)
+	return f.Name()
 }
 
 // checkChats compares the live chats a client got with those the chatter
@@ -281,8 +341,8 @@ func (c *chatter) open(ctx context.Context) error {
 // say posts one chat and returns its id.
 func (c *chatter) say(ctx context.Context, text string) (int64, error) {
 	var acc protocol.ChatAccepted
-	body := fmt.Sprintf(`{"name":"chatter","text":%q}`, text)
-	if err := postJSON(ctx, c.hc, c.base+"/sessions/"+c.sid+"/chat", body, &acc); err != nil {
+	body, _ := json.Marshal(protocol.ChatPost{Name: "chatter", Text: text})
+	if err := postJSON(ctx, c.hc, c.base+"/sessions/"+c.sid+"/chat", string(body), &acc); err != nil {
 		return 0, err
 	}
 	return acc.ID, nil
@@ -298,27 +358,29 @@ func (c *chatter) run(ctx context.Context, period time.Duration) {
 			return
 		case <-tick.C:
 		}
-		id, err := c.say(ctx, fmt.Sprintf("soak %d <b>&amp;\x1b[31m", n))
+		// Not cancelled with ctx: a chat cut off mid-POST might have gone
+		// out without its id being known.
+		pctx, cancel := context.WithTimeout(context.Background(), wait)
+		id, err := c.say(pctx, fmt.Sprintf("soak %d <b>&amp;\x1b[31m", n))
+		cancel()
 		c.mu.Lock()
 		switch {
 		case err == nil:
 			c.ids = append(c.ids, id)
-		case ctx.Err() == nil && c.err == nil:
+		case c.err == nil:
 			c.err = err
 		}
 		c.mu.Unlock()
 	}
 }
 
-// accepted returns the ids of the chats accepted so far; a chat whose POST
-// failed might still have gone out, so a failure fails the soak.
-func (c *chatter) accepted() []int64 {
+// accepted returns the ids of the chats accepted so far and the first
+// error: a chat whose POST failed might still have gone out, so the soak
+// cannot check chats then.
+func (c *chatter) accepted() ([]int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err != nil {
-		panic(fmt.Sprintf("chatter: a chat POST failed, so the chats sent are unknown: %v", c.err))
-	}
-	return slices.Clone(c.ids)
+	return slices.Clone(c.ids), c.err
 }
 
 func setupCtx(t *testing.T) context.Context {
