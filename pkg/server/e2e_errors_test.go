@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -157,36 +156,7 @@ func TestErrors(t *testing.T) {
 
 	// Nothing changed: no session, chat or transfer more, one stream still,
 	// and the set is still [one] (setting it again announces nothing).
-	after := h.srv.Hub.Snapshot()
-	for _, c := range []struct {
-		what          string
-		before, after int64
-	}{
-		{"sessions", int64(before.Sessions), int64(after.Sessions)},
-		{"sessions opened", before.SessionsOpened, after.SessionsOpened},
-		{"streams", int64(before.Streams), int64(after.Streams)},
-		{"chats", before.Chats, after.Chats},
-		{"bulk transfers", before.BulkStarted, after.BulkStarted},
-		{"resumes", before.Resumes, after.Resumes},
-	} {
-		if c.before != c.after {
-			t.Errorf("bad requests changed %s from %d to %d", c.what, c.before, c.after)
-		}
-	}
-	if got := h.tune(t, sid, `{"channels":["one"]}`); !slices.Equal(got, []string{"one"}) {
-		t.Fatalf("the set became %q", got)
-	}
-	id := h.chat(t, sid, "ann", "still here")
-	mark, between := victim.untilChat(t, id)
-	for _, m := range between {
-		if m.Name != "one" {
-			t.Fatalf("the open stream got %s %.100q from a bad request", m.Name, m.Data)
-		}
-	}
-	if len(between) == 0 {
-		t.Fatal("the open stream got no tick while the bad requests ran")
-	}
-	consecutive(t, 1, append(between, mark))
+	h.unchanged(t, before, sid, victim, true)
 }
 
 // TestCORS: an allowed foreign origin may POST and gets CORS headers and a

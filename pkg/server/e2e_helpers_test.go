@@ -647,3 +647,42 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// unchanged checks that the bad requests since before changed nothing: no
+// session, stream, chat, transfer or resume more, session sid still tuned to
+// [one] (setting it again announces nothing), and its open stream, victim,
+// got only ticks of one, with consecutive ids, up to a chat sent now.
+// wantTicks also asks for at least one such tick.
+func (h *harness) unchanged(t *testing.T, before broadcast.Snapshot, sid string, victim *stream, wantTicks bool) {
+	t.Helper()
+	after := h.srv.Hub.Snapshot()
+	for _, c := range []struct {
+		what          string
+		before, after int64
+	}{
+		{"sessions", int64(before.Sessions), int64(after.Sessions)},
+		{"sessions opened", before.SessionsOpened, after.SessionsOpened},
+		{"streams", int64(before.Streams), int64(after.Streams)},
+		{"chats", before.Chats, after.Chats},
+		{"bulk transfers", before.BulkStarted, after.BulkStarted},
+		{"resumes", before.Resumes, after.Resumes},
+	} {
+		if c.before != c.after {
+			t.Errorf("bad requests changed %s from %d to %d", c.what, c.before, c.after)
+		}
+	}
+	if got := h.tune(t, sid, `{"channels":["one"]}`); !slices.Equal(got, []string{"one"}) {
+		t.Fatalf("the set became %q", got)
+	}
+	id := h.chat(t, sid, "ann", "still here")
+	mark, between := victim.untilChat(t, id)
+	for _, m := range between {
+		if m.Name != "one" {
+			t.Fatalf("the open stream got %s %.100q from a bad request", m.Name, m.Data)
+		}
+	}
+	if wantTicks && len(between) == 0 {
+		t.Fatal("the open stream got no tick while the bad requests ran")
+	}
+	consecutive(t, 1, append(between, mark))
+}

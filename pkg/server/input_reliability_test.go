@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -165,33 +164,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
-	after := h.srv.Hub.Snapshot()
-	for _, c := range []struct {
-		what          string
-		before, after int64
-	}{
-		{"sessions", int64(before.Sessions), int64(after.Sessions)},
-		{"sessions opened", before.SessionsOpened, after.SessionsOpened},
-		{"streams", int64(before.Streams), int64(after.Streams)},
-		{"chats", before.Chats, after.Chats},
-		{"bulk transfers", before.BulkStarted, after.BulkStarted},
-		{"resumes", before.Resumes, after.Resumes},
-	} {
-		if c.before != c.after {
-			t.Errorf("bad requests changed %s from %d to %d", c.what, c.before, c.after)
-		}
-	}
-	if got := h.tune(t, sid, `{"channels":["one"]}`); !slices.Equal(got, []string{"one"}) {
-		t.Fatalf("the set became %q", got)
-	}
-	id := h.chat(t, sid, "ann", "still here")
-	mark, between := victim.untilChat(t, id)
-	for _, m := range between {
-		if m.Name != "one" {
-			t.Fatalf("the open stream got %s %.100q from a bad request", m.Name, m.Data)
-		}
-	}
-	consecutive(t, 1, append(between, mark))
+	h.unchanged(t, before, sid, victim, false)
 }
 
 // TestChatInvalidUTF8Refused: chat text or a name that is not valid UTF-8
