@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -17,29 +15,16 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/xhrsse/xhrsse/internal/browsertest"
 )
 
 // waitTimeout bounds every "eventually" in these tests. It is an upper bound
 // for a noisy two-core machine, not a performance claim.
 const waitTimeout = 20 * time.Second
 
-// chromiumPath finds the browser: /usr/bin/chromium first, then the usual
-// names on PATH. The browser tests are the page's only tests that run its
-// JavaScript, so a missing browser fails them rather than skipping them.
-func chromiumPath(t testing.TB) string {
-	t.Helper()
-	if fi, err := os.Stat("/usr/bin/chromium"); err == nil && !fi.IsDir() {
-		return "/usr/bin/chromium"
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no Chromium found at /usr/bin/chromium nor as chromium, chromium-browser or google-chrome on PATH; " +
-		"install it (Debian: apt-get update && apt-get install -y chromium) to run the browser tests")
-	return ""
-}
+// chromiumPath finds the browser; see browsertest.Path.
+func chromiumPath(t testing.TB) string { return browsertest.Path(t) }
 
 // A browserPage is one headless Chromium with one tab. It records what would
 // show in the DevTools console as a problem: console.error and console.assert
@@ -84,25 +69,7 @@ func openPageWith(t testing.TB, url string, extra ...chromedp.ExecAllocatorOptio
 // browserOptions are the flags of every test browser, then extra.
 func browserOptions(t testing.TB, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
 	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.WindowSize(1280, 900),
-	}
-	return append(opts, extra...)
+	return browsertest.Options(t, extra...)
 }
 
 // start brings up the tab of p.ctx and opens url in it.

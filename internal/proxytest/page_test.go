@@ -4,51 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/xhrsse/xhrsse/internal/browsertest"
+
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
-
-// chromium finds the browser, failing the test with what to install if it
-// is missing (the web package's tests need it too).
-func chromium(t testing.TB) string {
-	t.Helper()
-	if fi, err := os.Stat("/usr/bin/chromium"); err == nil && !fi.IsDir() {
-		return "/usr/bin/chromium"
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no Chromium; install it (Debian: apt-get install -y chromium, as .ci/run does)")
-	return ""
-}
 
 // openBrowserPage starts a headless Chromium on url, accepting the test's
 // self-signed certificates, and closes it when the test ends.
 func openBrowserPage(t testing.TB, url string) context.Context {
 	t.Helper()
 	actx, acancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("ignore-certificate-errors", true),
-	)
+		browsertest.Options(t, chromedp.Flag("ignore-certificate-errors", true))...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
 		if err := chromedp.Cancel(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -60,7 +32,7 @@ func openBrowserPage(t testing.TB, url string) context.Context {
 	// The first run starts the browser and ties it to its context: ctx, not
 	// a context with a timeout.
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", chromium(t), err)
+		t.Fatalf("starting %s: %v", browsertest.Path(t), err)
 	}
 	nctx, ncancel := context.WithTimeout(ctx, waitTimeout)
 	defer ncancel()

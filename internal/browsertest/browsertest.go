@@ -1,0 +1,57 @@
+// Package browsertest starts the headless Chromium of the project's browser
+// tests: where to find it and the flags it needs on a machine with no
+// network but loopback.
+package browsertest
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// Path finds Chromium, failing the test (never skipping it) with what to
+// install when it is missing: CI installs it, so a missing browser is a
+// broken machine, not a reason to pass.
+func Path(t testing.TB) string {
+	t.Helper()
+	if fi, err := os.Stat("/usr/bin/chromium"); err == nil && !fi.IsDir() {
+		return "/usr/bin/chromium"
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium found at /usr/bin/chromium nor as chromium, chromium-browser or google-chrome on PATH; " +
+		"install it (Debian: apt-get update && apt-get install -y chromium, as .ci/run does) to run the browser tests")
+	return ""
+}
+
+// Options are the flags of every test browser, then extra: headless, a
+// fresh profile, nothing that reaches for the network in the background
+// (refused here, and noisy), and no throttling of tabs in the background,
+// which would slow the tabs a test watches.
+func Options(t testing.TB, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(Path(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.WindowSize(1280, 900),
+	}
+	return append(opts, extra...)
+}
