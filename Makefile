@@ -28,7 +28,7 @@ vet:
 
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
-	$(MAKE) fuzz FUZZTIME=5s
+	$(MAKE) fuzz FUZZTIME=3s
 
 # fuzz: every fuzz target briefly (FUZZTIME each); longer runs: make fuzz FUZZTIME=5m
 FUZZTIME ?= 10s
