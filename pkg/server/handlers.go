@@ -47,11 +47,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, protocol.SessionCreated{
-		Session:  sess.ID(),
-		Channels: sess.Channels(),
-		Events:   "/events?session=" + sess.ID(),
-	})
+	writeJSON(w, http.StatusCreated, sessionAnswer(sess))
 }
 
 // getSession tells whether a session is still alive: a browser cannot read
@@ -63,11 +59,17 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cors(w, r)
-	writeJSON(w, http.StatusOK, protocol.SessionCreated{
+	writeJSON(w, http.StatusOK, sessionAnswer(sess))
+}
+
+// sessionAnswer describes a session as POST /sessions and GET /sessions/{id}
+// answer it.
+func sessionAnswer(sess *broadcast.Session) protocol.SessionCreated {
+	return protocol.SessionCreated{
 		Session:  sess.ID(),
 		Channels: sess.Channels(),
 		Events:   "/events?session=" + sess.ID(),
-	})
+	}
 }
 
 // session finds the session named in the path, answering 404 if there is none.
