@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 	"github.com/xhrsse/xhrsse/pkg/server"
 )
@@ -69,6 +70,9 @@ func run(args []string, stderr *os.File) error {
 		tlsKey      = fs.String("tls-key", "", "the private key file (PEM) for -tls-cert")
 		selfSigned  = fs.Bool("tls-self-signed", false, "serve HTTPS (and HTTP/2) with a new self-signed certificate for localhost, printing its fingerprint")
 		pprofAddr   = fs.String("pprof", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); off when empty")
+		natsURL     = fs.String("nats", "", "join a cluster through this NATS broker (JetStream on), e.g. nats://127.0.0.1:4222; see docs/SCALING.md")
+		nodeName    = fs.String("node", "", "this node's name in the cluster (default: host-pid); letters, digits, - and _")
+		handoverTO  = fs.Duration("handover", 3*time.Second, "with -nats: after the streams end at shutdown, how long to keep handing sessions over to the nodes their clients come back to")
 		origins     listFlag
 	)
 	fs.Var(&origins, "allow-origin", "foreign origin allowed to POST (and CORS); repeatable or comma-separated")
@@ -120,14 +124,41 @@ func run(args []string, stderr *os.File) error {
 	if *filesDir != "" {
 		opts = append(opts, broadcast.WithFilesDir(*filesDir))
 	}
+	var node *cluster.Node
+	if *natsURL != "" {
+		if *nodeName == "" {
+			host, _ := os.Hostname()
+			*nodeName = fmt.Sprintf("%s-%d", strings.ReplaceAll(host, ".", "-"), os.Getpid())
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var err error
+		node, err = cluster.Dial(dctx, cluster.Config{URL: *natsURL, Node: *nodeName, Logger: log})
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		opts = append(opts, broadcast.WithSeed(node.Seed()), broadcast.WithRelay(node))
+	}
 	hub, err := broadcast.New(opts...)
 	if err != nil {
 		return err
 	}
-	api, err := server.New(hub, server.Config{AllowOrigins: origins, MaxBody: *maxBody, Logger: log})
+	cfg := server.Config{AllowOrigins: origins, MaxBody: *maxBody, Logger: log}
+	if node != nil {
+		cfg.Cluster = node
+	}
+	api, err := server.New(hub, cfg)
 	if err != nil {
 		hub.Close(context.Background())
 		return err
+	}
+	if node != nil {
+		if err := node.Start(hub, api); err != nil {
+			hub.Close(context.Background())
+			return err
+		}
+		log.Info("cluster", "node", node.Name(), "nats", *natsURL)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -202,6 +233,15 @@ func run(args []string, stderr *os.File) error {
 	err = server.Shutdown(sctx, srv, hub)
 	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
+	}
+	if node != nil {
+		// The clients whose streams just ended come back through the load
+		// balancer to other nodes, which take their sessions from here:
+		// keep answering a while so they resume without a gap.
+		hctx, cancel := context.WithTimeout(context.Background(), *handoverTO)
+		n := node.Handover(hctx)
+		cancel()
+		log.Info("handover", "sessions left", n)
 	}
 	log.Info("stopped", "err", err)
 	return err

@@ -1,12 +1,9 @@
 package broadcast
 
 import (
-	"context"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -156,26 +153,5 @@ func (c *channel) info() protocol.Channel {
 	return protocol.Channel{
 		Name: c.Name, Title: c.Title, Rate: c.Rate,
 		Repertoire: string(c.Repertoire), Width: c.width,
-	}
-}
-
-// run ticks until ctx ends. Each tick draws one character and hands the
-// encoded event to every tuned session: one draw, shared by all listeners.
-// Runs in its own goroutine.
-func (c *channel) run(ctx context.Context, h *Hub) {
-	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	t := time.NewTicker(time.Duration(float64(time.Second) / c.Rate))
-	defer t.Stop()
-	var buf [utf8.UTFMax]byte
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			r := c.Repertoire[rng.IntN(len(c.Repertoire))]
-			n := utf8.EncodeRune(buf[:], r)
-			body, _ := protocol.AppendBody(nil, c.Name, buf[:n]) // name validated at start
-			h.publish(c.index, &event{body: body, at: now.UnixNano()})
-		}
 	}
 }

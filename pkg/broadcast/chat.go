@@ -2,6 +2,7 @@ package broadcast
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -58,8 +59,10 @@ func CheckChat(name, text string, max int) error {
 }
 
 // Chat broadcasts a message from s to every session, live ones and those
-// waiting for a stream to come back, and keeps it in the history.
-func (h *Hub) Chat(s *Session, name, text string) (protocol.Chat, error) {
+// waiting for a stream to come back, and keeps it in the history. It returns
+// once the message is in the history of every session of this hub, s's
+// included; in a cluster, once the relay has it and this hub delivered it.
+func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol.Chat, error) {
 	if err := CheckChat(name, text, h.opts.maxChatText); err != nil {
 		return protocol.Chat{}, err
 	}
@@ -78,28 +81,98 @@ func (h *Hub) Chat(s *Session, name, text string) (protocol.Chat, error) {
 		h.stats.chatLimited.Add(1)
 		return protocol.Chat{}, &RateError{What: "chat", RetryAfter: wait}
 	}
-
+	msg := protocol.Chat{Name: name, Text: text, At: now.UTC()}
+	if r := h.opts.relay; r != nil {
+		id, err := r.PublishChat(ctx, msg)
+		if err != nil {
+			return protocol.Chat{}, err
+		}
+		msg.ID = id
+		return msg, h.awaitChat(ctx, id)
+	}
 	h.chatMu.Lock()
 	defer h.chatMu.Unlock()
-	h.chatID++
-	msg := protocol.Chat{ID: h.chatID, Name: name, Text: text, At: now.UTC()}
-	item := &chatItem{live: chatEvent(msg, now)}
+	msg.ID = h.chatID + 1
+	h.deliverLocked(msg)
+	return msg, nil
+}
+
+// Deliver hands a chat message that came through the relay to every session
+// of the hub. The relay calls it in the order of the ids; an id the hub has
+// delivered already is ignored, so a relay may deliver twice.
+func (h *Hub) Deliver(msg protocol.Chat) {
+	h.chatMu.Lock()
+	defer h.chatMu.Unlock()
+	if msg.ID <= h.chatID {
+		return
+	}
+	msg.History = false
+	h.deliverLocked(msg)
+}
+
+// ChatID is the id of the last chat message the hub delivered.
+func (h *Hub) ChatID() int64 {
+	h.chatMu.Lock()
+	defer h.chatMu.Unlock()
+	return h.chatID
+}
+
+// awaitChat waits until the hub has delivered chat id.
+func (h *Hub) awaitChat(ctx context.Context, id int64) error {
+	for {
+		h.chatMu.Lock()
+		done, seen := h.chatID >= id, h.chatSeen
+		h.chatMu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-seen:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: chat %d sent but not delivered here yet: %v", ErrUnavailable, id, ctx.Err())
+		case <-h.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// deliverLocked appends msg to the history and to every session that has not
+// got it (a session that came from another hub may have). h.chatMu must be
+// held.
+func (h *Hub) deliverLocked(msg protocol.Chat) {
+	now := time.Now()
+	h.chatID = msg.ID
+	item := &chatItem{id: msg.ID, live: chatEvent(msg, now)}
 	msg.History = true
 	item.replay = chatEvent(msg, now)
-	msg.History = false
 	h.history = append(h.history, item)
 	if len(h.history) > protocol.ChatHistory {
 		h.history = h.history[len(h.history)-protocol.ChatHistory:]
 	}
 	h.mu.RLock()
 	for _, t := range h.sessions {
-		t.push(item.live)
+		t.pushChat(item)
 	}
 	n := len(h.sessions)
 	h.mu.RUnlock()
+	close(h.chatSeen)
+	h.chatSeen = make(chan struct{})
 	h.stats.chats.Add(1)
 	h.stats.chatDeliveries.Add(int64(n))
-	return msg, nil
+}
+
+// pushChat appends a chat message s has not had.
+func (s *Session) pushChat(it *chatItem) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone || it.id <= s.lastChat {
+		return
+	}
+	s.lastChat = it.id
+	s.appendLocked(it.live)
+	if s.stream != nil {
+		s.stream.wake()
+	}
 }
 
 func chatEvent(msg protocol.Chat, now time.Time) *event {

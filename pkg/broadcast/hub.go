@@ -12,6 +12,7 @@ package broadcast
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -33,6 +34,8 @@ var (
 	ErrClosed          = errors.New("server shutting down")
 	ErrBulkTooLarge    = errors.New("bulk transfer too large")
 	ErrBadRequest      = errors.New("bad request")
+	// ErrUnavailable: a cluster's broker cannot be reached; try again.
+	ErrUnavailable = errors.New("cluster unavailable")
 )
 
 // A RateError says a request came too soon; RetryAfter is when to try again.
@@ -63,10 +66,12 @@ type Hub struct {
 	streams  atomic.Int64            // open streams
 	streamWG sync.WaitGroup          // stream writers, for Close
 
-	chatMu  sync.Mutex  // serialises chat: ids, history and fan-out order
-	chatID  int64       // guarded by chatMu
-	history []*chatItem // last protocol.ChatHistory messages; guarded by chatMu
+	chatMu   sync.Mutex    // serialises chat: ids, history and fan-out order
+	chatID   int64         // guarded by chatMu: the last chat delivered
+	history  []*chatItem   // last protocol.ChatHistory messages; guarded by chatMu
+	chatSeen chan struct{} // guarded by chatMu; closed and replaced at each delivery
 
+	seed     [32]byte // of the ticks (clock.go)
 	bulkSeed [32]byte // generated bulk data: one stream per hub
 	sums     sumCache // sha256 of generated transfers by size
 
@@ -74,6 +79,7 @@ type Hub struct {
 }
 
 type chatItem struct {
+	id           int64
 	live, replay *event // the second carries "history":true
 }
 
@@ -104,7 +110,14 @@ func New(opts ...Option) (*Hub, error) {
 		h.subs = append(h.subs, make(map[*Session]struct{}))
 	}
 	h.stats.init(len(h.channels))
-	_, _ = rand.Read(h.bulkSeed[:]) // never fails
+	h.chatSeen = make(chan struct{})
+	h.seed = o.seed
+	if o.seed == ([32]byte{}) {
+		_, _ = rand.Read(h.seed[:]) // never fails
+	}
+	// Bulk data comes from the same seed, so the nodes of a cluster send
+	// the same bytes for the same transfer, but not the same bytes as ticks.
+	h.bulkSeed = sha256.Sum256(append([]byte("xhrsse bulk\x00"), h.seed[:]...))
 	if o.filesDir != "" {
 		root, err := os.OpenRoot(o.filesDir)
 		if err != nil {
@@ -113,13 +126,11 @@ func New(opts ...Option) (*Hub, error) {
 		h.root = root
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	for _, c := range h.channels {
-		h.wg.Add(1)
-		go func() {
-			defer h.wg.Done()
-			c.run(h.ctx, h)
-		}()
-	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.clock(h.ctx)
+	}()
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -192,12 +203,17 @@ func (h *Hub) NewSession(channels []string) (*Session, error) {
 	if len(h.sessions) >= h.opts.maxSessions {
 		return nil, ErrTooManySessions
 	}
-	// No lock on s: nobody else can see it yet.
+	s.mu.Lock() // nobody else can see s yet, but appendLocked wants it held
 	for _, it := range h.history {
 		s.ring.push(it.replay, &h.opts)
 	}
+	s.lastChat = h.chatID
+	s.mu.Unlock()
 	h.sessions[s.id] = s
 	h.setMaskLocked(s, mask)
+	s.mu.Lock()
+	s.reserveLocked(true)
+	s.mu.Unlock()
 	h.stats.sessionsOpened.Add(1)
 	return s, nil
 }
@@ -219,19 +235,6 @@ func (h *Hub) SessionCount() int {
 
 // StreamCount is the number of open streams.
 func (h *Hub) StreamCount() int { return int(h.streams.Load()) }
-
-// publish hands a channel's tick to every session tuned to it.
-func (h *Hub) publish(index int, ev *event) {
-	h.mu.RLock()
-	n := 0
-	for s := range h.subs[index] {
-		s.push(ev)
-		n++
-	}
-	h.mu.RUnlock()
-	h.stats.ticks[index].Add(1)
-	h.stats.tickDeliveries[index].Add(int64(n))
-}
 
 // mask turns channel names into a tuned set.
 func (h *Hub) mask(names []string) (uint64, error) {
@@ -306,6 +309,14 @@ func (h *Hub) Drop(s *Session) {
 		delete(h.sessions, s.id)
 		h.setMaskLocked(s, 0)
 		h.stats.sessionsExpired.Add(1)
+		h.ended(s)
+	}
+}
+
+// ended tells the relay, if any, that s is gone for good.
+func (h *Hub) ended(s *Session) {
+	if r := h.opts.relay; r != nil {
+		r.SessionChanged(SessionChange{ID: s.id, Gone: true})
 	}
 }
 
@@ -323,6 +334,7 @@ func (h *Hub) expire(now time.Time) {
 			delete(h.sessions, id)
 			h.setMaskLocked(s, 0)
 			h.stats.sessionsExpired.Add(1)
+			h.ended(s)
 		}
 	}
 }

@@ -93,11 +93,12 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-// quietHub is a hub whose channels tick so rarely that tests drive
+// quietHub is a hub whose channels tick so rarely (every 116 days, ticks
+// fall at multiples of the period since the epoch) that tests drive
 // publishing themselves.
 func quietHub(t *testing.T, opts ...Option) *Hub {
 	t.Helper()
-	h, err := New(append([]Option{WithChannels(DefaultChannelsAt(0.001)...)}, opts...)...)
+	h, err := New(append([]Option{WithChannels(DefaultChannelsAt(1e-7)...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func quietHub(t *testing.T, opts ...Option) *Hub {
 
 func tick(h *Hub, channel int, s string) {
 	body, _ := protocol.AppendBody(nil, h.channels[channel].Name, []byte(s))
-	h.publish(channel, &event{body: body, at: time.Now().UnixNano()})
+	h.publish([]dueTick{{c: h.channels[channel], ev: &event{body: body, at: time.Now().UnixNano()}}})
 }
 
 func TestTuneFanOut(t *testing.T) {
@@ -174,7 +175,7 @@ func TestChatHistoryAndOrder(t *testing.T) {
 	defer cancel()
 	from, _ := h.NewSession(nil)
 	for i := range protocol.ChatHistory + 5 {
-		if _, err := h.Chat(from, "ann", "m"+strconv.Itoa(i)); err != nil {
+		if _, err := h.Chat(context.Background(), from, "ann", "m"+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -192,7 +193,7 @@ func TestChatHistoryAndOrder(t *testing.T) {
 			t.Fatalf("history %d: %+v id %s", i, msg, m.ID)
 		}
 	}
-	if _, err := h.Chat(from, "bob", "live \x1b[2J <b>"); err != nil {
+	if _, err := h.Chat(context.Background(), from, "bob", "live \x1b[2J <b>"); err != nil {
 		t.Fatal(err)
 	}
 	var msg protocol.Chat
@@ -211,17 +212,17 @@ func TestChatLimits(t *testing.T) {
 	for _, tc := range []struct{ name, text string }{
 		{"a", ""}, {"a", "123456"}, {"a", "\xff"}, {"a\x00", "x"}, {string(make([]rune, 33)), "x"},
 	} {
-		if _, err := h.Chat(s, tc.name, tc.text); !errors.Is(err, ErrBadRequest) {
+		if _, err := h.Chat(context.Background(), s, tc.name, tc.text); !errors.Is(err, ErrBadRequest) {
 			t.Errorf("Chat(%q, %q) = %v, want ErrBadRequest", tc.name, tc.text, err)
 		}
 	}
 	for range 2 {
-		if _, err := h.Chat(s, "a", "ok"); err != nil {
+		if _, err := h.Chat(context.Background(), s, "a", "ok"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var re *RateError
-	if _, err := h.Chat(s, "a", "ok"); !errors.As(err, &re) || re.RetryAfter <= 0 || re.RetryAfter > time.Second {
+	if _, err := h.Chat(context.Background(), s, "a", "ok"); !errors.As(err, &re) || re.RetryAfter <= 0 || re.RetryAfter > time.Second {
 		t.Fatalf("third chat: %v, want a RateError of at most 1s", err)
 	}
 }

@@ -30,6 +30,8 @@ type options struct {
 	pingInterval  time.Duration
 	flushInterval time.Duration
 	logger        *slog.Logger
+	seed          [32]byte // zero: a random one
+	relay         Relay    // nil: a hub on its own
 }
 
 func defaultOptions() options {
@@ -180,6 +182,31 @@ func WithFlushInterval(d time.Duration) Option {
 			return fmt.Errorf("broadcast: flush interval %v must be in [0, 1s]", d)
 		}
 		o.flushInterval = d
+		return nil
+	}
+}
+
+// WithSeed sets the seed of the channels' characters and of generated bulk
+// data. Hubs with the same seed and channels tick the same characters at the
+// same instants; by default every hub draws its own seed.
+func WithSeed(seed [32]byte) Option {
+	return func(o *options) error {
+		if seed == ([32]byte{}) {
+			return errors.New("broadcast: the zero seed is not a seed")
+		}
+		o.seed = seed
+		return nil
+	}
+}
+
+// WithRelay joins the hub to others through r (a cluster, pkg/cluster):
+// chat goes through r, and r hears of every session's changes.
+func WithRelay(r Relay) Option {
+	return func(o *options) error {
+		if r == nil {
+			return errors.New("broadcast: nil relay")
+		}
+		o.relay = r
 		return nil
 	}
 }

@@ -26,8 +26,10 @@ type Session struct {
 	detachedAt time.Time   // guarded by mu; when the last stream left
 	transfers  []*transfer // guarded by mu; under way, in order of request
 	rr         int         // guarded by mu; round robin over transfers
-	gone       bool        // guarded by mu; expired: refuses everything
+	gone       bool        // guarded by mu; expired or moved: refuses everything
 	chat       bucket      // guarded by mu
+	lastChat   int64       // guarded by mu; id of the last chat in ring
+	bound      uint64      // guarded by mu; ids below it are announced to the relay
 }
 
 // ID is the session's capability: whoever has it can read and steer it.
@@ -45,12 +47,52 @@ func (s *Session) Channels() []string {
 func (s *Session) push(ev *event) {
 	s.mu.Lock()
 	if !s.gone {
-		s.ring.push(ev, &s.hub.opts)
+		s.appendLocked(ev)
 		if s.stream != nil {
 			s.stream.wake()
 		}
 	}
 	s.mu.Unlock()
+}
+
+// pushTicks appends the ticks of one instant that s is tuned to and wakes
+// its stream once. A session tuned to a channel in seen has had them already.
+func (s *Session) pushTicks(due []dueTick, seen uint64, counts *[64]int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone || s.tuned&seen != 0 {
+		return
+	}
+	for _, t := range due {
+		if s.tuned&(1<<t.c.index) != 0 {
+			s.appendLocked(t.ev)
+			counts[t.c.index]++
+		}
+	}
+	if s.stream != nil {
+		s.stream.wake()
+	}
+}
+
+// appendLocked appends ev to the ring. Every event of a session enters here,
+// so that a relay hears before it is too late that the session's ids have
+// moved on. s.mu must be held.
+func (s *Session) appendLocked(ev *event) {
+	s.ring.push(ev, &s.hub.opts)
+	s.reserveLocked(false)
+}
+
+// reserveLocked tells the relay, if any, the ids the session may use, when
+// half of the last announced block is used (or always, with changed), so an
+// asynchronous relay has half a block of time to record it. s.mu must be
+// held.
+func (s *Session) reserveLocked(changed bool) {
+	r := s.hub.opts.relay
+	if r == nil || (!changed && s.ring.next+reserveBlock/2 < s.bound) || s.gone {
+		return
+	}
+	s.bound = s.ring.next + reserveBlock
+	r.SessionChanged(SessionChange{ID: s.id, Channels: s.hub.names(s.tuned), Reserved: s.bound})
 }
 
 // Tune tunes one channel in or out and returns the resulting set. Tuning in
@@ -93,6 +135,9 @@ func (s *Session) retune(next func(old uint64) uint64) ([]string, error) {
 		return names, nil
 	}
 	h.setMaskLocked(s, m)
+	s.mu.Lock()
+	s.reserveLocked(true)
+	s.mu.Unlock()
 	data, _ := json.Marshal(protocol.Tuned{Channels: names})
 	body, _ := protocol.AppendBody(nil, protocol.EventTuned, data)
 	s.push(&event{body: body, at: time.Now().UnixNano()})
@@ -192,14 +237,14 @@ func (s *Session) nextChunkLocked() bool {
 	t := s.transfers[s.rr]
 	now := time.Now().UnixNano()
 	if t.next < t.chunks {
-		s.ring.push(&event{bulk: t, seq: t.next, at: now}, &s.hub.opts)
+		s.appendLocked(&event{bulk: t, seq: t.next, at: now})
 		t.next++
 		s.rr++
 		return true
 	}
 	data, _ := json.Marshal(protocol.BulkEnd{Transfer: t.id, Bytes: t.size, SHA256: t.sum})
 	body, _ := protocol.AppendBody(nil, protocol.EventBulkEnd, data)
-	s.ring.push(&event{body: body, at: now}, &s.hub.opts)
+	s.appendLocked(&event{body: body, at: now})
 	s.transfers = append(s.transfers[:s.rr], s.transfers[s.rr+1:]...)
 	s.hub.stats.bulkDone.Add(1)
 	return true

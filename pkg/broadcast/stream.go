@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -15,10 +17,6 @@ import (
 // maxBatch bounds the bytes one write gathers, so a long replay is written in
 // pieces and the session's lock is held only briefly each time.
 const maxBatch = 64 << 10
-
-// smallBuf is a stream's write buffer when idle: a few ticks and a chat fit;
-// memory per stream is the cost that grows with the number of streams.
-const smallBuf = 1024
 
 // A Stream is one connection's view of a session: a cursor into its history.
 // Attach makes one; Run writes it to a ResponseWriter.
@@ -31,6 +29,8 @@ type Stream struct {
 	// end, when set, is why the stream must end: the reason of its bye.
 	// Guarded by s.mu.
 	end string
+
+	flags atomic.Uint32 // flag… bits, raised by other goroutines
 }
 
 // wake signals the stream without blocking. s.mu is held by the caller.
@@ -106,6 +106,7 @@ func (h *Hub) attach(s *Session, lastID *uint64, counted bool) (*Stream, error) 
 		// The client has seen ids this session never issued (it resumed
 		// against a counter that was reset): continue above them.
 		s.ring.skipTo(from + 1)
+		s.reserveLocked(true)
 	}
 	st.cursor = from + 1
 	if old := s.stream; old != nil {
@@ -123,165 +124,168 @@ func (st *Stream) Resumed() bool { return st.resumed }
 // Run writes the stream to w until ctx ends, the hub closes (bye
 // "shutdown"), a newer stream replaces it (bye "replaced") or a write fails.
 // It owns w for its whole life. Headers are the caller's to set.
+//
+// The loop waits on the wake channel alone: the end of ctx, the end of the
+// hub and the ping timer raise a flag and wake it too. A receive on one
+// channel costs a fraction of a select over four (which locks and queues on
+// every channel, and adds a timer channel to the timer heap on every
+// wait); at 10,000 streams that select was a tenth of the server's CPU.
 func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	s, h := st.s, st.s.hub
 	defer h.streamWG.Done()
 	defer h.streams.Add(-1)
 	defer st.detach()
 
-	rc := http.NewResponseController(w)
+	out := newStreamWriter(w, h)
 	// The connection may serve another request after this one.
-	defer rc.SetWriteDeadline(time.Time{})
-	var (
-		buf       = make([]byte, 0, smallBuf)
-		scratch   []byte
-		ping      = time.NewTimer(h.opts.pingInterval)
-		lastWrite time.Time
-		deadline  time.Time // the write deadline in force
-	)
+	defer out.clearDeadline()
+	stopCtx := context.AfterFunc(ctx, func() { st.raise(flagCtxDone) })
+	defer stopCtx()
+	stopHub := context.AfterFunc(h.ctx, func() { st.raise(flagHubDone) })
+	defer stopHub()
+	ping := time.AfterFunc(h.opts.pingInterval, func() { st.raise(flagPing) })
 	defer ping.Stop()
-	write := func() error {
-		// Moving a deadline and a timer costs more than a small write, so
-		// both are lazy: the deadline moves only when less than half of it
-		// is left (a blocked write is ended after between half and all of
-		// the write timeout), and the ping timer, when it fires, looks at
-		// when the last write was.
-		now := time.Now()
-		if deadline.Sub(now) < h.opts.writeTimeout/2 {
-			deadline = now.Add(h.opts.writeTimeout)
-			if err := rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
-				return fmt.Errorf("stream: deadline: %w", err)
-			}
-		}
-		lastWrite = now
-		n, err := w.Write(buf)
-		h.stats.bytesOut.Add(int64(n))
-		if err == nil {
-			// A writer that cannot flush does not buffer either.
-			if err = rc.Flush(); errors.Is(err, http.ErrNotSupported) {
-				err = nil
-			}
-		}
-		buf = buf[:0]
-		if err != nil {
-			return fmt.Errorf("stream: write: %w", err)
-		}
-		return nil
-	}
+	defer out.release()
 
 	// Preamble: retry, then the session event at the stream's position.
 	s.mu.Lock()
 	tuned := h.names(s.tuned)
 	s.mu.Unlock()
-	buf = protocol.AppendRetry(buf, protocol.RetryMillis)
+	out.take()
+	out.buf = protocol.AppendRetry(out.buf, protocol.RetryMillis)
 	data, _ := json.Marshal(protocol.SessionEvent{Session: s.id, Channels: tuned, Resumed: st.resumed})
-	buf, _ = protocol.AppendEvent(buf, st.cursor-1, protocol.EventSession, data)
-	if err := write(); err != nil {
+	out.buf, _ = protocol.AppendEvent(out.buf, st.cursor-1, protocol.EventSession, data)
+	if err := out.write(); err != nil {
 		return err
 	}
 
 	for {
-		// Gather what is new under the lock; write it without.
-		s.mu.Lock()
-		if reason := st.end; reason != "" {
-			s.mu.Unlock()
-			return st.bye(write, &buf, reason)
+		if f := st.flags.Load(); f&(flagCtxDone|flagHubDone) != 0 {
+			if f&flagCtxDone != 0 {
+				return ctx.Err()
+			}
+			return st.bye(out, protocol.ByeShutdown)
 		}
-		var (
-			bulk   *event
-			bulkID uint64
-			n      int64
-		)
-		for len(buf) < maxBatch {
-			if st.cursor >= s.ring.next && !s.nextChunkLocked() {
-				break
-			}
-			if st.cursor < s.ring.first {
-				missed := s.ring.first - st.cursor
-				buf = protocol.AppendID(buf, s.ring.first-1)
-				buf, _ = protocol.AppendBody(buf, protocol.EventGap, []byte(`{"missed":`+strconv.FormatUint(missed, 10)+`}`))
-				st.cursor = s.ring.first
-				h.stats.gaps.Add(1)
-				h.stats.gapEvents.Add(int64(missed))
-				continue
-			}
-			ev := s.ring.get(st.cursor)
-			if ev.bulk != nil {
-				// A chunk is made outside the lock, and alone, so it delays
-				// the events around it by one chunk at most.
-				if len(buf) == 0 {
-					bulk, bulkID = ev, st.cursor
-					st.cursor++
-				}
-				break
-			}
-			buf = protocol.AppendID(buf, st.cursor)
-			buf = append(buf, ev.body...)
-			st.cursor++
-			n++
+		more, ended, err := st.gather(out)
+		if ended || err != nil {
+			return err
 		}
-		more := st.cursor < s.ring.next || len(s.transfers) > 0
-		s.mu.Unlock()
-
-		if bulk != nil {
-			buf = protocol.AppendID(buf, bulkID)
-			if buf, scratch, err = bulk.bulk.appendChunkEvent(buf, scratch, bulk.seq); err != nil {
-				return err
-			}
-			h.stats.bulkChunks.Add(1)
-			n++
-		}
-		h.stats.events.Add(n)
-		if len(buf) > 0 {
-			if err := write(); err != nil {
+		if len(out.buf) > 0 {
+			if err := out.write(); err != nil {
 				return err
 			}
 		}
 		if more {
-			// Let a shutdown through even while a transfer keeps us busy.
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-h.ctx.Done():
-				return st.bye(write, &buf, protocol.ByeShutdown)
-			default:
-			}
 			continue
 		}
-		if cap(buf) > 4*smallBuf {
-			// A replay or a bulk transfer grew the buffers: an idle stream
-			// should not keep them.
-			buf, scratch = make([]byte, 0, smallBuf), nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-h.ctx.Done():
-			return st.bye(write, &buf, protocol.ByeShutdown)
-		case <-ping.C:
-			if quiet := time.Since(lastWrite); quiet < h.opts.pingInterval {
+		if st.flags.Load()&flagPing != 0 {
+			st.flags.And(^uint32(flagPing))
+			// The timer is lazy: it fires a ping interval after it was
+			// last set, and a write since then moves it instead of pinging.
+			if quiet := time.Since(out.lastWrite); quiet < h.opts.pingInterval {
 				ping.Reset(h.opts.pingInterval - quiet)
-				continue
+			} else {
+				out.take()
+				out.buf = protocol.AppendComment(out.buf, "ping")
+				if err := out.write(); err != nil {
+					return err
+				}
+				ping.Reset(h.opts.pingInterval)
 			}
-			buf = protocol.AppendComment(buf, "ping")
-			if err := write(); err != nil {
-				return err
-			}
-			ping.Reset(h.opts.pingInterval)
-		case <-st.wakeC:
-			if d := h.opts.flushInterval; d > 0 {
-				time.Sleep(d)
-			}
+		}
+		out.idle()
+		<-st.wakeC
+		if d := h.opts.flushInterval; d > 0 {
+			time.Sleep(d)
 		}
 	}
 }
 
+// Flags raised from other goroutines; each is followed by a wake.
+const (
+	flagCtxDone = 1 << iota // the request's context ended
+	flagHubDone             // the hub is closing
+	flagPing                // the ping timer fired
+)
+
+// raise sets a flag and wakes the stream's loop to look at it.
+func (st *Stream) raise(f uint32) {
+	st.flags.Or(f)
+	st.wake()
+}
+
+// gather appends what is new to out.buf under the session's lock, up to
+// maxBatch bytes or one bulk chunk, and reports whether more is waiting.
+// A chunk is encoded after the lock is released. A stream told to end
+// writes its bye instead and reports ended.
+func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
+	s, h := st.s, st.s.hub
+	out.take()
+	s.mu.Lock()
+	if reason := st.end; reason != "" {
+		s.mu.Unlock()
+		return false, true, st.bye(out, reason)
+	}
+	var (
+		bulk   *event
+		bulkID uint64
+		n      int64
+	)
+	buf := out.buf
+	for len(buf) < maxBatch {
+		if st.cursor >= s.ring.next && !s.nextChunkLocked() {
+			break
+		}
+		if st.cursor < s.ring.first {
+			missed := s.ring.first - st.cursor
+			buf = protocol.AppendID(buf, s.ring.first-1)
+			buf, _ = protocol.AppendBody(buf, protocol.EventGap, []byte(`{"missed":`+strconv.FormatUint(missed, 10)+`}`))
+			st.cursor = s.ring.first
+			h.stats.gaps.Add(1)
+			h.stats.gapEvents.Add(int64(missed))
+			continue
+		}
+		ev := s.ring.get(st.cursor)
+		if ev.bulk != nil {
+			// A chunk is made outside the lock, and alone, so it delays
+			// the events around it by one chunk at most.
+			if len(buf) == 0 {
+				bulk, bulkID = ev, st.cursor
+				st.cursor++
+			}
+			break
+		}
+		buf = protocol.AppendID(buf, st.cursor)
+		buf = append(buf, ev.body...)
+		st.cursor++
+		n++
+	}
+	more = st.cursor < s.ring.next || len(s.transfers) > 0
+	s.mu.Unlock()
+
+	if bulk != nil {
+		buf = protocol.AppendID(buf, bulkID)
+		if buf, out.scratch, err = bulk.bulk.appendChunkEvent(buf, out.scratch, bulk.seq); err != nil {
+			out.buf = buf
+			return false, false, err
+		}
+		h.stats.bulkChunks.Add(1)
+		n++
+	}
+	out.buf = buf
+	if n > 0 {
+		h.stats.events.Add(n)
+	}
+	return more, false, nil
+}
+
 // bye ends the stream: the event carries the stream's position, so it takes
 // no id from the session (PROTOCOL.md).
-func (st *Stream) bye(write func() error, buf *[]byte, reason string) error {
+func (st *Stream) bye(out *streamWriter, reason string) error {
 	data, _ := json.Marshal(protocol.Bye{Reason: reason})
-	*buf, _ = protocol.AppendEvent(*buf, st.cursor-1, protocol.EventBye, data)
-	return write()
+	out.take()
+	out.buf, _ = protocol.AppendEvent(out.buf, st.cursor-1, protocol.EventBye, data)
+	return out.write()
 }
 
 func (st *Stream) detach() {
@@ -293,4 +297,125 @@ func (st *Stream) detach() {
 		s.sent = st.cursor - 1
 		s.detachedAt = time.Now()
 	}
+}
+
+// smallBuf is the write buffer a stream takes from bufPool. Buffers no larger
+// than maxPooled go back to the pool when the stream goes idle, so an idle
+// stream holds no buffer at all: memory per stream is the cost that grows
+// with the number of streams, and at any moment only the streams being
+// written need one.
+const (
+	smallBuf  = 1024
+	maxPooled = 4 * smallBuf
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, smallBuf); return &b }}
+
+// A streamWriter is a stream's side of the ResponseWriter: the buffer being
+// filled, the lazy write deadline and the flush, resolved once.
+type streamWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	flush   func() error // nil when w cannot flush (nor buffers)
+	stats   *Stats
+	timeout time.Duration
+
+	buf     []byte  // what the next write sends; nil while idle
+	box     *[]byte // bufPool's holder for buf
+	scratch []byte  // a bulk chunk's raw bytes
+
+	deadline  time.Time // the write deadline in force
+	lastWrite time.Time
+}
+
+func newStreamWriter(w http.ResponseWriter, h *Hub) *streamWriter {
+	return &streamWriter{
+		w: w, rc: http.NewResponseController(w), flush: flusherOf(w),
+		stats: &h.stats, timeout: h.opts.writeTimeout,
+	}
+}
+
+// flusherOf finds w's flush the way http.ResponseController.Flush does, once
+// per stream instead of once per write.
+func flusherOf(w http.ResponseWriter) func() error {
+	for {
+		switch t := w.(type) {
+		case interface{ FlushError() error }:
+			return t.FlushError
+		case http.Flusher:
+			return func() error { t.Flush(); return nil }
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return nil
+		}
+	}
+}
+
+// take makes sure there is a buffer to append to.
+func (o *streamWriter) take() {
+	if o.buf == nil {
+		o.box = bufPool.Get().(*[]byte)
+		o.buf = (*o.box)[:0]
+	}
+}
+
+// idle gives the buffers up while the stream waits. One that a replay or a
+// bulk chunk grew is left to the collector rather than pooled.
+func (o *streamWriter) idle() {
+	if o.buf != nil {
+		if cap(o.buf) <= maxPooled {
+			*o.box = o.buf[:0]
+			bufPool.Put(o.box)
+		}
+		o.buf, o.box = nil, nil
+	}
+	o.scratch = nil
+}
+
+// release is idle for the end of the stream.
+func (o *streamWriter) release() { o.idle() }
+
+// write sends buf and flushes it, then empties buf.
+func (o *streamWriter) write() error {
+	// Moving a deadline costs more than a small write, so it is lazy: it
+	// moves only when less than half of it is left (a blocked write is
+	// ended after between half and all of the write timeout).
+	now := time.Now()
+	if o.deadline.Sub(now) < o.timeout/2 {
+		o.deadline = now.Add(o.timeout)
+		if err := o.rc.SetWriteDeadline(o.deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return fmt.Errorf("stream: deadline: %w", err)
+		}
+	}
+	o.lastWrite = now
+	n, err := o.w.Write(o.buf)
+	o.stats.bytesOut.Add(int64(n))
+	if err == nil && o.flush != nil {
+		// A writer that cannot flush does not buffer either.
+		if err = o.flush(); errors.Is(err, http.ErrNotSupported) {
+			err = nil
+		}
+	}
+	o.buf = o.buf[:0]
+	if err != nil {
+		return fmt.Errorf("stream: write: %w", err)
+	}
+	return nil
+}
+
+// clearDeadline lifts the write deadline, for the connection's next request.
+func (o *streamWriter) clearDeadline() {
+	if !o.deadline.IsZero() {
+		_ = o.rc.SetWriteDeadline(time.Time{})
+	}
+}
+
+// Cancel gives back a stream that will never Run (its request failed after
+// Attach or Open), with its place under the stream cap.
+func (st *Stream) Cancel() {
+	h := st.s.hub
+	st.detach()
+	h.streams.Add(-1)
+	h.streamWG.Done()
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,9 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, err := s.hub.NewSession(req.Channels)
+	if err == nil {
+		err = s.register(r.Context(), sess)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -72,13 +76,42 @@ func sessionAnswer(sess *broadcast.Session) protocol.SessionCreated {
 	}
 }
 
-// session finds the session named in the path, answering 404 if there is none.
-func (s *Server) session(w http.ResponseWriter, r *http.Request) (*broadcast.Session, bool) {
-	sess, ok := s.hub.Session(r.PathValue("id"))
-	if !ok {
-		writeError(w, http.StatusNotFound, "unknown session")
+// register makes a new session known to the cluster, if any, before its id
+// is handed out; a session that cannot be reached from every node is not
+// handed out at all.
+func (s *Server) register(ctx context.Context, sess *broadcast.Session) error {
+	c := s.cfg.Cluster
+	if c == nil {
+		return nil
 	}
-	return sess, ok
+	if err := c.Register(ctx, sess); err != nil {
+		s.hub.Drop(sess)
+		return err
+	}
+	return nil
+}
+
+// session finds the session named in the path, answering 404 if there is
+// none. In a cluster, a session held by another node gets the request
+// forwarded there, and false here since the answer is written.
+func (s *Server) session(w http.ResponseWriter, r *http.Request) (*broadcast.Session, bool) {
+	id := r.PathValue("id")
+	sess, ok := s.hub.Session(id)
+	if ok {
+		return sess, true
+	}
+	if c := s.cfg.Cluster; c != nil && !c.Forwarded(r) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			s.fail(w, r, fmt.Errorf("%w: %w", errBadJSON, err))
+			return nil, false
+		}
+		if c.Forward(w, r, id, body) {
+			return nil, false
+		}
+	}
+	writeError(w, http.StatusNotFound, "unknown session")
+	return nil, false
 }
 
 func (s *Server) tune(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +155,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	msg, err := s.hub.Chat(sess, req.Name, req.Text)
+	msg, err := s.hub.Chat(r.Context(), sess, req.Name, req.Text)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -172,12 +205,26 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if id := r.URL.Query().Get("session"); id != "" {
 		var ok bool
 		if sess, ok = s.hub.Session(id); !ok {
-			writeError(w, http.StatusNotFound, "unknown session")
-			return
+			if s.cfg.Cluster == nil {
+				writeError(w, http.StatusNotFound, "unknown session")
+				return
+			}
+			// The session lives on another node, or lived on one that
+			// died: it comes here, with its history.
+			if sess, err = s.cfg.Cluster.Take(r.Context(), id); err != nil {
+				s.fail(w, r, err)
+				return
+			}
 		}
 		st, err = s.hub.Attach(sess, lastID)
 	} else {
 		sess, st, err = s.hub.Open()
+		if err == nil {
+			if err = s.register(r.Context(), sess); err != nil {
+				// The stream never ran: Run is what hands its place back.
+				st.Cancel()
+			}
+		}
 	}
 	if err != nil {
 		s.fail(w, r, err)

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,6 +36,29 @@ type Config struct {
 	Logger *slog.Logger
 	// Static is the browser app; nil means the embedded web page.
 	Static fs.FS
+	// Cluster, when set, reaches sessions held by other processes
+	// (pkg/cluster); nil serves this hub's sessions only.
+	Cluster Cluster
+}
+
+// A Cluster lets the API answer for sessions that live on another node of a
+// cluster (pkg/cluster implements it over NATS).
+type Cluster interface {
+	// Name is this node's name, sent in X-Xhrsse-Node.
+	Name() string
+	// Register makes a new session reachable from the other nodes; it
+	// returns before the session's id is handed to a client.
+	Register(ctx context.Context, s *broadcast.Session) error
+	// Forward runs r, whose body was read into body, on the node holding
+	// session id and writes that node's answer to w. False: no node has
+	// the session.
+	Forward(w http.ResponseWriter, r *http.Request, id string, body []byte) bool
+	// Take brings session id here for a stream (broadcast.ErrUnknownSession
+	// if no node has it).
+	Take(ctx context.Context, id string) (*broadcast.Session, error)
+	// Forwarded reports whether r was forwarded by another node: it is not
+	// forwarded again.
+	Forwarded(r *http.Request) bool
 }
 
 // A Server answers the xhrsse API for one hub. Its handlers are its methods.
@@ -120,6 +144,9 @@ func New(hub *broadcast.Hub, cfg Config) (*Server, error) {
 
 // ServeHTTP routes a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if c := s.cfg.Cluster; c != nil {
+		w.Header().Set("X-Xhrsse-Node", c.Name())
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -260,6 +287,8 @@ func errorStatus(err error) (status int, retryAfter time.Duration) {
 		return http.StatusServiceUnavailable, 5 * time.Second
 	case errors.Is(err, broadcast.ErrClosed):
 		return http.StatusServiceUnavailable, 2 * time.Second
+	case errors.Is(err, broadcast.ErrUnavailable):
+		return http.StatusServiceUnavailable, time.Second
 	case errors.Is(err, broadcast.ErrBulkTooLarge):
 		return http.StatusRequestEntityTooLarge, 0
 	case errors.Is(err, broadcast.ErrBadRequest), errors.Is(err, errBadJSON):

@@ -1,0 +1,215 @@
+package broadcast
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+)
+
+// A SessionState is a session in transit between the hubs of a cluster: all
+// another hub needs to go on where this one stopped. It is plain data, made
+// for encoding/json.
+type SessionState struct {
+	ID       string   `json:"id"`
+	Channels []string `json:"channels"`
+	// Events are the session's history, ids First, First+1, …; Next is the
+	// id of the next event (Events may have lost old ones to fit a message).
+	First  uint64       `json:"first"`
+	Next   uint64       `json:"next"`
+	Events []StateEvent `json:"events,omitempty"`
+	// Sent is where a stream without Last-Event-ID continues.
+	Sent uint64 `json:"sent"`
+	// Transfers are those under way (Active) and those whose chunks are
+	// still in Events, for a replay.
+	Transfers []TransferState `json:"transfers,omitempty"`
+	LastChat  int64           `json:"lastChat"`
+}
+
+// A StateEvent is one event of a SessionState: an encoded body, or a bulk
+// chunk to make again from its transfer.
+type StateEvent struct {
+	At       int64  `json:"at"`
+	Body     []byte `json:"body,omitempty"`
+	Transfer string `json:"transfer,omitempty"`
+	Seq      int    `json:"seq,omitempty"`
+}
+
+// A TransferState is one bulk transfer of a SessionState. Files are named,
+// not carried: every hub of a cluster must serve the same -files directory.
+type TransferState struct {
+	ID     string   `json:"id"`
+	Size   int64    `json:"size"`
+	SHA256 string   `json:"sha256"`
+	Seed   [32]byte `json:"seed"`
+	File   string   `json:"file,omitempty"`
+	Next   int      `json:"next"`
+	Active bool     `json:"active"`
+}
+
+// Export takes the session away from the hub for another hub to Import: it
+// is gone here (its stream, if any, ends with bye "replaced", since the
+// client is about to attach elsewhere). budget bounds the encoded size of
+// Events roughly; the oldest events are left out to fit, and a client
+// resuming from before them gets a gap.
+func (h *Hub) Export(id string, budget int) (SessionState, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.sessions[id]
+	if !ok {
+		return SessionState{}, ErrUnknownSession
+	}
+	s.mu.Lock()
+	st := SessionState{
+		ID: id, Channels: h.names(s.tuned), Next: s.ring.next,
+		Sent: s.sent, LastChat: s.lastChat,
+	}
+	if s.stream != nil {
+		st.Sent = s.stream.cursor - 1
+		s.stream.end = protocol.ByeReplaced
+		s.stream.wake()
+	}
+	// Newest first, to keep the newest that fit.
+	first, size := s.ring.next, 0
+	for first > s.ring.first {
+		ev := s.ring.get(first - 1)
+		size += 64 + len(ev.body)*4/3
+		if size > budget {
+			break
+		}
+		first--
+	}
+	st.First = first
+	xfers := map[*transfer]bool{}
+	for _, t := range s.transfers {
+		xfers[t] = true
+	}
+	for id := first; id < s.ring.next; id++ {
+		ev := s.ring.get(id)
+		se := StateEvent{At: ev.at, Body: ev.body}
+		if ev.bulk != nil {
+			se.Transfer, se.Seq = ev.bulk.id, ev.seq
+			if _, ok := xfers[ev.bulk]; !ok {
+				xfers[ev.bulk] = false
+			}
+		}
+		st.Events = append(st.Events, se)
+	}
+	for _, t := range s.transfers { // in order: the round robin follows it
+		st.Transfers = append(st.Transfers, t.state(true))
+	}
+	for t, active := range xfers {
+		if !active {
+			st.Transfers = append(st.Transfers, t.state(false))
+		}
+	}
+	s.gone = true
+	s.mu.Unlock()
+	delete(h.sessions, id)
+	h.setMaskLocked(s, 0)
+	return st, nil
+}
+
+func (t *transfer) state(active bool) TransferState {
+	ts := TransferState{ID: t.id, Size: t.size, SHA256: t.sum, Next: t.next, Active: active}
+	if t.root != nil {
+		ts.File = t.name
+	} else {
+		ts.Seed = t.seed
+	}
+	return ts
+}
+
+// Import makes a session exported by another hub live on this one. A stream
+// attached next with a Last-Event-ID in the exported history resumes with no
+// loss.
+func (h *Hub) Import(st SessionState) (*Session, error) {
+	if st.First > st.Next || int(st.Next-st.First) != len(st.Events) || st.First == 0 {
+		return nil, fmt.Errorf("%w: session state: %d events for ids %d..%d", ErrBadRequest, len(st.Events), st.First, st.Next)
+	}
+	mask, err := h.mask(st.Channels)
+	if err != nil {
+		return nil, err
+	}
+	s := h.newSession(st.ID)
+	byID := map[string]*transfer{}
+	for _, ts := range st.Transfers {
+		t := &transfer{id: ts.ID, size: ts.Size, chunks: protocol.Chunks(ts.Size), sum: ts.SHA256, seed: ts.Seed, next: ts.Next}
+		if ts.File != "" {
+			if h.root == nil || !validFileName(ts.File) {
+				return nil, fmt.Errorf("%w %q: is -files the same on every node?", ErrUnknownFile, ts.File)
+			}
+			t.root, t.name = h.root, ts.File
+		}
+		byID[t.id] = t
+		if ts.Active {
+			s.transfers = append(s.transfers, t)
+		}
+	}
+	s.ring.skipTo(st.First)
+	for _, se := range st.Events {
+		ev := &event{at: se.At, body: se.Body, seq: se.Seq}
+		if se.Transfer != "" {
+			if ev.bulk = byID[se.Transfer]; ev.bulk == nil {
+				return nil, fmt.Errorf("%w: session state: event of unknown transfer", ErrBadRequest)
+			}
+		}
+		s.ring.push(ev, &h.opts)
+	}
+	s.sent, s.lastChat = st.Sent, st.LastChat
+	return s, h.adopt(s, mask)
+}
+
+// Recover makes a session live on this hub when the hub that held it died
+// and took its history along: the session keeps its id and channels, and its
+// ids go on from reserved, above any the dead hub used, so a stream that
+// resumes gets a gap for what was lost rather than nothing.
+func (h *Hub) Recover(id string, channels []string, reserved uint64) (*Session, error) {
+	mask, err := h.mask(channels)
+	if err != nil {
+		return nil, err
+	}
+	s := h.newSession(id)
+	s.ring.skipTo(max(reserved, 1))
+	s.lastChat = h.ChatID()
+	return s, h.adopt(s, mask)
+}
+
+func (h *Hub) newSession(id string) *Session {
+	s := &Session{id: id, hub: h, ring: newRing(), detachedAt: time.Now()}
+	s.chat.init(h.opts.chatRate, h.opts.chatBurst)
+	return s
+}
+
+// adopt adds an imported or recovered session to the hub, with the chat
+// messages it is missing.
+func (h *Hub) adopt(s *Session, mask uint64) error {
+	if h.ctx.Err() != nil {
+		return ErrClosed
+	}
+	h.chatMu.Lock()
+	defer h.chatMu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, dup := h.sessions[s.id]; dup {
+		return fmt.Errorf("%w: session is here already", ErrBadRequest)
+	}
+	if len(h.sessions) >= h.opts.maxSessions {
+		return ErrTooManySessions
+	}
+	s.mu.Lock()
+	for _, it := range h.history {
+		if it.id > s.lastChat {
+			s.lastChat = it.id
+			s.ring.push(it.live, &h.opts)
+		}
+	}
+	s.mu.Unlock()
+	h.sessions[s.id] = s
+	h.setMaskLocked(s, mask)
+	s.mu.Lock()
+	s.reserveLocked(true)
+	s.mu.Unlock()
+	h.stats.sessionsOpened.Add(1)
+	return nil
+}

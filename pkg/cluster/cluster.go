@@ -1,0 +1,289 @@
+// Package cluster joins several xhrsse servers through a NATS broker, so that
+// any of them can answer any request (docs/SCALING.md):
+//
+//   - ticks need no broker: every node's hub draws them from one seed, kept
+//     in a JetStream key-value bucket, at the same instants;
+//   - chat goes through a JetStream stream, whose sequence numbers are the
+//     chat ids, and every node delivers it to its sessions in that order;
+//   - a session lives on one node, the one that answers on its subject;
+//     a POST that lands elsewhere is forwarded there by request/reply, and a
+//     stream that lands elsewhere takes the session over (its history moves
+//     with it, so the resume loses nothing);
+//   - a key-value record per session (its channels and an id bound) lets
+//     another node carry on when the session's node died, after a gap.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xhrsse/xhrsse/pkg/broadcast"
+)
+
+// ErrUnavailable says the broker cannot be reached: the request may be tried
+// again (503).
+var ErrUnavailable = broadcast.ErrUnavailable
+
+// Config says how a node joins.
+type Config struct {
+	// URL is the broker's, e.g. nats://127.0.0.1:4222 (several, comma-separated).
+	URL string
+	// Node names this process; it must differ between the nodes.
+	Node string
+	// Prefix starts every subject, stream and bucket name, so clusters can
+	// share a broker; default "xhrsse".
+	Prefix string
+	// Claim is how long a session's subject may go unanswered before another
+	// node concludes its node died (default 1 s).
+	Claim time.Duration
+	// RecordTTL is how long a session's record outlives its last change;
+	// default 1 h.
+	RecordTTL time.Duration
+	// ReconnectWait is the pause between attempts to reach the broker
+	// again (default 250 ms).
+	ReconnectWait time.Duration
+	// Logger; nil logs nothing.
+	Logger *slog.Logger
+}
+
+// A Node is one server's membership. Dial it, hand its Seed and itself (as
+// broadcast.Relay) to the hub, then Start it with the hub and the HTTP API.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	kv   jetstream.KeyValue // session records
+	seed [32]byte
+
+	hub   *broadcast.Hub
+	local http.Handler
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // consumer, workers, writer
+
+	reqs chan *nats.Msg // requests on session subjects, for the workers
+
+	mu      sync.Mutex
+	subs    map[string]*nats.Subscription      // guarded by mu; by session id
+	pending map[string]broadcast.SessionChange // guarded by mu; records to write
+	taking  map[string]chan struct{}           // guarded by mu; takes under way here
+	wake    chan struct{}                      // "pending has something"
+
+	chat jetstream.ConsumeContext
+}
+
+// Dial connects to the broker and makes the stream and buckets the cluster
+// needs, if the first node has not already.
+func Dial(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.URL == "" || cfg.Node == "" {
+		return nil, errors.New("cluster: need a broker URL and a node name")
+	}
+	if !validName(cfg.Node) || (cfg.Prefix != "" && !validName(cfg.Prefix)) {
+		return nil, fmt.Errorf("cluster: node %q, prefix %q: letters, digits, - and _ only", cfg.Node, cfg.Prefix)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "xhrsse"
+	}
+	if cfg.Claim <= 0 {
+		cfg.Claim = time.Second
+	}
+	if cfg.RecordTTL <= 0 {
+		cfg.RecordTTL = time.Hour
+	}
+	if cfg.ReconnectWait <= 0 {
+		cfg.ReconnectWait = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg: cfg, log: cfg.Logger.With("node", cfg.Node),
+		reqs:    make(chan *nats.Msg, 4096),
+		subs:    make(map[string]*nats.Subscription),
+		pending: make(map[string]broadcast.SessionChange),
+		taking:  make(map[string]chan struct{}),
+		wake:    make(chan struct{}, 1),
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	nc, err := nats.Connect(cfg.URL,
+		nats.Name("xhrsse "+cfg.Node),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(cfg.ReconnectWait),
+		// Nothing is buffered while the broker is away: a chat POST then
+		// fails at once (503) rather than going out late, after its sender
+		// was told it failed and sent it again.
+		nats.ReconnectBufSize(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.log.Warn("broker lost", "err", err)
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { n.log.Info("broker back") }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connect %s: %w", cfg.URL, err)
+	}
+	n.nc = nc
+	if err := n.setup(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) setup(ctx context.Context) error {
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return fmt.Errorf("cluster: jetstream: %w", err)
+	}
+	n.js = js
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:     n.streamName(),
+		Subjects: []string{n.cfg.Prefix + ".chat"},
+		Storage:  jetstream.FileStorage,
+		MaxMsgs:  10_000,
+	}); err != nil {
+		return fmt.Errorf("cluster: chat stream: %w", err)
+	}
+	n.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: n.cfg.Prefix + "_sessions", Storage: jetstream.FileStorage, TTL: n.cfg.RecordTTL,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: sessions bucket: %w", err)
+	}
+	conf, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: n.cfg.Prefix + "_config", Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: config bucket: %w", err)
+	}
+	// The first node to get here picks the seed; the others read it.
+	var seed [32]byte
+	_, _ = rand.Read(seed[:])
+	if _, err := conf.Create(ctx, "seed", seed[:]); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("cluster: seed: %w", err)
+	}
+	e, err := conf.Get(ctx, "seed")
+	if err != nil || len(e.Value()) != len(n.seed) {
+		return fmt.Errorf("cluster: seed: %v", err)
+	}
+	copy(n.seed[:], e.Value())
+	return nil
+}
+
+// Seed is the cluster's seed for broadcast.WithSeed: every node ticks alike.
+func (n *Node) Seed() [32]byte { return n.seed }
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.cfg.Node }
+
+// Start puts the node to work for hub: chat delivery, answering for its
+// sessions (running forwarded requests on local, the HTTP API) and keeping
+// their records.
+func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
+	n.hub, n.local = hub, local
+	if err := n.startChat(); err != nil {
+		return err
+	}
+	// Other nodes ask here whether this node is alive before taking its
+	// sessions from their records.
+	if _, err := n.nc.Subscribe(n.nodeSubject(n.cfg.Node), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+		n.chat.Stop()
+		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
+	}
+	for range 16 {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.serve()
+		}()
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.write()
+	}()
+	return nil
+}
+
+// Close stops answering for sessions, writes the records still pending and
+// leaves the broker. Sessions still on the hub can be recovered by another
+// node from their records, after a gap; to hand them over without one, close
+// the hub's streams first and give clients time to come back elsewhere
+// (cmd/server -handover).
+func (n *Node) Close() error {
+	if n.chat != nil {
+		n.chat.Stop()
+	}
+	n.mu.Lock()
+	for id, sub := range n.subs {
+		_ = sub.Unsubscribe()
+		delete(n.subs, id)
+	}
+	n.mu.Unlock()
+	n.cancel()
+	n.wg.Wait()
+	n.flushRecords(context.Background())
+	n.nc.Close()
+	return nil
+}
+
+func (n *Node) streamName() string { return n.cfg.Prefix + "_CHAT" }
+
+// key is a session's name on the broker: a hash, since the id itself is
+// the capability to read and steer the session and the broker's subjects
+// and keys are visible to every node and operator.
+func key(id string) string {
+	sum := sha256.Sum256([]byte("xhrsse session\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+func (n *Node) subject(id string) string { return n.cfg.Prefix + ".session." + key(id) }
+func (n *Node) nodeSubject(node string) string {
+	return n.cfg.Prefix + ".node." + node
+}
+
+// validName accepts what is safe as one token of a subject and in a bucket
+// name.
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Handover waits, at shutdown, until every session of the hub has been taken
+// by another node or ctx ends, and returns how many are left (they can still
+// be recovered from their records, after a gap). Call it after the hub's
+// streams ended and before Close.
+func (n *Node) Handover(ctx context.Context) int {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		left := n.hub.SessionCount()
+		if left == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return left
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xhrsse/xhrsse/pkg/broadcast"
+)
+
+// A record is what the broker keeps of a session, under key(id): enough for
+// another node to carry on if this one dies.
+type record struct {
+	Node     string   `json:"node"`
+	Channels []string `json:"channels"`
+	Reserved uint64   `json:"reserved"`
+}
+
+// SessionChanged queues the session's record for writing (broadcast.Relay).
+// Changes to one session coalesce: only the latest is written.
+func (n *Node) SessionChanged(c broadcast.SessionChange) {
+	n.mu.Lock()
+	n.pending[c.ID] = c
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Register makes a new session reachable from every node before its id is
+// handed out: its subject is answered here and its record is on the broker.
+func (n *Node) Register(ctx context.Context, s *broadcast.Session) error {
+	if err := n.subscribe(s.ID()); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	c, ok := n.pending[s.ID()]
+	delete(n.pending, s.ID())
+	n.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	// The broker handles a connection's messages in order: once the put
+	// is answered, so is the subscription sent before it.
+	if err := n.writeRecord(ctx, c); err != nil {
+		n.unsubscribe(s.ID())
+		return err
+	}
+	return nil
+}
+
+// write writes queued records until the node closes. Runs in its own
+// goroutine.
+func (n *Node) write() {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.wake:
+		}
+		n.flushRecords(n.ctx)
+	}
+}
+
+func (n *Node) flushRecords(ctx context.Context) {
+	n.mu.Lock()
+	batch := n.pending
+	n.pending = make(map[string]broadcast.SessionChange)
+	n.mu.Unlock()
+	for _, c := range batch {
+		if c.Gone {
+			n.unsubscribe(c.ID)
+		}
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := n.writeRecord(wctx, c)
+		cancel()
+		if err != nil {
+			// The broker is away. A record that could not be written is
+			// queued again unless a newer change came meanwhile; a node
+			// that dies before writing it leaves a record that is out of
+			// date, so a recovery may announce a smaller gap than it
+			// should (docs/SCALING.md).
+			n.log.Warn("session record", "err", err)
+			n.mu.Lock()
+			if _, newer := n.pending[c.ID]; !newer {
+				n.pending[c.ID] = c
+			}
+			n.mu.Unlock()
+			if ctx.Err() == nil {
+				select {
+				case <-ctx.Done():
+				case <-time.After(n.cfg.ReconnectWait):
+				}
+				select {
+				case n.wake <- struct{}{}:
+				default:
+				}
+			}
+			return
+		}
+	}
+}
+
+func (n *Node) writeRecord(ctx context.Context, c broadcast.SessionChange) error {
+	if c.Gone {
+		err := n.kv.Delete(ctx, key(c.ID))
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("%w: delete record: %v", ErrUnavailable, err)
+		}
+		return nil
+	}
+	data, _ := json.Marshal(record{Node: n.cfg.Node, Channels: c.Channels, Reserved: c.Reserved})
+	if _, err := n.kv.Put(ctx, key(c.ID), data); err != nil {
+		return fmt.Errorf("%w: put record: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// readRecord returns a session's record and its revision; found is false if
+// there is none (the session never was, or ended).
+func (n *Node) readRecord(ctx context.Context, id string) (rec record, rev uint64, found bool, err error) {
+	e, err := n.kv.Get(ctx, key(id))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return record{}, 0, false, nil
+	case err != nil:
+		return record{}, 0, false, fmt.Errorf("%w: read record: %v", ErrUnavailable, err)
+	}
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return record{}, 0, false, fmt.Errorf("cluster: bad record: %w", err)
+	}
+	return rec, e.Revision(), true, nil
+}

@@ -1,0 +1,357 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/xhrsse/xhrsse/pkg/broadcast"
+)
+
+// A request is what a node sends on a session's subject.
+type request struct {
+	Op          string `json:"op"` // "http" or "take"
+	ID          string `json:"id"`
+	Method      string `json:"method,omitempty"`
+	Path        string `json:"path,omitempty"` // with the query
+	ContentType string `json:"contentType,omitempty"`
+	Body        []byte `json:"body,omitempty"`
+}
+
+// A reply answers a request. Moved says the session is no longer here:
+// ask again.
+type reply struct {
+	Moved  bool                    `json:"moved,omitempty"`
+	Status int                     `json:"status,omitempty"`
+	Header http.Header             `json:"header,omitempty"`
+	Body   []byte                  `json:"body,omitempty"`
+	State  *broadcast.SessionState `json:"state,omitempty"`
+}
+
+type forwardedKey struct{}
+
+// Forwarded reports whether r came from another node, so the API does not
+// forward it again.
+func (n *Node) Forwarded(r *http.Request) bool {
+	return r.Context().Value(forwardedKey{}) != nil
+}
+
+func (n *Node) subscribe(id string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.subs[id]; ok {
+		return nil
+	}
+	sub, err := n.nc.ChanSubscribe(n.subject(id), n.reqs)
+	if err != nil {
+		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
+	}
+	n.subs[id] = sub
+	return nil
+}
+
+func (n *Node) unsubscribe(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if sub, ok := n.subs[id]; ok {
+		_ = sub.Unsubscribe()
+		delete(n.subs, id)
+	}
+}
+
+// serve answers requests for this node's sessions until the node closes.
+// Several run at once: a forwarded chat waits for its delivery.
+func (n *Node) serve() {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case m := <-n.reqs:
+			n.answer(m)
+		}
+	}
+}
+
+func (n *Node) answer(m *nats.Msg) {
+	var req request
+	if err := json.Unmarshal(m.Data, &req); err != nil {
+		n.log.Warn("bad request on the broker", "err", err)
+		return
+	}
+	var rep reply
+	switch req.Op {
+	case "take":
+		st, err := n.hub.Export(req.ID, int(n.nc.MaxPayload()*3/4))
+		if err != nil {
+			rep.Moved = true
+			break
+		}
+		n.unsubscribe(req.ID)
+		n.mu.Lock()
+		delete(n.pending, req.ID) // the new node writes the record now
+		n.mu.Unlock()
+		rep.State = &st
+		n.log.Debug("session handed over", "session", broadcast.ShortID(req.ID))
+	case "http":
+		if _, ok := n.hub.Session(req.ID); !ok {
+			rep.Moved = true
+			break
+		}
+		ctx, cancel := context.WithTimeout(context.WithValue(n.ctx, forwardedKey{}, true), 30*time.Second)
+		r, err := http.NewRequestWithContext(ctx, req.Method, req.Path, bytes.NewReader(req.Body))
+		if err != nil {
+			cancel()
+			rep.Status, rep.Body = http.StatusBadRequest, []byte(`{"error":"bad forwarded request"}`)
+			break
+		}
+		if req.ContentType != "" {
+			r.Header.Set("Content-Type", req.ContentType)
+		}
+		rec := &recorder{header: http.Header{}}
+		n.local.ServeHTTP(rec, r)
+		cancel()
+		rep.Status, rep.Header, rep.Body = rec.status, rec.header, rec.body.Bytes()
+	default:
+		return
+	}
+	data, _ := json.Marshal(rep)
+	if err := m.Respond(data); err != nil {
+		n.log.Warn("reply", "err", err)
+	}
+}
+
+// ask sends req on the session's subject and returns the reply of the node
+// holding it. While nobody answers (a take under way, or a node that died),
+// it asks again, for up to Claim; then found is false.
+func (n *Node) ask(ctx context.Context, req request) (rep reply, found bool, err error) {
+	data, _ := json.Marshal(req)
+	deadline := time.Now().Add(n.cfg.Claim)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		m, err := n.nc.RequestWithContext(ctx, n.subject(req.ID), data)
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(m.Data, &rep); err != nil {
+				return reply{}, false, fmt.Errorf("cluster: bad reply: %w", err)
+			}
+			if !rep.Moved {
+				return rep, true, nil
+			}
+		case errors.Is(err, nats.ErrNoResponders):
+		default:
+			return reply{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if time.Now().After(deadline) {
+			return reply{}, false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return reply{}, false, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Forward runs r (whose body, already read, is body) on the node holding
+// session id and copies its answer to w. It reports false when no node
+// holds the session and none ever will: the caller answers 404. A session
+// whose node died is recovered here first, and r runs here.
+func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body []byte) bool {
+	req := request{
+		Op: "http", ID: id, Method: r.Method, Path: r.URL.RequestURI(),
+		ContentType: r.Header.Get("Content-Type"), Body: body,
+	}
+	for range 3 {
+		rep, found, err := n.ask(r.Context(), req)
+		if err != nil {
+			unavailable(w, err)
+			return true
+		}
+		if found {
+			for _, k := range []string{"Content-Type", "Retry-After", "Allow"} {
+				if v := rep.Header.Get(k); v != "" {
+					w.Header().Set(k, v)
+				}
+			}
+			w.WriteHeader(rep.Status)
+			w.Write(rep.Body)
+			return true
+		}
+		_, err = n.claimHere(r.Context(), id)
+		switch {
+		case errors.Is(err, broadcast.ErrUnknownSession):
+			return false
+		case errors.Is(err, errTryAgain):
+			continue
+		case err != nil:
+			unavailable(w, err)
+			return true
+		}
+		r2 := r.Clone(context.WithValue(r.Context(), forwardedKey{}, true))
+		r2.Body = io.NopCloser(bytes.NewReader(body))
+		r2.ContentLength = int64(len(body))
+		n.local.ServeHTTP(w, r2)
+		return true
+	}
+	unavailable(w, errors.New("session is moving between nodes"))
+	return true
+}
+
+// Take brings session id to this node for a stream that arrived here: its
+// node hands it over, history and all; if that node died, it is recovered
+// from its record. broadcast.ErrUnknownSession if no node has it.
+func (n *Node) Take(ctx context.Context, id string) (*broadcast.Session, error) {
+	release, s := n.lock(ctx, id)
+	if s != nil {
+		return s, nil
+	}
+	if release == nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	}
+	defer release()
+	for range 3 {
+		rep, found, err := n.ask(ctx, request{Op: "take", ID: id})
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			if rep.State == nil {
+				return nil, errors.New("cluster: take answered without a state")
+			}
+			s, err := n.hub.Import(*rep.State)
+			if err != nil {
+				return nil, fmt.Errorf("cluster: import: %w", err)
+			}
+			if err := n.Register(ctx, s); err != nil {
+				n.hub.Drop(s)
+				return nil, err
+			}
+			n.log.Debug("session taken over", "session", broadcast.ShortID(id))
+			return s, nil
+		}
+		s, err := n.claim(ctx, id)
+		if errors.Is(err, errTryAgain) {
+			continue
+		}
+		return s, err
+	}
+	return nil, fmt.Errorf("%w: session is moving between nodes", ErrUnavailable)
+}
+
+// lock lets one take or claim of a session run on this node at a time. It
+// returns the session instead when another one brought it here meanwhile.
+func (n *Node) lock(ctx context.Context, id string) (release func(), s *broadcast.Session) {
+	for {
+		if s, ok := n.hub.Session(id); ok {
+			return nil, s
+		}
+		n.mu.Lock()
+		busy, ok := n.taking[id]
+		if !ok {
+			done := make(chan struct{})
+			n.taking[id] = done
+			n.mu.Unlock()
+			return func() {
+				n.mu.Lock()
+				delete(n.taking, id)
+				n.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		n.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+}
+
+var errTryAgain = errors.New("try again")
+
+// claimHere is claim under the session's lock on this node.
+func (n *Node) claimHere(ctx context.Context, id string) (*broadcast.Session, error) {
+	release, s := n.lock(ctx, id)
+	if s != nil {
+		return s, nil
+	}
+	if release == nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	}
+	defer release()
+	return n.claim(ctx, id)
+}
+
+// claim makes a session whose node stopped answering live here, from its
+// record. It does not if the record is gone (the session ended), if its node
+// still answers on the broker (it is only slow, or re-subscribing after the
+// broker came back), or if another node claimed it first.
+func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error) {
+	rec, rev, found, err := n.readRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, broadcast.ErrUnknownSession
+	}
+	if rec.Node != n.cfg.Node {
+		if _, err := n.nc.RequestWithContext(ctx, n.nodeSubject(rec.Node), nil); err == nil {
+			return nil, errTryAgain
+		} else if !errors.Is(err, nats.ErrNoResponders) {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	mine := rec
+	mine.Node = n.cfg.Node
+	data, _ := json.Marshal(mine)
+	if _, err := n.kv.Update(ctx, key(id), data, rev); err != nil {
+		return nil, errTryAgain // somebody else changed it: look again
+	}
+	s, err := n.hub.Recover(id, rec.Channels, rec.Reserved)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: recover: %w", err)
+	}
+	if err := n.Register(ctx, s); err != nil {
+		n.hub.Drop(s)
+		return nil, err
+	}
+	n.log.Info("session recovered from a lost node", "session", broadcast.ShortID(id), "lost", rec.Node)
+	return s, nil
+}
+
+// unavailable answers 503 with Retry-After, as the API does when it is
+// shutting down: the client tries again.
+func unavailable(w http.ResponseWriter, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", strconv.Itoa(1))
+	w.WriteHeader(http.StatusServiceUnavailable)
+	msg, _ := json.Marshal(map[string]string{"error": "cluster unavailable: " + err.Error()})
+	w.Write(append(msg, '\n'))
+}
+
+// recorder keeps a forwarded request's answer for the reply.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(p)
+}
