@@ -3,6 +3,7 @@ package broadcast
 import (
 	"bytes"
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -88,7 +89,16 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 			return protocol.Chat{}, err
 		}
 		msg.ID = id
-		return msg, h.awaitChat(ctx, id)
+		// The answer comes after the message is in s's history, as on a
+		// hub alone. But it is on the broker already and will arrive: if
+		// this hub's delivery stalls, answer after a while anyway rather
+		// than fail a message that was sent.
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := h.awaitChat(wctx, id); errors.Is(err, ErrClosed) {
+			return protocol.Chat{}, err
+		}
+		return msg, nil
 	}
 	h.chatMu.Lock()
 	defer h.chatMu.Unlock()

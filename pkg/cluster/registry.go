@@ -42,12 +42,16 @@ func (n *Node) Register(ctx context.Context, s *broadcast.Session) error {
 	c, ok := n.pending[s.ID()]
 	delete(n.pending, s.ID())
 	n.mu.Unlock()
-	if !ok {
-		return nil
-	}
 	// The broker handles a connection's messages in order: once the put
-	// is answered, so is the subscription sent before it.
-	if err := n.writeRecord(ctx, c); err != nil {
+	// (or, if the writer put the record already, a ping) is answered, so is
+	// the subscription sent before it.
+	var err error
+	if ok {
+		err = n.writeRecord(ctx, c)
+	} else if err = n.nc.FlushWithContext(ctx); err != nil {
+		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if err != nil {
 		n.unsubscribe(s.ID())
 		return err
 	}
