@@ -17,7 +17,7 @@ func TestTickScheduleIsSharedAndDeterministic(t *testing.T) {
 		if !at.After(now) || at.Sub(now) > time.Duration(float64(time.Second)/c.Rate)+time.Millisecond {
 			t.Fatalf("%s: next tick %v after %v", c.Name, at, now)
 		}
-		if c.tickTime(k-1).After(now) {
+		if c.tickTime(k - 1).After(now) {
 			t.Fatalf("%s: tick %d also falls after %v", c.Name, k-1, now)
 		}
 		// Same seed, channel and tick: same character, on any hub.
