@@ -146,7 +146,7 @@ func run(args []string, stderr *os.File) error {
 	}
 	cfg := server.Config{AllowOrigins: origins, MaxBody: *maxBody, Logger: log}
 	if node != nil {
-		cfg.Cluster = node
+		cfg.Cluster, cfg.Collectors = node, node.Collectors()
 	}
 	api, err := server.New(hub, cfg)
 	if err != nil {

@@ -82,7 +82,8 @@ type Node struct {
 	taking  map[string]chan struct{}           // guarded by mu; takes under way here
 	wake    chan struct{}                      // "pending has something"
 
-	chat jetstream.ConsumeContext
+	chat    jetstream.ConsumeContext
+	metrics metrics
 }
 
 // Dial connects to the broker and makes the stream and buckets the cluster
@@ -116,6 +117,7 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 		pending: make(map[string]broadcast.SessionChange),
 		taking:  make(map[string]chan struct{}),
 		wake:    make(chan struct{}, 1),
+		metrics: newMetrics(),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	nc, err := nats.Connect(cfg.URL,

@@ -175,6 +175,12 @@ func TestPostsForwardedToTheStreamsNode(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /sessions/ID via c: %d", resp.StatusCode)
 	}
+	if f, sv := metric(t, bn, "xhrsse_cluster_forwarded_total"), metric(t, a, "xhrsse_cluster_served_total"); f < 1 || sv < 4 {
+		t.Fatalf("metrics: b forwarded %v, a served %v", f, sv)
+	}
+	if metric(t, a, "xhrsse_cluster_broker_connected") != 1 {
+		t.Fatal("a does not report its broker connection")
+	}
 	// No node has this one.
 	bogus := base64.RawURLEncoding.EncodeToString(make([]byte, protocol.SessionIDBytes))
 	if st, _ := post(t, bn.URL+"/sessions/"+bogus+"/chat", protocol.ChatPost{Text: "x"}, nil); st != http.StatusNotFound {
@@ -232,6 +238,9 @@ func TestResumeOnAnotherNode(t *testing.T) {
 	if _, ok := a.Hub.Session(id); ok {
 		t.Fatal("a still holds the session after b took it")
 	}
+	if tk, ho := metric(t, bn, "xhrsse_cluster_sessions_taken_total"), metric(t, a, "xhrsse_cluster_sessions_handed_over_total"); tk != 1 || ho != 1 {
+		t.Fatalf("metrics: b took %v, a handed over %v", tk, ho)
+	}
 }
 
 // A node that dies takes its sessions' history along; their clients resume
@@ -265,6 +274,9 @@ func TestNodeKilledClientsResumeElsewhere(t *testing.T) {
 		t.Fatalf("chat after recovery: %d", st)
 	}
 	s2.until(t, chatText("after"))
+	if r := metric(t, bn, "xhrsse_cluster_sessions_recovered_total"); r != 1 {
+		t.Fatalf("metrics: b recovered %v sessions, want 1", r)
+	}
 }
 
 // A node shut down with SIGTERM hands its sessions over: a client that

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,7 +108,7 @@ func startNode(t *testing.T, b *broker, name string, opts ...broadcast.Option) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := server.New(hub, server.Config{Cluster: cn})
+	api, err := server.New(hub, server.Config{Cluster: cn, Collectors: cn.Collectors()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,3 +317,25 @@ func eventually(t *testing.T, what string, f func() error) {
 var errStatus = errors.New("status")
 
 func statusErr(code int) error { return fmt.Errorf("%w %d", errStatus, code) }
+
+// metric reads one counter or gauge (no labels) from a node's /metrics.
+func metric(t *testing.T, n *node, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(n.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s: no metric %s", n.Node.Name(), name)
+	return 0
+}

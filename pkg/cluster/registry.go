@@ -48,7 +48,7 @@ func (n *Node) Register(ctx context.Context, s *broadcast.Session) error {
 	var err error
 	if ok {
 		err = n.writeRecord(ctx, c)
-	} else if err = n.nc.FlushWithContext(ctx); err != nil {
+	} else if err = n.flush(ctx); err != nil {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if err != nil {
@@ -139,4 +139,11 @@ func (n *Node) readRecord(ctx context.Context, id string) (rec record, rev uint6
 		return record{}, 0, false, fmt.Errorf("cluster: bad record: %w", err)
 	}
 	return rec, e.Revision(), true, nil
+}
+
+// flush waits until the broker has handled everything sent so far.
+func (n *Node) flush(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return n.nc.FlushWithContext(ctx)
 }

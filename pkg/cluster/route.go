@@ -99,6 +99,7 @@ func (n *Node) answer(m *nats.Msg) {
 		delete(n.pending, req.ID) // the new node writes the record now
 		n.mu.Unlock()
 		rep.State = &st
+		n.metrics.handedOver.Inc()
 		n.log.Debug("session handed over", "session", broadcast.ShortID(req.ID))
 	case "http":
 		if _, ok := n.hub.Session(req.ID); !ok {
@@ -116,6 +117,7 @@ func (n *Node) answer(m *nats.Msg) {
 			r.Header.Set("Content-Type", req.ContentType)
 		}
 		rec := &recorder{header: http.Header{}}
+		n.metrics.served.Inc()
 		n.local.ServeHTTP(rec, r)
 		cancel()
 		rep.Status, rep.Header, rep.Body = rec.status, rec.header, rec.body.Bytes()
@@ -135,7 +137,9 @@ func (n *Node) ask(ctx context.Context, req request) (rep reply, found bool, err
 	data, _ := json.Marshal(req)
 	deadline := time.Now().Add(n.cfg.Claim)
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		m, err := n.nc.RequestWithContext(ctx, n.subject(req.ID), data)
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		m, err := n.nc.RequestWithContext(rctx, n.subject(req.ID), data)
+		cancel()
 		switch {
 		case err == nil:
 			if err := json.Unmarshal(m.Data, &rep); err != nil {
@@ -171,10 +175,11 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 	for range 3 {
 		rep, found, err := n.ask(r.Context(), req)
 		if err != nil {
-			unavailable(w, err)
+			n.unavailable(w, err)
 			return true
 		}
 		if found {
+			n.metrics.forwarded.Inc()
 			for _, k := range []string{"Content-Type", "Retry-After", "Allow"} {
 				if v := rep.Header.Get(k); v != "" {
 					w.Header().Set(k, v)
@@ -191,7 +196,7 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 		case errors.Is(err, errTryAgain):
 			continue
 		case err != nil:
-			unavailable(w, err)
+			n.unavailable(w, err)
 			return true
 		}
 		r2 := r.Clone(context.WithValue(r.Context(), forwardedKey{}, true))
@@ -200,7 +205,7 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 		n.local.ServeHTTP(w, r2)
 		return true
 	}
-	unavailable(w, errors.New("session is moving between nodes"))
+	n.unavailable(w, errors.New("session is moving between nodes"))
 	return true
 }
 
@@ -233,6 +238,7 @@ func (n *Node) Take(ctx context.Context, id string) (*broadcast.Session, error) 
 				n.hub.Drop(s)
 				return nil, err
 			}
+			n.metrics.taken.Inc()
 			n.log.Debug("session taken over", "session", broadcast.ShortID(id))
 			return s, nil
 		}
@@ -276,6 +282,10 @@ func (n *Node) lock(ctx context.Context, id string) (release func(), s *broadcas
 
 var errTryAgain = errors.New("try again")
 
+// requestTimeout bounds one request to another node: a forwarded chat waits
+// for its delivery, at most 5 s (broadcast.Hub.Chat), plus the trip.
+const requestTimeout = 10 * time.Second
+
 // claimHere is claim under the session's lock on this node.
 func (n *Node) claimHere(ctx context.Context, id string) (*broadcast.Session, error) {
 	release, s := n.lock(ctx, id)
@@ -302,7 +312,10 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 		return nil, broadcast.ErrUnknownSession
 	}
 	if rec.Node != n.cfg.Node {
-		if _, err := n.nc.RequestWithContext(ctx, n.nodeSubject(rec.Node), nil); err == nil {
+		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		_, err := n.nc.RequestWithContext(pctx, n.nodeSubject(rec.Node), nil)
+		cancel()
+		if err == nil {
 			return nil, errTryAgain
 		} else if !errors.Is(err, nats.ErrNoResponders) {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -322,13 +335,15 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 		n.hub.Drop(s)
 		return nil, err
 	}
+	n.metrics.recovered.Inc()
 	n.log.Info("session recovered from a lost node", "session", broadcast.ShortID(id), "lost", rec.Node)
 	return s, nil
 }
 
 // unavailable answers 503 with Retry-After, as the API does when it is
 // shutting down: the client tries again.
-func unavailable(w http.ResponseWriter, err error) {
+func (n *Node) unavailable(w http.ResponseWriter, err error) {
+	n.metrics.unavailable.Inc()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Retry-After", strconv.Itoa(1))
 	w.WriteHeader(http.StatusServiceUnavailable)

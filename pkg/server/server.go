@@ -39,6 +39,8 @@ type Config struct {
 	// Cluster, when set, reaches sessions held by other processes
 	// (pkg/cluster); nil serves this hub's sessions only.
 	Cluster Cluster
+	// Collectors are more metrics for /metrics (e.g. the cluster's).
+	Collectors []prometheus.Collector
 }
 
 // A Cluster lets the API answer for sessions that live on another node of a
@@ -103,6 +105,9 @@ func New(hub *broadcast.Hub, cfg Config) (*Server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	s.metrics = newMetrics(reg, hub)
+	if err := registerAll(reg, cfg.Collectors); err != nil {
+		return nil, err
+	}
 
 	routes := []struct {
 		pattern string
@@ -319,4 +324,13 @@ func redactPath(p string) string {
 		return "/sessions/" + broadcast.ShortID(id) + "/" + tail
 	}
 	return p
+}
+
+func registerAll(reg *prometheus.Registry, cs []prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("server: metrics: %w", err)
+		}
+	}
+	return nil
 }
