@@ -241,7 +241,7 @@ func run(args []string, stderr *os.File) error {
 		hctx, cancel := context.WithTimeout(context.Background(), *handoverTO)
 		n := node.Handover(hctx)
 		cancel()
-		log.Info("handover", "sessions left", n)
+		log.Info("handover done", "sessions_left", n)
 	}
 	log.Info("stopped", "err", err)
 	return err

@@ -240,6 +240,8 @@ func TestBadFlags(t *testing.T) {
 		{"bad allowed origin", []string{"-allow-origin", "evil.example"}, []string{"evil.example"}},
 		{"zero session TTL", []string{"-session-ttl", "0s"}, []string{"TTL"}},
 		{"bad address", []string{"-addr", "127.0.0.1:notaport"}, []string{"notaport"}},
+		{"bad node name", []string{"-nats", "nats://127.0.0.1:1", "-node", "a.b"}, []string{`"a.b"`}},
+		{"no broker", []string{"-nats", "nats://127.0.0.1:1"}, []string{"nats://127.0.0.1:1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
