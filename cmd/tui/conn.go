@@ -119,6 +119,9 @@ func (m *model) batch(b batchMsg) tea.Cmd {
 	var cmds []tea.Cmd
 	for _, ev := range b.states {
 		m.status.Conn(ev.State, ev.Attempt, friendlyErr(ev.Err), now)
+		if ev.State == client.Connected || ev.State == client.Resumed {
+			m.status.SetNode(ev.Node)
+		}
 		if ev.Session != nil {
 			m.status.SetSession(ev.Session.Session)
 			m.reconcile(ev.Session.Channels)

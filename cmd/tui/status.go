@@ -23,6 +23,7 @@ type status struct {
 	width  int
 
 	session string // full id; shown shortened
+	node    string // the cluster node serving the stream, if any
 	state   string // "connecting", "connected", "reconnecting", ...
 	attempt int
 	level   int    // 0 good, 1 warn, 2 bad: the colour of state
@@ -47,6 +48,10 @@ func (s *status) SetWidth(w int) { s.width = w }
 
 // SetSession records the current session id.
 func (s *status) SetSession(id string) { s.session = id }
+
+// SetNode records the cluster node serving the stream ("" from a single
+// server).
+func (s *status) SetNode(node string) { s.node = node }
 
 // Dialing shows that the client cannot reach the server before any stream
 // exists: the error of the last try and when the next one is.
@@ -140,6 +145,9 @@ func (s *status) View() string {
 	parts := []string{s.server}
 	if s.session != "" {
 		parts = append(parts, "session "+shortID(s.session))
+	}
+	if s.node != "" && s.level == 0 {
+		state += " via " + sanitize(s.node)
 	}
 	parts = append(parts, lvl(s.level).Render(state))
 	if s.connErr != "" {

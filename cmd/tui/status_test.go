@@ -24,6 +24,10 @@ func TestStatusStates(t *testing.T) {
 			s.Conn(client.Reconnecting, 1, errors.New("connection refused"), now)
 			s.Conn(client.Resumed, 0, nil, now)
 		}, []string{"resumed"}},
+		{"cluster node", func(s *status) {
+			s.SetNode("n2\x1b[31m")
+			s.Conn(client.Resumed, 0, nil, now)
+		}, []string{"resumed via n2"}},
 		{"new session", func(s *status) { s.Conn(client.NewSession, 0, errors.New("404"), now) }, []string{"new session", "tuning restored"}},
 		{"gap note", func(s *status) { s.Note("gap: 12 events could not be replayed", 1, now) }, []string{"gap: 12 events"}},
 		{"unreachable", func(s *status) {
@@ -40,6 +44,9 @@ func TestStatusStates(t *testing.T) {
 				if !strings.Contains(v, w) {
 					t.Errorf("status %q lacks %q", v, w)
 				}
+			}
+			if strings.Contains(v, "\x1b[31m") {
+				t.Errorf("status %q passes an escape sequence from the server through", v)
 			}
 			if strings.Contains(v, "SECRET") {
 				t.Errorf("status %q shows the whole session id", v)

@@ -103,6 +103,10 @@ type Event struct {
 	// Session is the session event of a new connection (State Connected or
 	// Resumed) or the new session (State NewSession).
 	Session *protocol.SessionEvent
+	// Node is, for State Connected and Resumed, the cluster node serving
+	// the stream (the X-Xhrsse-Node header); empty from a single server.
+	// It comes from the server: display it as untrusted text.
+	Node string
 
 	// For Kind Tick: the channel's name and its characters.
 	Channel string

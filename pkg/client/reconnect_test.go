@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -455,5 +456,29 @@ func TestRunStopsWhileBlocked(t *testing.T) {
 	// Nothing was taken: the next Run would get the events again.
 	if s.LastEventID() != 0 {
 		t.Errorf("LastEventID %d after nothing was delivered", s.LastEventID())
+	}
+}
+
+// In a cluster each connection may be served by another node: the state
+// event says which (X-Xhrsse-Node), so a user can see the hop.
+func TestStateEventsNameTheNode(t *testing.T) {
+	f := newFake(t)
+	f.stream = func(w http.ResponseWriter, r *http.Request, n int) {
+		w.Header().Set("X-Xhrsse-Node", fmt.Sprintf("n%d", n+1))
+		startSSE(w)
+		if n == 0 {
+			raw(w, fast+sessionFrame("S1", 0, false)+frame(1, "one", "a"))
+			return
+		}
+		raw(w, sessionFrame("S1", 1, true)+frame(2, "one", "b"))
+		hold(r)
+	}
+	_, s := f.session()
+	h := startRun(t, s)
+	if ev := h.waitState(Connected); ev.Node != "n1" {
+		t.Fatalf("Connected on node %q, want n1", ev.Node)
+	}
+	if ev := h.waitState(Resumed); ev.Node != "n2" {
+		t.Fatalf("Resumed on node %q, want n2", ev.Node)
 	}
 }

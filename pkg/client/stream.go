@@ -314,6 +314,7 @@ func (r *runner) connect(ctx context.Context) outcome {
 			return fmt.Errorf("%w: stream has Content-Type %q", ErrProtocol, resp.Header.Get("Content-Type"))
 		}
 		resp.Body = newEventReader(resp.Body, s.c.maxEvent, onRead)
+		h.node = resp.Header.Get("X-Xhrsse-Node")
 		return nil
 	}
 	err := sc.SubscribeRawWithContext(connCtx, h.handle)
@@ -359,6 +360,7 @@ type handler struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	out    outcome
+	node   string // X-Xhrsse-Node of the stream's answer
 }
 
 // end stops the connection after this event.
@@ -572,7 +574,7 @@ func (h *handler) session(ev Event) {
 		st = Resumed
 		s.stats.resumes.Add(1)
 	}
-	h.r.state(h.ctx, Event{Name: ev.Name, Data: ev.Data, State: st, Session: &se})
+	h.r.state(h.ctx, Event{Name: ev.Name, Data: ev.Data, State: st, Session: &se, Node: h.node})
 }
 
 // bye handles the last event of a connection.
