@@ -130,9 +130,12 @@ func run(args []string, stderr *os.File) error {
 			host, _ := os.Hostname()
 			*nodeName = fmt.Sprintf("%s-%d", strings.ReplaceAll(host, ".", "-"), os.Getpid())
 		}
+		described, err := broadcast.Describe(channels)
+		if err != nil {
+			return err
+		}
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		var err error
-		node, err = cluster.Dial(dctx, cluster.Config{URL: *natsURL, Node: *nodeName, Logger: log})
+		node, err = cluster.Dial(dctx, cluster.Config{URL: *natsURL, Node: *nodeName, Channels: described, Logger: log})
 		cancel()
 		if err != nil {
 			return err

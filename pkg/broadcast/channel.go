@@ -155,3 +155,18 @@ func (c *channel) info() protocol.Channel {
 		Repertoire: string(c.Repertoire), Width: c.width,
 	}
 }
+
+// Describe validates channel settings and describes them as GET /channels
+// does, before any hub runs them (a cluster node compares them with the
+// other nodes' before it starts).
+func Describe(cs []ChannelConfig) ([]protocol.Channel, error) {
+	out := make([]protocol.Channel, len(cs))
+	for i, cfg := range cs {
+		w, err := cfg.validate()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = (&channel{ChannelConfig: cfg, index: i, width: w}).info()
+	}
+	return out, nil
+}

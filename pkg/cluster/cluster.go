@@ -14,7 +14,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -29,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // ErrUnavailable says the broker cannot be reached: the request may be tried
@@ -53,6 +56,11 @@ type Config struct {
 	// ReconnectWait is the pause between attempts to reach the broker
 	// again (default 250 ms).
 	ReconnectWait time.Duration
+	// Channels are this node's channels (broadcast.Hub.Channels). Every
+	// node draws the same ticks only if every node has the same channels,
+	// so the first node records them and Dial refuses a node whose channels
+	// differ. Nil skips the check.
+	Channels []protocol.Channel
 	// Logger; nil logs nothing.
 	Logger *slog.Logger
 }
@@ -181,6 +189,28 @@ func (n *Node) setup(ctx context.Context) error {
 		return fmt.Errorf("cluster: seed: %v", err)
 	}
 	copy(n.seed[:], e.Value())
+	if n.cfg.Channels != nil {
+		return sameChannels(ctx, conf, n.cfg.Channels)
+	}
+	return nil
+}
+
+// sameChannels records the channels of the first node and compares every
+// later node's with them.
+func sameChannels(ctx context.Context, conf jetstream.KeyValue, mine []protocol.Channel) error {
+	data, _ := json.Marshal(mine)
+	if _, err := conf.Create(ctx, "channels", data); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("cluster: channels: %w", err)
+	}
+	e, err := conf.Get(ctx, "channels")
+	if err != nil {
+		return fmt.Errorf("cluster: channels: %w", err)
+	}
+	if !bytes.Equal(e.Value(), data) {
+		return fmt.Errorf("cluster: this node's channels (rates, repertoires) differ from the cluster's, so its ticks would too: the cluster has %s, this node %s", e.Value(), data)
+	}
 	return nil
 }
 
