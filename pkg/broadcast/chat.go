@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -84,20 +83,26 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 	}
 	msg := protocol.Chat{Name: name, Text: text, At: now.UTC()}
 	if r := h.opts.relay; r != nil {
-		id, err := r.PublishChat(ctx, msg)
+		// A chat refused is one not sent (PROTOCOL.md): a hub shutting
+		// down refuses before publishing, and once the broker has the
+		// message nothing turns it into a refusal, not even the client
+		// going away.
+		if h.ctx.Err() != nil {
+			return protocol.Chat{}, ErrClosed
+		}
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		id, err := r.PublishChat(pctx, msg)
 		if err != nil {
 			return protocol.Chat{}, err
 		}
 		msg.ID = id
 		// The answer comes after the message is in s's history, as on a
-		// hub alone. But it is on the broker already and will arrive: if
-		// this hub's delivery stalls, answer after a while anyway rather
-		// than fail a message that was sent.
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err := h.awaitChat(wctx, id); errors.Is(err, ErrClosed) {
-			return protocol.Chat{}, err
-		}
+		// hub alone; but if this hub's delivery stalls or the hub closes
+		// meanwhile, answer anyway: the message is on its way.
+		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer wcancel()
+		_ = h.awaitChat(wctx, id)
 		return msg, nil
 	}
 	h.chatMu.Lock()

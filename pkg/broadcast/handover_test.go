@@ -85,7 +85,7 @@ func TestExportImportResumesWithoutLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	state, err := a.Export(s.ID(), 1<<20)
+	state, err := a.Export(s.ID(), 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestExportImportResumesWithoutLoss(t *testing.T) {
 	if _, ok := a.Session(s.ID()); ok {
 		t.Fatal("exported session still on a")
 	}
-	if _, err := a.Export(s.ID(), 1<<20); !errors.Is(err, ErrUnknownSession) {
+	if _, err := a.Export(s.ID(), 1<<20, nil); !errors.Is(err, ErrUnknownSession) {
 		t.Fatalf("second export: %v", err)
 	}
 	raw, _ := json.Marshal(state) // it crosses the broker as JSON
@@ -159,7 +159,7 @@ func TestImportFillsAndSkipsChat(t *testing.T) {
 	// Chat 1 is delivered while the session is between the hubs: b fills
 	// it in at the import.
 	s, _ := a.NewSession(nil)
-	state, err := a.Export(s.ID(), 1<<20)
+	state, err := a.Export(s.ID(), 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestImportFillsAndSkipsChat(t *testing.T) {
 	// and b's delivery of it later does not repeat it.
 	s3, _ := a.NewSession(nil)
 	a.Deliver(protocol.Chat{ID: 2, Text: "a first"})
-	state, err = a.Export(s3.ID(), 1<<20)
+	state, err = a.Export(s3.ID(), 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,12 +273,55 @@ func TestExportBudget(t *testing.T) {
 		tick(h, 0, strconv.Itoa(i))
 	}
 	const budget = 2000
-	st, err := h.Export(s.ID(), budget)
+	st, err := h.Export(s.ID(), budget, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(st.Events)
 	if len(st.Events) == 0 || len(st.Events) >= 100 || len(raw) > budget || st.Next != 101 || st.First != st.Next-uint64(len(st.Events)) {
 		t.Fatalf("budgeted export: %d events (%d bytes of JSON), first %d next %d", len(st.Events), len(raw), st.First, st.Next)
+	}
+}
+
+// A resume from before where the open stream started was sent before that
+// stream's request and arrives late: it must not cut off the client it came
+// from, here or through a move to another hub.
+func TestLateResumeDoesNotReplaceNewerStream(t *testing.T) {
+	_, hubs := relayedHubs(t, 1)
+	h := hubs[0]
+	s, _ := h.NewSession([]string{"one"})
+	for i := range 5 {
+		tick(h, 0, strconv.Itoa(i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	at := func(n uint64) *uint64 { return &n }
+	live, err := h.Attach(s, at(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testStream(t, ctx, live)
+	next(t, c) // session
+	if _, err := h.Attach(s, at(3)); !errors.Is(err, ErrSuperseded) {
+		t.Fatalf("late resume from 3 over a stream from 4: %v, want ErrSuperseded", err)
+	}
+	if _, err := h.Export(s.ID(), 1<<20, at(2)); !errors.Is(err, ErrSuperseded) {
+		t.Fatalf("move for a late resume: %v, want ErrSuperseded", err)
+	}
+	if _, ok := h.Session(s.ID()); !ok {
+		t.Fatal("a refused move removed the session")
+	}
+	tick(h, 0, "x")
+	if m := next(t, c); m.Name != "one" || m.ID != "5" {
+		t.Fatalf("the live stream after the late requests: %+v", m)
+	}
+	// From the same position or further on, or with no position at all, a
+	// stream replaces the open one as before.
+	for _, last := range []*uint64{at(4), at(5), nil} {
+		st, err := h.Attach(s, last)
+		if err != nil {
+			t.Fatalf("resume from %v: %v", last, err)
+		}
+		st.Cancel()
 	}
 }

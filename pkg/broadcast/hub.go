@@ -34,6 +34,9 @@ var (
 	ErrClosed          = errors.New("server shutting down")
 	ErrBulkTooLarge    = errors.New("bulk transfer too large")
 	ErrBadRequest      = errors.New("bad request")
+	// ErrSuperseded: a resume from before where the session's open stream
+	// started, sent before that stream's request and arriving after it.
+	ErrSuperseded = errors.New("a newer stream of this session is open")
 	// ErrUnavailable: a cluster's broker cannot be reached; try again.
 	ErrUnavailable = errors.New("cluster unavailable")
 )

@@ -8,6 +8,10 @@ type event struct {
 	body []byte // "event: …\ndata: …\n\n"
 	at   int64  // unix nanoseconds, for the replay window
 
+	// urgent events (chat) are written at once: a stream holding its writes
+	// back to coalesce them (the flush interval) stops waiting for one.
+	urgent bool
+
 	// A bulk chunk carries no body: the stream regenerates its bytes from
 	// the transfer when it writes (or replays) it, so a session never holds
 	// a transfer's data.

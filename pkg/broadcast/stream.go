@@ -18,12 +18,18 @@ import (
 // pieces and the session's lock is held only briefly each time.
 const maxBatch = 64 << 10
 
+// maxChunks bounds the bulk chunks one write carries: four 48 KiB chunks
+// are about 256 KiB of base64, few enough syscalls and wake-ups per
+// megabyte on both sides, little enough delay for the events behind them.
+const maxChunks = 4
+
 // A Stream is one connection's view of a session: a cursor into its history.
 // Attach makes one; Run writes it to a ResponseWriter.
 type Stream struct {
 	s       *Session
 	wakeC   chan struct{} // cap 1: "there is something new"
 	cursor  uint64        // next id to write; Run changes it under s.mu
+	start   uint64        // the position it started from
 	resumed bool
 
 	// end, when set, is why the stream must end: the reason of its bye.
@@ -33,8 +39,20 @@ type Stream struct {
 	flags atomic.Uint32 // flag… bits, raised by other goroutines
 }
 
-// wake signals the stream without blocking. s.mu is held by the caller.
+// wake signals the stream without blocking. s.mu is held by the caller, so
+// the ring's newest event is the one just pushed, if any: an urgent one, or
+// an end, cuts a coalescing wait short (linger).
 func (st *Stream) wake() {
+	if st.s.hub.opts.flushInterval > 0 {
+		if ev := st.s.ring.get(st.s.ring.next - 1); st.end != "" || (ev != nil && ev.urgent) {
+			st.flags.Or(flagUrgent)
+		}
+	}
+	st.signal()
+}
+
+// signal wakes the stream's loop without blocking.
+func (st *Stream) signal() {
 	select {
 	case st.wakeC <- struct{}{}:
 	default:
@@ -84,6 +102,9 @@ func (h *Hub) attach(s *Session, lastID *uint64, counted bool) (*Stream, error) 
 	if s.gone {
 		return nil, ErrUnknownSession
 	}
+	if err := s.supersededLocked(lastID); err != nil {
+		return nil, err
+	}
 	// A stream that replaces the session's own does not count against the
 	// cap: the client whose connection died unnoticed must get back in.
 	if !counted {
@@ -108,7 +129,7 @@ func (h *Hub) attach(s *Session, lastID *uint64, counted bool) (*Stream, error) 
 		s.ring.skipTo(from + 1)
 		s.reserveLocked(true)
 	}
-	st.cursor = from + 1
+	st.cursor, st.start = from+1, from
 	if old := s.stream; old != nil {
 		old.end = protocol.ByeReplaced
 		old.wake()
@@ -116,6 +137,19 @@ func (h *Hub) attach(s *Session, lastID *uint64, counted bool) (*Stream, error) 
 	s.stream = st
 	h.streamWG.Add(1)
 	return st, nil
+}
+
+// supersededLocked refuses a resume from before where the open stream
+// started. A client's Last-Event-ID only grows, so such a request was sent
+// before the open stream's, by the same client, and arrives late (it was
+// stalled in a proxy, or took a detour through another node): letting it
+// replace the open stream would cut off the client it came from. s.mu must
+// be held.
+func (s *Session) supersededLocked(lastID *uint64) error {
+	if lastID != nil && s.stream != nil && *lastID < s.stream.start {
+		return fmt.Errorf("%w (it resumed from %d, this request from %d)", ErrSuperseded, s.stream.start, *lastID)
+	}
+	return nil
 }
 
 // Resumed reports whether the stream was opened with a Last-Event-ID.
@@ -145,6 +179,12 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	defer stopHub()
 	ping := time.AfterFunc(h.opts.pingInterval, func() { st.raise(flagPing) })
 	defer ping.Stop()
+	var lingerT *time.Timer // made on first use
+	defer func() {
+		if lingerT != nil {
+			lingerT.Stop()
+		}
+	}()
 	defer out.release()
 
 	// Preamble: retry, then the session event at the stream's position.
@@ -165,6 +205,8 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 				return ctx.Err()
 			}
 			return st.bye(out, protocol.ByeShutdown)
+		} else if f&flagUrgent != 0 {
+			st.flags.And(^uint32(flagUrgent))
 		}
 		more, ended, err := st.gather(out)
 		if ended || err != nil {
@@ -196,8 +238,35 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 		out.idle()
 		<-st.wakeC
 		if d := h.opts.flushInterval; d > 0 {
-			time.Sleep(d)
+			st.linger(d, out.lastWrite, &lingerT)
 		}
+	}
+}
+
+// linger holds a woken stream back until d has passed since its last write,
+// so that events arriving close together leave in one write and one flush:
+// each stream writes at most once per d. A stream that has been quiet for d
+// writes at once, so a lone event pays nothing; an urgent event (chat), an
+// end or a stop cuts the wait short.
+func (st *Stream) linger(d time.Duration, last time.Time, t **time.Timer) {
+	for st.flags.Load()&(flagUrgent|flagCtxDone|flagHubDone) == 0 {
+		wait := d - time.Since(last)
+		if wait <= 0 {
+			return
+		}
+		if *t == nil {
+			*t = time.NewTimer(wait)
+		} else {
+			(*t).Reset(wait)
+		}
+		select {
+		case <-st.wakeC: // something new: is it urgent?
+		case <-(*t).C:
+			return
+		}
+	}
+	if *t != nil {
+		(*t).Stop()
 	}
 }
 
@@ -206,18 +275,19 @@ const (
 	flagCtxDone = 1 << iota // the request's context ended
 	flagHubDone             // the hub is closing
 	flagPing                // the ping timer fired
+	flagUrgent              // an urgent event or an end is waiting (wake)
 )
 
 // raise sets a flag and wakes the stream's loop to look at it.
 func (st *Stream) raise(f uint32) {
 	st.flags.Or(f)
-	st.wake()
+	st.signal()
 }
 
 // gather appends what is new to out.buf under the session's lock, up to
-// maxBatch bytes or one bulk chunk, and reports whether more is waiting.
-// A chunk is encoded after the lock is released. A stream told to end
-// writes its bye instead and reports ended.
+// maxBatch bytes or a run of up to maxChunks bulk chunks, and reports
+// whether more is waiting. Chunks are encoded after the lock is released.
+// A stream told to end writes its bye instead and reports ended.
 func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 	s, h := st.s, st.s.hub
 	out.take()
@@ -227,16 +297,20 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 		return false, true, st.bye(out, reason)
 	}
 	var (
-		bulk   *event
-		bulkID uint64
-		n      int64
+		chunks  [maxChunks]*event
+		nChunks int
+		firstID uint64 // id of chunks[0]; the run is consecutive
+		n       int64
+		buf     = out.buf
 	)
-	buf := out.buf
-	for len(buf) < maxBatch {
+	for len(buf) < maxBatch && nChunks < maxChunks {
 		if st.cursor >= s.ring.next && !s.nextChunkLocked() {
 			break
 		}
 		if st.cursor < s.ring.first {
+			if nChunks > 0 {
+				break
+			}
 			missed := s.ring.first - st.cursor
 			buf = protocol.AppendID(buf, s.ring.first-1)
 			buf, _ = protocol.AppendBody(buf, protocol.EventGap, []byte(`{"missed":`+strconv.FormatUint(missed, 10)+`}`))
@@ -247,12 +321,21 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 		}
 		ev := s.ring.get(st.cursor)
 		if ev.bulk != nil {
-			// A chunk is made outside the lock, and alone, so it delays
-			// the events around it by one chunk at most.
-			if len(buf) == 0 {
-				bulk, bulkID = ev, st.cursor
-				st.cursor++
+			// Chunks are made outside the lock, a short run of them at a
+			// time: they delay the events around them by a few chunks at
+			// most, and a stream that keeps up sends several per write.
+			if len(buf) > 0 {
+				break
 			}
+			if nChunks == 0 {
+				firstID = st.cursor
+			}
+			chunks[nChunks] = ev
+			nChunks++
+			st.cursor++
+			continue
+		}
+		if nChunks > 0 {
 			break
 		}
 		buf = protocol.AppendID(buf, st.cursor)
@@ -263,9 +346,9 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 	more = st.cursor < s.ring.next || len(s.transfers) > 0
 	s.mu.Unlock()
 
-	if bulk != nil {
-		buf = protocol.AppendID(buf, bulkID)
-		if buf, out.scratch, err = bulk.bulk.appendChunkEvent(buf, out.scratch, bulk.seq); err != nil {
+	for i, c := range chunks[:nChunks] {
+		buf = protocol.AppendID(buf, firstID+uint64(i))
+		if buf, out.scratch, err = c.bulk.appendChunkEvent(buf, out.scratch, c.seq); err != nil {
 			out.buf = buf
 			return false, false, err
 		}

@@ -19,8 +19,9 @@ var (
 	// ErrSessionLost: the session a transfer belonged to is gone (the server
 	// forgot it and Run opened a new one).
 	ErrSessionLost = errors.New("client: session lost")
-	// ErrReplaced: another stream attached to this session (bye "replaced");
-	// Run stops instead of fighting over the session.
+	// ErrReplaced: another stream attached to this session (bye "replaced"),
+	// or one opened from further on than ours is open (409); Run stops
+	// instead of fighting over the session.
 	ErrReplaced = errors.New("client: stream replaced by another client")
 	// ErrRunning: Run was called while another Run of the same Session runs.
 	ErrRunning = errors.New("client: session already running")

@@ -336,6 +336,10 @@ func (r *runner) connect(ctx context.Context) outcome {
 		switch {
 		case ae.Status == http.StatusNotFound:
 			out.gone = true
+		case ae.Status == http.StatusConflict:
+			// A newer stream of the session is open, opened from further
+			// on than ours: another client has it (PROTOCOL.md).
+			out.fatal, out.err = true, fmt.Errorf("%w: %w", ErrReplaced, ae)
 		case permanent(ae.Status):
 			out.fatal = true
 		}

@@ -16,10 +16,10 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,7 +85,7 @@ type Node struct {
 	reqs chan *nats.Msg // requests on session subjects, for the workers
 
 	mu      sync.Mutex
-	subs    map[string]*nats.Subscription      // guarded by mu; by session id
+	subs    map[string]*subscription           // guarded by mu; by session id
 	pending map[string]broadcast.SessionChange // guarded by mu; records to write
 	taking  map[string]chan struct{}           // guarded by mu; takes under way here
 	wake    chan struct{}                      // "pending has something"
@@ -121,7 +121,7 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Node),
 		reqs:    make(chan *nats.Msg, 4096),
-		subs:    make(map[string]*nats.Subscription),
+		subs:    make(map[string]*subscription),
 		pending: make(map[string]broadcast.SessionChange),
 		taking:  make(map[string]chan struct{}),
 		wake:    make(chan struct{}, 1),
@@ -228,9 +228,15 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 	if err := n.startChat(); err != nil {
 		return err
 	}
-	// Other nodes ask here whether this node is alive before taking its
-	// sessions from their records.
-	if _, err := n.nc.Subscribe(n.nodeSubject(n.cfg.Node), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+	// Before recovering one of this node's sessions from its record,
+	// another node asks here whether the session is still held.
+	if _, err := n.nc.Subscribe(n.nodeSubject(n.cfg.Node), func(m *nats.Msg) {
+		answer := "not held"
+		if _, ok := n.hub.Session(string(m.Data)); ok {
+			answer = "held"
+		}
+		_ = m.Respond([]byte(answer))
+	}); err != nil {
 		n.chat.Stop()
 		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
@@ -259,8 +265,11 @@ func (n *Node) Close() error {
 		n.chat.Stop()
 	}
 	n.mu.Lock()
-	for id, sub := range n.subs {
-		_ = sub.Unsubscribe()
+	for id, s := range n.subs {
+		if s.retire != nil {
+			s.retire.Stop()
+		}
+		_ = s.sub.Unsubscribe()
 		delete(n.subs, id)
 	}
 	n.mu.Unlock()

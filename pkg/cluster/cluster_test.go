@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -356,3 +359,24 @@ func TestBrokerRestart(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A node whose channels differ from the cluster's would tick differently:
+// it is refused at Dial, with both settings in the error.
+func TestNodeWithOtherChannelsRefused(t *testing.T) {
+	b := startBroker(t)
+	startNode(t, b, "a")
+	other, err := broadcast.Describe(broadcast.DefaultChannelsAt(5, 3, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, err := cluster.Dial(ctx, cluster.Config{URL: b.url(), Node: "odd", Channels: other})
+	if err == nil {
+		n.Close()
+		t.Fatal("a node with other channel rates joined")
+	}
+	if !strings.Contains(err.Error(), "differ") || !strings.Contains(err.Error(), `"rate":1`) {
+		t.Fatalf("error %q does not say what differs", err)
+	}
+}

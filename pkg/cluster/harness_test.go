@@ -93,11 +93,28 @@ type node struct {
 
 func startNode(t *testing.T, b *broker, name string, opts ...broadcast.Option) *node {
 	t.Helper()
+	return startNodeWith(t, b, name, nil, opts...)
+}
+
+// startNodeWith is startNode with the cluster's config changed by with (if
+// not nil) before the node dials: a logger, say.
+func startNodeWith(t *testing.T, b *broker, name string, with func(*cluster.Config), opts ...broadcast.Option) *node {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cn, err := cluster.Dial(ctx, cluster.Config{
+	described, err := broadcast.Describe(broadcast.DefaultChannelsAt(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.Config{
 		URL: b.url(), Node: name, Claim: 300 * time.Millisecond, ReconnectWait: 50 * time.Millisecond,
-	})
+		Channels: described,
+	}
+	if with != nil {
+		with(&cfg)
+	}
+
+	cn, err := cluster.Dial(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

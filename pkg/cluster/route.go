@@ -18,8 +18,9 @@ import (
 
 // A request is what a node sends on a session's subject.
 type request struct {
-	Op          string `json:"op"` // "http" or "take"
-	ID          string `json:"id"`
+	Op          string  `json:"op"` // "http" or "take"
+	ID          string  `json:"id"`
+	LastID      *uint64 `json:"lastId,omitempty"` // of the stream a take is for
 	Method      string `json:"method,omitempty"`
 	Path        string `json:"path,omitempty"` // with the query
 	ContentType string `json:"contentType,omitempty"`
@@ -29,7 +30,8 @@ type request struct {
 // A reply answers a request. Moved says the session is no longer here:
 // ask again.
 type reply struct {
-	Moved  bool                    `json:"moved,omitempty"`
+	Moved      bool                    `json:"moved,omitempty"`
+	Superseded bool                    `json:"superseded,omitempty"` // see broadcast.ErrSuperseded
 	Status int                     `json:"status,omitempty"`
 	Header http.Header             `json:"header,omitempty"`
 	Body   []byte                  `json:"body,omitempty"`
@@ -44,27 +46,54 @@ func (n *Node) Forwarded(r *http.Request) bool {
 	return r.Context().Value(forwardedKey{}) != nil
 }
 
+// A subscription is a session's subject answered here. After the session
+// leaves, it lingers for a while (retire), answering "moved": a request the
+// broker routed here just before it heard of the unsubscription would
+// otherwise be dropped and its sender would wait for nothing.
+type subscription struct {
+	sub    *nats.Subscription
+	retire *time.Timer // set once the session left
+}
+
+// linger is how long a subscription outlives its session here.
+const linger = 5 * time.Second
+
 func (n *Node) subscribe(id string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if _, ok := n.subs[id]; ok {
+	if s, ok := n.subs[id]; ok {
+		if s.retire != nil {
+			s.retire.Stop() // back before it retired
+			s.retire = nil
+		}
 		return nil
 	}
-	sub, err := n.nc.ChanSubscribe(n.subject(id), n.reqs)
+	// One queue group for every node: each request reaches one node, so a
+	// lingering subscription and the session's new node never both run it.
+	sub, err := n.nc.ChanQueueSubscribe(n.subject(id), "owner", n.reqs)
 	if err != nil {
 		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
-	n.subs[id] = sub
+	n.subs[id] = &subscription{sub: sub}
 	return nil
 }
 
+// unsubscribe retires a session's subscription: it stops after linger.
 func (n *Node) unsubscribe(id string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if sub, ok := n.subs[id]; ok {
-		_ = sub.Unsubscribe()
-		delete(n.subs, id)
+	s, ok := n.subs[id]
+	if !ok || s.retire != nil {
+		return
 	}
+	s.retire = time.AfterFunc(linger, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.subs[id] == s && s.retire != nil {
+			_ = s.sub.Unsubscribe()
+			delete(n.subs, id)
+		}
+	})
 }
 
 // serve answers requests for this node's sessions until the node closes.
@@ -89,7 +118,11 @@ func (n *Node) answer(m *nats.Msg) {
 	var rep reply
 	switch req.Op {
 	case "take":
-		st, err := n.hub.Export(req.ID, int(n.nc.MaxPayload()*3/4))
+		st, err := n.hub.Export(req.ID, int(n.nc.MaxPayload()*3/4), req.LastID)
+		if errors.Is(err, broadcast.ErrSuperseded) {
+			rep.Superseded = true
+			break
+		}
 		if err != nil {
 			rep.Moved = true
 			break
@@ -120,6 +153,11 @@ func (n *Node) answer(m *nats.Msg) {
 		n.metrics.served.Inc()
 		n.local.ServeHTTP(rec, r)
 		cancel()
+		if _, ok := n.hub.Session(req.ID); !ok && rec.status == http.StatusNotFound {
+			// It left while the request waited: it is elsewhere now.
+			rep.Moved = true
+			break
+		}
 		rep.Status, rep.Header, rep.Body = rec.status, rec.header, rec.body.Bytes()
 	default:
 		return
@@ -142,6 +180,7 @@ func (n *Node) ask(ctx context.Context, req request) (rep reply, found bool, err
 		cancel()
 		switch {
 		case err == nil:
+			rep = reply{} // Unmarshal keeps fields the new reply omits
 			if err := json.Unmarshal(m.Data, &rep); err != nil {
 				return reply{}, false, fmt.Errorf("cluster: bad reply: %w", err)
 			}
@@ -211,8 +250,9 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 
 // Take brings session id to this node for a stream that arrived here: its
 // node hands it over, history and all; if that node died, it is recovered
-// from its record. broadcast.ErrUnknownSession if no node has it.
-func (n *Node) Take(ctx context.Context, id string) (*broadcast.Session, error) {
+// from its record. broadcast.ErrUnknownSession if no node has it;
+// broadcast.ErrSuperseded if the stream (resuming from lastID) came late.
+func (n *Node) Take(ctx context.Context, id string, lastID *uint64) (*broadcast.Session, error) {
 	release, s := n.lock(ctx, id)
 	if s != nil {
 		return s, nil
@@ -221,10 +261,18 @@ func (n *Node) Take(ctx context.Context, id string) (*broadcast.Session, error) 
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 	}
 	defer release()
+	// Once the take is asked for, the old node lets the session go: it must
+	// land here even if the client that asked gives up meanwhile, or it
+	// would be nowhere.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*requestTimeout)
+	defer cancel()
 	for range 3 {
-		rep, found, err := n.ask(ctx, request{Op: "take", ID: id})
+		rep, found, err := n.ask(ctx, request{Op: "take", ID: id, LastID: lastID})
 		if err != nil {
 			return nil, err
+		}
+		if found && rep.Superseded {
+			return nil, broadcast.ErrSuperseded
 		}
 		if found {
 			if rep.State == nil {
@@ -296,6 +344,8 @@ func (n *Node) claimHere(ctx context.Context, id string) (*broadcast.Session, er
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 	}
 	defer release()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*requestTimeout)
+	defer cancel()
 	return n.claim(ctx, id)
 }
 
@@ -312,12 +362,15 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 		return nil, broadcast.ErrUnknownSession
 	}
 	if rec.Node != n.cfg.Node {
+		// The recorded node may be alive and still hold the session (it
+		// is re-subscribing after the broker came back, say): ask it.
 		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		_, err := n.nc.RequestWithContext(pctx, n.nodeSubject(rec.Node), nil)
+		m, err := n.nc.RequestWithContext(pctx, n.nodeSubject(rec.Node), []byte(id))
 		cancel()
-		if err == nil {
+		switch {
+		case err == nil && string(m.Data) == "held":
 			return nil, errTryAgain
-		} else if !errors.Is(err, nats.ErrNoResponders) {
+		case err != nil && !errors.Is(err, nats.ErrNoResponders):
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}

@@ -250,6 +250,30 @@ func TestStreamReplaced(t *testing.T) {
 	}
 }
 
+// TestLateResumeRefused: a resume from before where the open stream
+// started (a request stalled on its way, sent before the open stream's) gets
+// 409 and leaves the open stream alone.
+func TestLateResumeRefused(t *testing.T) {
+	h := start(t)
+	sid := h.newSession(t)
+	h.chat(t, sid, "ann", "one")
+	h.chat(t, sid, "ann", "two")
+	live := h.open(t, "/events?session="+sid, http.Header{"Last-Event-ID": {"2"}})
+	live.expect(t, protocol.EventSession)
+	before := h.srv.Hub.Snapshot()
+	_, r := h.tryOpen(t, "/events?session="+sid, http.Header{"Last-Event-ID": {"1"}})
+	wantError(t, "late resume", r, http.StatusConflict)
+	if after := h.srv.Hub.Snapshot(); after.Streams != before.Streams || after.Resumes != before.Resumes {
+		t.Fatalf("the refused resume changed streams %d→%d, resumes %d→%d", before.Streams, after.Streams, before.Resumes, after.Resumes)
+	}
+	id := h.chat(t, sid, "bob", "still here")
+	m := live.next(t)
+	checkChat(t, m, id, "bob", "still here", false)
+	if eventID(t, m) != 3 {
+		t.Fatalf("the open stream's next event has id %s, want 3", m.ID)
+	}
+}
+
 // TestSessionTTL: a session without a stream expires after the TTL; one with
 // an open stream does not.
 func TestSessionTTL(t *testing.T) {

@@ -211,9 +211,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 			// The session lives on another node, or lived on one that
 			// died: it comes here, with its history.
-			if sess, err = s.cfg.Cluster.Take(r.Context(), id); err != nil {
+			if sess, err = s.cfg.Cluster.Take(r.Context(), id, lastID); err != nil {
 				s.fail(w, r, err)
 				return
+			}
+			if r.Context().Err() != nil {
+				return // its client left while it moved: replace no stream
 			}
 		}
 		st, err = s.hub.Attach(sess, lastID)

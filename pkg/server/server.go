@@ -57,7 +57,7 @@ type Cluster interface {
 	Forward(w http.ResponseWriter, r *http.Request, id string, body []byte) bool
 	// Take brings session id here for a stream (broadcast.ErrUnknownSession
 	// if no node has it).
-	Take(ctx context.Context, id string) (*broadcast.Session, error)
+	Take(ctx context.Context, id string, lastID *uint64) (*broadcast.Session, error)
 	// Forwarded reports whether r was forwarded by another node: it is not
 	// forwarded again.
 	Forwarded(r *http.Request) bool
@@ -292,6 +292,8 @@ func errorStatus(err error) (status int, retryAfter time.Duration) {
 		return http.StatusServiceUnavailable, 5 * time.Second
 	case errors.Is(err, broadcast.ErrClosed):
 		return http.StatusServiceUnavailable, 2 * time.Second
+	case errors.Is(err, broadcast.ErrSuperseded):
+		return http.StatusConflict, 0
 	case errors.Is(err, broadcast.ErrUnavailable):
 		return http.StatusServiceUnavailable, time.Second
 	case errors.Is(err, broadcast.ErrBulkTooLarge):
