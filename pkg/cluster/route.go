@@ -21,10 +21,10 @@ type request struct {
 	Op          string  `json:"op"` // "http" or "take"
 	ID          string  `json:"id"`
 	LastID      *uint64 `json:"lastId,omitempty"` // of the stream a take is for
-	Method      string `json:"method,omitempty"`
-	Path        string `json:"path,omitempty"` // with the query
-	ContentType string `json:"contentType,omitempty"`
-	Body        []byte `json:"body,omitempty"`
+	Method      string  `json:"method,omitempty"`
+	Path        string  `json:"path,omitempty"` // with the query
+	ContentType string  `json:"contentType,omitempty"`
+	Body        []byte  `json:"body,omitempty"`
 }
 
 // A reply answers a request. Moved says the session is no longer here:
@@ -32,10 +32,10 @@ type request struct {
 type reply struct {
 	Moved      bool                    `json:"moved,omitempty"`
 	Superseded bool                    `json:"superseded,omitempty"` // see broadcast.ErrSuperseded
-	Status int                     `json:"status,omitempty"`
-	Header http.Header             `json:"header,omitempty"`
-	Body   []byte                  `json:"body,omitempty"`
-	State  *broadcast.SessionState `json:"state,omitempty"`
+	Status     int                     `json:"status,omitempty"`
+	Header     http.Header             `json:"header,omitempty"`
+	Body       []byte                  `json:"body,omitempty"`
+	State      *broadcast.SessionState `json:"state,omitempty"`
 }
 
 type forwardedKey struct{}
@@ -253,19 +253,12 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 // from its record. broadcast.ErrUnknownSession if no node has it;
 // broadcast.ErrSuperseded if the stream (resuming from lastID) came late.
 func (n *Node) Take(ctx context.Context, id string, lastID *uint64) (*broadcast.Session, error) {
-	release, s := n.lock(ctx, id)
-	if s != nil {
-		return s, nil
-	}
-	if release == nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
-	}
-	defer release()
-	// Once the take is asked for, the old node lets the session go: it must
-	// land here even if the client that asked gives up meanwhile, or it
-	// would be nowhere.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*requestTimeout)
-	defer cancel()
+	return n.locked(ctx, id, func(ctx context.Context) (*broadcast.Session, error) {
+		return n.take(ctx, id, lastID)
+	})
+}
+
+func (n *Node) take(ctx context.Context, id string, lastID *uint64) (*broadcast.Session, error) {
 	for range 3 {
 		rep, found, err := n.ask(ctx, request{Op: "take", ID: id, LastID: lastID})
 		if err != nil {
@@ -336,6 +329,16 @@ const requestTimeout = 10 * time.Second
 
 // claimHere is claim under the session's lock on this node.
 func (n *Node) claimHere(ctx context.Context, id string) (*broadcast.Session, error) {
+	return n.locked(ctx, id, func(ctx context.Context) (*broadcast.Session, error) {
+		return n.claim(ctx, id)
+	})
+}
+
+// locked runs bring, which brings session id here, under the session's lock
+// on this node, unless the session is here already. Once it starts, bring
+// runs to the end even if ctx (its client's) ends: the old node lets the
+// session go when asked, so it must land here or it would be nowhere.
+func (n *Node) locked(ctx context.Context, id string, bring func(context.Context) (*broadcast.Session, error)) (*broadcast.Session, error) {
 	release, s := n.lock(ctx, id)
 	if s != nil {
 		return s, nil
@@ -346,7 +349,7 @@ func (n *Node) claimHere(ctx context.Context, id string) (*broadcast.Session, er
 	defer release()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*requestTimeout)
 	defer cancel()
-	return n.claim(ctx, id)
+	return bring(ctx)
 }
 
 // claim makes a session whose node stopped answering live here, from its
