@@ -164,7 +164,7 @@ func (h *Hub) Import(st SessionState) (*Session, error) {
 		s.ring.push(ev, &h.opts)
 	}
 	s.sent, s.lastChat = st.Sent, st.LastChat
-	return s, h.adopt(s, mask)
+	return s, h.adopt(s, mask, false)
 }
 
 // Recover makes a session live on this hub when the hub that held it died
@@ -179,7 +179,7 @@ func (h *Hub) Recover(id string, channels []string, reserved uint64) (*Session, 
 	s := h.newSession(id)
 	s.ring.skipTo(max(reserved, 1))
 	s.lastChat = h.ChatID()
-	return s, h.adopt(s, mask)
+	return s, h.adopt(s, mask, false)
 }
 
 func (h *Hub) newSession(id string) *Session {
@@ -188,9 +188,10 @@ func (h *Hub) newSession(id string) *Session {
 	return s
 }
 
-// adopt adds an imported or recovered session to the hub, with the chat
-// messages it is missing.
-func (h *Hub) adopt(s *Session, mask uint64) error {
+// adopt adds a session to the hub, tuned to mask, with the chat messages it
+// is missing: a new session gets the history as such ("history":true); one
+// that comes from another hub gets the messages sent while it moved, live.
+func (h *Hub) adopt(s *Session, mask uint64, isNew bool) error {
 	if h.ctx.Err() != nil {
 		return ErrClosed
 	}
@@ -207,8 +208,12 @@ func (h *Hub) adopt(s *Session, mask uint64) error {
 	s.mu.Lock()
 	for _, it := range h.history {
 		if it.id > s.lastChat {
+			ev := it.live
+			if isNew {
+				ev = it.replay
+			}
 			s.lastChat = it.id
-			s.ring.push(it.live, &h.opts)
+			s.ring.push(ev, &h.opts)
 		}
 	}
 	s.mu.Unlock()

@@ -196,28 +196,10 @@ func (h *Hub) NewSession(channels []string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{id: newSessionID(), hub: h, ring: newRing(), detachedAt: time.Now()}
-	s.chat.init(h.opts.chatRate, h.opts.chatBurst)
-
-	h.chatMu.Lock()
-	defer h.chatMu.Unlock()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.sessions) >= h.opts.maxSessions {
-		return nil, ErrTooManySessions
+	s := h.newSession(newSessionID())
+	if err := h.adopt(s, mask, true); err != nil {
+		return nil, err
 	}
-	s.mu.Lock() // nobody else can see s yet, but appendLocked wants it held
-	for _, it := range h.history {
-		s.ring.push(it.replay, &h.opts)
-	}
-	s.lastChat = h.chatID
-	s.mu.Unlock()
-	h.sessions[s.id] = s
-	h.setMaskLocked(s, mask)
-	s.mu.Lock()
-	s.reserveLocked(true)
-	s.mu.Unlock()
-	h.stats.sessionsOpened.Add(1)
 	return s, nil
 }
 
