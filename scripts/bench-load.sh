@@ -22,7 +22,14 @@
 # JSON reports> (default: a new directory under /tmp), PORT=18080 (first of
 # three), RAMP=180s (longest time to open the streams), SERVER_FLAGS (extra
 # flags for cmd/server), XHRSSE_LABEL=xhrsse (its name in the table, e.g.
-# to tell runs with different SERVER_FLAGS apart).
+# to tell runs with different SERVER_FLAGS apart), NOBUILD=1 (use the
+# binaries already in BIN).
+#
+# Variants: any other name in SERVERS is an xhrsse server run from
+# BIN_<name> (default: the one just built) with FLAGS_<name> added, so two
+# builds or two settings are measured side by side in one run, e.g.
+#   BIN_before=/tmp/old/xhrsse-server FLAGS_fi50="-flush-interval 50ms" \
+#   SERVERS="xhrsse before fi50 raw" N=5000 scripts/bench-load.sh
 set -euo pipefail
 
 mode=${1:-load}
@@ -50,10 +57,12 @@ esac
 # each side.
 ulimit -n "$(ulimit -Hn)"
 
-echo "building into $BIN/ …" >&2
-go build -o "$BIN/xhrsse-server" ./cmd/server
-go build -o "$BIN/xhrsse-baseline" ./cmd/baseline
-go build -o "$BIN/xhrsse-loadgen" ./cmd/loadgen
+if [[ -z ${NOBUILD:-} ]]; then
+  echo "building into $BIN/ …" >&2
+  go build -o "$BIN/xhrsse-server" ./cmd/server
+  go build -o "$BIN/xhrsse-baseline" ./cmd/baseline
+  go build -o "$BIN/xhrsse-loadgen" ./cmd/loadgen
+fi
 
 pid=
 stop_server() {
@@ -75,7 +84,12 @@ start_server() {
     # shellcheck disable=SC2086 # SERVER_FLAGS is a list of flags
     xhrsse) "$BIN/xhrsse-server" -addr "127.0.0.1:$port" -log-level warn -max-streams 20000 "${rates[@]}" $SERVER_FLAGS 2>>"$log" & ;;
     raw|r3labs) "$BIN/xhrsse-baseline" -kind "$kind" -addr "127.0.0.1:$port" "${rates[@]}" 2>>"$log" & ;;
-    *) echo "unknown server $kind" >&2; exit 2 ;;
+    *)
+      [[ $kind =~ ^[A-Za-z0-9_]+$ ]] || { echo "bad server name $kind" >&2; exit 2; }
+      local vbin="BIN_$kind" vflags="FLAGS_$kind"
+      # shellcheck disable=SC2086 # FLAGS_<name> is a list of flags
+      "${!vbin:-$BIN/xhrsse-server}" -addr "127.0.0.1:$port" -log-level warn -max-streams 20000 "${rates[@]}" ${!vflags:-} 2>>"$log" &
+      ;;
   esac
   pid=$!
   for _ in $(seq 100); do
@@ -88,7 +102,7 @@ start_server() {
 }
 
 port_of() {
-  case $1 in xhrsse) echo "$PORT" ;; raw) echo $((PORT + 1)) ;; r3labs) echo $((PORT + 2)) ;; esac
+  case $1 in raw) echo $((PORT + 1)) ;; r3labs) echo $((PORT + 2)) ;; *) echo "$PORT" ;; esac
 }
 
 # run_one KIND MULT FILE LOADGEN-FLAGS…: a fresh server, one loadgen run.
@@ -140,13 +154,19 @@ saturate)
   ;;
 bulk)
   files=()
+  # Every xhrsse (and variant) in SERVERS sends over SSE; raw is the plain
+  # GET; r3labs has no bulk.
   for r in $(seq "$REPEAT"); do
-    f="$OUT/bulk-xhrsse-$r.json"
-    run_one xhrsse 1 "$f" -n 1 -chat-rate 0 -bulk-bytes "$BULK" -bulk-via sse
-    files+=("$f")
-    f="$OUT/bulk-raw-$r.json"
-    run_one raw 1 "$f" -n 1 -chat-rate 0 -bulk-bytes "$BULK" -bulk-via get
-    files+=("$f")
+    for kind in $SERVERS; do
+      [[ $kind == r3labs ]] && continue
+      label=$kind
+      [[ $kind == xhrsse ]] && label=$XHRSSE_LABEL
+      via=sse
+      [[ $kind == raw ]] && via=get
+      f="$OUT/bulk-$label-$r.json"
+      run_one "$kind" 1 "$f" -n 1 -chat-rate 0 -bulk-bytes "$BULK" -bulk-via "$via"
+      files+=("$f")
+    done
   done
   echo
   echo "bulk: $BULK-byte transfers back to back for $DUR; xhrsse over SSE, raw as a plain GET; reports in $OUT"

@@ -63,7 +63,7 @@ func run(args []string, stderr *os.File) error {
 		maxBulk     = fs.Int64("max-bulk", 256<<20, "largest bulk transfer, bytes")
 		maxXfers    = fs.Int("max-transfers", 2, "bulk transfers under way per session")
 		writeTO     = fs.Duration("write-timeout", 30*time.Second, "longest a write to a stream may block before the stream is ended")
-		flushEvery  = fs.Duration("flush-interval", 0, "wait this long after an event before writing, to batch writes (0: at once)")
+		flushEvery  = fs.Duration("flush-interval", broadcast.DefaultFlushInterval, "write each stream at most once per this, batching ticks (chat is never held back); 0: every event at once")
 		shutdownTO  = fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for streams and requests")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		tlsCert     = fs.String("tls-cert", "", "serve HTTPS (and HTTP/2) with this certificate file (PEM); needs -tls-key")

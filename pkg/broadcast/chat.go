@@ -197,5 +197,7 @@ func chatEvent(msg protocol.Chat, now time.Time) *event {
 	_ = enc.Encode(msg) // strings are valid UTF-8: cannot fail
 	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	body, _ := protocol.AppendBody(nil, protocol.EventChat, data)
-	return &event{body: body, at: now.UnixNano()}
+	// Urgent: a person is waiting for it, so it cuts a stream's
+	// coalescing wait (WithFlushInterval) short.
+	return &event{body: body, at: now.UnixNano(), urgent: true}
 }

@@ -171,14 +171,16 @@ func (h *Hub) Import(st SessionState) (*Session, error) {
 // and took its history along: the session keeps its id and channels, and its
 // ids go on from reserved, above any the dead hub used, so a stream that
 // resumes gets a gap for what was lost rather than nothing.
-func (h *Hub) Recover(id string, channels []string, reserved uint64) (*Session, error) {
+// lastChat is the last chat id the client may have had: none up to it is
+// sent again.
+func (h *Hub) Recover(id string, channels []string, reserved uint64, lastChat int64) (*Session, error) {
 	mask, err := h.mask(channels)
 	if err != nil {
 		return nil, err
 	}
 	s := h.newSession(id)
 	s.ring.skipTo(max(reserved, 1))
-	s.lastChat = h.ChatID()
+	s.lastChat = max(h.ChatID(), lastChat)
 	return s, h.adopt(s, mask, false)
 }
 

@@ -229,7 +229,7 @@ func TestRecoverAfterLostHub(t *testing.T) {
 		t.Fatalf("relay heard %+v", ch)
 	}
 	// a dies; b carries on from the record.
-	s2, err := b.Recover(s.ID(), ch.Channels, ch.Reserved)
+	s2, err := b.Recover(s.ID(), ch.Channels, ch.Reserved, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestRecoverAfterLostHub(t *testing.T) {
 	if got := r.change(s.ID()).Reserved; got <= ch.Reserved+reserveBlock/2 {
 		t.Fatalf("reservation %d after %d more events, was %d", got, reserveBlock/2, ch.Reserved)
 	}
-	if _, err := b.Recover(s.ID(), nil, 1); err == nil {
+	if _, err := b.Recover(s.ID(), nil, 1, 0); err == nil {
 		t.Fatal("recovered a session that is already here")
 	}
 	b.Drop(s2)

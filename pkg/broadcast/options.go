@@ -36,23 +36,30 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		channels:     DefaultChannels(),
-		sessionTTL:   protocol.DefaultSessionTTL,
-		maxSessions:  100_000,
-		maxStreams:   15_000,
-		replayEvents: protocol.ReplayMinEvents,
-		replayAge:    protocol.ReplayMinAge,
-		replayMax:    16 * protocol.ReplayMinEvents,
-		chatRate:     protocol.DefaultChatRate,
-		chatBurst:    protocol.DefaultChatBurst,
-		maxChatText:  protocol.DefaultMaxChatText,
-		maxBulk:      256 << 20,
-		maxTransfers: 2,
-		writeTimeout: 30 * time.Second,
-		pingInterval: protocol.PingInterval,
-		logger:       slog.New(slog.DiscardHandler),
+		channels:      DefaultChannels(),
+		sessionTTL:    protocol.DefaultSessionTTL,
+		maxSessions:   100_000,
+		maxStreams:    15_000,
+		replayEvents:  protocol.ReplayMinEvents,
+		replayAge:     protocol.ReplayMinAge,
+		replayMax:     16 * protocol.ReplayMinEvents,
+		chatRate:      protocol.DefaultChatRate,
+		chatBurst:     protocol.DefaultChatBurst,
+		maxChatText:   protocol.DefaultMaxChatText,
+		maxBulk:       256 << 20,
+		maxTransfers:  2,
+		writeTimeout:  30 * time.Second,
+		pingInterval:  protocol.PingInterval,
+		flushInterval: DefaultFlushInterval,
+		logger:        slog.New(slog.DiscardHandler),
 	}
 }
+
+// DefaultFlushInterval halves the writes of a stream tuned to every default
+// channel (ticks fall at least 67 ms apart, so a shorter interval saves none)
+// for at most 200 ms more on a tick, about 30 ms on average, and nothing on
+// chat: docs/PERFORMANCE.md "Session 2".
+const DefaultFlushInterval = 200 * time.Millisecond
 
 // An Option changes one setting of a Hub. Bad values are reported by New.
 type Option func(*options) error
@@ -173,9 +180,13 @@ func WithPingInterval(d time.Duration) Option {
 	}
 }
 
-// WithFlushInterval makes a stream wait this long after being woken before it
-// writes, so that events arriving close together leave in one write and one
-// flush. Zero (the default) writes at once.
+// WithFlushInterval makes each stream write at most once per d: a stream
+// that wrote less than d ago holds new events back until d has passed since
+// that write, so that ticks arriving close together leave in one write and
+// one flush (a write costs far more than the bytes in it). A stream quiet for
+// d writes at once, and urgent events (chat, tuned) and the stream's end cut
+// the wait short, so only ticks wait. Zero writes every event at once. The
+// default is DefaultFlushInterval.
 func WithFlushInterval(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 0 || d > time.Second {

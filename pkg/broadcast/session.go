@@ -140,7 +140,7 @@ func (s *Session) retune(next func(old uint64) uint64) ([]string, error) {
 	s.mu.Unlock()
 	data, _ := json.Marshal(protocol.Tuned{Channels: names})
 	body, _ := protocol.AppendBody(nil, protocol.EventTuned, data)
-	s.push(&event{body: body, at: time.Now().UnixNano()})
+	s.push(&event{body: body, at: time.Now().UnixNano(), urgent: true}) // the answer to a person
 	return names, nil
 }
 

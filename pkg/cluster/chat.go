@@ -35,6 +35,7 @@ func (n *Node) startChat() error {
 	if err != nil {
 		return fmt.Errorf("cluster: chat stream: %w", err)
 	}
+	n.chatStream = stream
 	info, err := stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("cluster: chat stream: %w", err)

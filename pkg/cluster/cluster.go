@@ -85,13 +85,14 @@ type Node struct {
 	reqs chan *nats.Msg // requests on session subjects, for the workers
 
 	mu      sync.Mutex
-	subs    map[string]*subscription           // guarded by mu; by session id
+	subs    map[string]*subscription           // guarded by mu; by session key
 	pending map[string]broadcast.SessionChange // guarded by mu; records to write
 	taking  map[string]chan struct{}           // guarded by mu; takes under way here
 	wake    chan struct{}                      // "pending has something"
 
-	chat    jetstream.ConsumeContext
-	metrics metrics
+	chat       jetstream.ConsumeContext
+	chatStream jetstream.Stream
+	metrics    metrics
 }
 
 // Dial connects to the broker and makes the stream and buckets the cluster
@@ -231,11 +232,7 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 	// Before recovering one of this node's sessions from its record,
 	// another node asks here whether the session is still held.
 	if _, err := n.nc.Subscribe(n.nodeSubject(n.cfg.Node), func(m *nats.Msg) {
-		answer := "not held"
-		if _, ok := n.hub.Session(string(m.Data)); ok {
-			answer = "held"
-		}
-		_ = m.Respond([]byte(answer))
+		_ = m.Respond([]byte(n.whereIs(string(m.Data))))
 	}); err != nil {
 		n.chat.Stop()
 		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)

@@ -52,7 +52,7 @@ func (n *Node) Register(ctx context.Context, s *broadcast.Session) error {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if err != nil {
-		n.unsubscribe(s.ID())
+		n.unsubscribe(s.ID(), true)
 		return err
 	}
 	return nil
@@ -78,7 +78,7 @@ func (n *Node) flushRecords(ctx context.Context) {
 	n.mu.Unlock()
 	for _, c := range batch {
 		if c.Gone {
-			n.unsubscribe(c.ID)
+			n.unsubscribe(c.ID, true)
 		}
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		err := n.writeRecord(wctx, c)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,10 +17,12 @@ import (
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 )
 
-// A request is what a node sends on a session's subject.
+// A request is what a node sends on a session's subject. Session ids never
+// cross the broker (they are capabilities): the session is named by its key,
+// and the path and answer carry "{id}" where the id was.
 type request struct {
 	Op          string  `json:"op"` // "http" or "take"
-	ID          string  `json:"id"`
+	Key         string  `json:"key"`
 	LastID      *uint64 `json:"lastId,omitempty"` // of the stream a take is for
 	Method      string  `json:"method,omitempty"`
 	Path        string  `json:"path,omitempty"` // with the query
@@ -35,8 +38,11 @@ type reply struct {
 	Status     int                     `json:"status,omitempty"`
 	Header     http.Header             `json:"header,omitempty"`
 	Body       []byte                  `json:"body,omitempty"`
-	State      *broadcast.SessionState `json:"state,omitempty"`
+	State      *broadcast.SessionState `json:"state,omitempty"` // its ID left out
 }
+
+// idHole stands for the session id in what crosses the broker.
+const idHole = "{id}"
 
 type forwardedKey struct{}
 
@@ -49,22 +55,27 @@ func (n *Node) Forwarded(r *http.Request) bool {
 // A subscription is a session's subject answered here. After the session
 // leaves, it lingers for a while (retire), answering "moved": a request the
 // broker routed here just before it heard of the unsubscription would
-// otherwise be dropped and its sender would wait for nothing.
+// otherwise be dropped and its sender would wait for nothing. Meanwhile the
+// node tells others asking about the session that it is moving (or ended),
+// so none of them recovers it as if this node had died.
 type subscription struct {
+	id     string
 	sub    *nats.Subscription
 	retire *time.Timer // set once the session left
+	ended  bool        // it left by ending, not by moving
 }
 
 // linger is how long a subscription outlives its session here.
 const linger = 5 * time.Second
 
 func (n *Node) subscribe(id string) error {
+	k := key(id)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if s, ok := n.subs[id]; ok {
+	if s, ok := n.subs[k]; ok {
 		if s.retire != nil {
 			s.retire.Stop() // back before it retired
-			s.retire = nil
+			s.retire, s.ended = nil, false
 		}
 		return nil
 	}
@@ -74,26 +85,66 @@ func (n *Node) subscribe(id string) error {
 	if err != nil {
 		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
-	n.subs[id] = &subscription{sub: sub}
+	n.subs[k] = &subscription{id: id, sub: sub}
 	return nil
 }
 
 // unsubscribe retires a session's subscription: it stops after linger.
-func (n *Node) unsubscribe(id string) {
+func (n *Node) unsubscribe(id string, ended bool) {
+	k := key(id)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	s, ok := n.subs[id]
+	s, ok := n.subs[k]
 	if !ok || s.retire != nil {
 		return
 	}
+	s.ended = ended
 	s.retire = time.AfterFunc(linger, func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		if n.subs[id] == s && s.retire != nil {
+		if n.subs[k] == s && s.retire != nil {
 			_ = s.sub.Unsubscribe()
-			delete(n.subs, id)
+			delete(n.subs, k)
 		}
 	})
+}
+
+// Where a session is, as this node knows it (the answer to a node query).
+const (
+	held    = "held"     // here
+	moving  = "moving"   // it left for another node a moment ago
+	ended   = "ended"    // it ended here a moment ago
+	unknown = "not held" // this node knows nothing of it
+)
+
+// whereIs says whether the session of key k is here.
+func (n *Node) whereIs(k string) string {
+	n.mu.Lock()
+	s, ok := n.subs[k]
+	n.mu.Unlock()
+	switch {
+	case !ok:
+		return unknown
+	case s.retire == nil:
+		if _, here := n.hub.Session(s.id); here {
+			return held
+		}
+		return moving // between its import and its subscription, or back
+	case s.ended:
+		return ended
+	}
+	return moving
+}
+
+// idOf is the id of the session of key k, if this node answers for it.
+func (n *Node) idOf(k string) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, ok := n.subs[k]
+	if !ok {
+		return "", false
+	}
+	return s.id, true
 }
 
 // serve answers requests for this node's sessions until the node closes.
@@ -116,9 +167,12 @@ func (n *Node) answer(m *nats.Msg) {
 		return
 	}
 	var rep reply
-	switch req.Op {
-	case "take":
-		st, err := n.hub.Export(req.ID, int(n.nc.MaxPayload()*3/4), req.LastID)
+	id, known := n.idOf(req.Key)
+	switch {
+	case !known:
+		rep.Moved = true
+	case req.Op == "take":
+		st, err := n.hub.Export(id, int(n.nc.MaxPayload()*3/4), req.LastID)
 		if errors.Is(err, broadcast.ErrSuperseded) {
 			rep.Superseded = true
 			break
@@ -127,20 +181,22 @@ func (n *Node) answer(m *nats.Msg) {
 			rep.Moved = true
 			break
 		}
-		n.unsubscribe(req.ID)
+		n.unsubscribe(id, false)
 		n.mu.Lock()
-		delete(n.pending, req.ID) // the new node writes the record now
+		delete(n.pending, id) // the new node writes the record now
 		n.mu.Unlock()
+		st.ID = "" // the taker knows it
 		rep.State = &st
 		n.metrics.handedOver.Inc()
-		n.log.Debug("session handed over", "session", broadcast.ShortID(req.ID))
-	case "http":
-		if _, ok := n.hub.Session(req.ID); !ok {
+		n.log.Debug("session handed over", "session", broadcast.ShortID(id))
+	case req.Op == "http":
+		if _, ok := n.hub.Session(id); !ok {
 			rep.Moved = true
 			break
 		}
 		ctx, cancel := context.WithTimeout(context.WithValue(n.ctx, forwardedKey{}, true), 30*time.Second)
-		r, err := http.NewRequestWithContext(ctx, req.Method, req.Path, bytes.NewReader(req.Body))
+		path := strings.Replace(req.Path, idHole, id, 1)
+		r, err := http.NewRequestWithContext(ctx, req.Method, path, bytes.NewReader(req.Body))
 		if err != nil {
 			cancel()
 			rep.Status, rep.Body = http.StatusBadRequest, []byte(`{"error":"bad forwarded request"}`)
@@ -153,12 +209,13 @@ func (n *Node) answer(m *nats.Msg) {
 		n.metrics.served.Inc()
 		n.local.ServeHTTP(rec, r)
 		cancel()
-		if _, ok := n.hub.Session(req.ID); !ok && rec.status == http.StatusNotFound {
+		if _, ok := n.hub.Session(id); !ok && rec.status == http.StatusNotFound {
 			// It left while the request waited: it is elsewhere now.
 			rep.Moved = true
 			break
 		}
-		rep.Status, rep.Header, rep.Body = rec.status, rec.header, rec.body.Bytes()
+		rep.Status, rep.Header = rec.status, rec.header
+		rep.Body = bytes.ReplaceAll(rec.body.Bytes(), []byte(id), []byte(idHole))
 	default:
 		return
 	}
@@ -171,12 +228,21 @@ func (n *Node) answer(m *nats.Msg) {
 // ask sends req on the session's subject and returns the reply of the node
 // holding it. While nobody answers (a take under way, or a node that died),
 // it asks again, for up to Claim; then found is false.
-func (n *Node) ask(ctx context.Context, req request) (rep reply, found bool, err error) {
+//
+// origin is the context of the client's request: once it ends, no new
+// request is sent (a take asked for by a client that left would move the
+// session away from where that client is now), but one sent is waited for
+// under ctx.
+func (n *Node) ask(origin, ctx context.Context, req request) (rep reply, found bool, err error) {
 	data, _ := json.Marshal(req)
+	subject := n.cfg.Prefix + ".session." + req.Key
 	deadline := time.Now().Add(n.cfg.Claim)
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		if origin.Err() != nil {
+			return reply{}, false, fmt.Errorf("%w: the client left: %v", ErrUnavailable, origin.Err())
+		}
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		m, err := n.nc.RequestWithContext(rctx, n.subject(req.ID), data)
+		m, err := n.nc.RequestWithContext(rctx, subject, data)
 		cancel()
 		switch {
 		case err == nil:
@@ -208,11 +274,12 @@ func (n *Node) ask(ctx context.Context, req request) (rep reply, found bool, err
 // whose node died is recovered here first, and r runs here.
 func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body []byte) bool {
 	req := request{
-		Op: "http", ID: id, Method: r.Method, Path: r.URL.RequestURI(),
+		Op: "http", Key: key(id), Method: r.Method,
+		Path:        strings.Replace(r.URL.RequestURI(), "/"+id, "/"+idHole, 1),
 		ContentType: r.Header.Get("Content-Type"), Body: body,
 	}
 	for range 3 {
-		rep, found, err := n.ask(r.Context(), req)
+		rep, found, err := n.ask(r.Context(), r.Context(), req)
 		if err != nil {
 			n.unavailable(w, err)
 			return true
@@ -225,7 +292,7 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 				}
 			}
 			w.WriteHeader(rep.Status)
-			w.Write(rep.Body)
+			w.Write(bytes.ReplaceAll(rep.Body, []byte(idHole), []byte(id)))
 			return true
 		}
 		_, err = n.claimHere(r.Context(), id)
@@ -254,13 +321,13 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 // broadcast.ErrSuperseded if the stream (resuming from lastID) came late.
 func (n *Node) Take(ctx context.Context, id string, lastID *uint64) (*broadcast.Session, error) {
 	return n.locked(ctx, id, func(ctx context.Context) (*broadcast.Session, error) {
-		return n.take(ctx, id, lastID)
+		return n.take(origin(ctx), ctx, id, lastID)
 	})
 }
 
-func (n *Node) take(ctx context.Context, id string, lastID *uint64) (*broadcast.Session, error) {
+func (n *Node) take(origin, ctx context.Context, id string, lastID *uint64) (*broadcast.Session, error) {
 	for range 3 {
-		rep, found, err := n.ask(ctx, request{Op: "take", ID: id, LastID: lastID})
+		rep, found, err := n.ask(origin, ctx, request{Op: "take", Key: key(id), LastID: lastID})
 		if err != nil {
 			return nil, err
 		}
@@ -271,6 +338,7 @@ func (n *Node) take(ctx context.Context, id string, lastID *uint64) (*broadcast.
 			if rep.State == nil {
 				return nil, errors.New("cluster: take answered without a state")
 			}
+			rep.State.ID = id
 			s, err := n.hub.Import(*rep.State)
 			if err != nil {
 				return nil, fmt.Errorf("cluster: import: %w", err)
@@ -347,9 +415,19 @@ func (n *Node) locked(ctx context.Context, id string, bring func(context.Context
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 	}
 	defer release()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*requestTimeout)
+	detached, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*requestTimeout)
 	defer cancel()
-	return bring(ctx)
+	return bring(context.WithValue(detached, originKey{}, ctx))
+}
+
+type originKey struct{}
+
+// origin is the client's context that locked detached ctx from, or ctx.
+func origin(ctx context.Context) context.Context {
+	if o, ok := ctx.Value(originKey{}).(context.Context); ok {
+		return o
+	}
+	return ctx
 }
 
 // claim makes a session whose node stopped answering live here, from its
@@ -364,18 +442,29 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 	if !found {
 		return nil, broadcast.ErrUnknownSession
 	}
-	if rec.Node != n.cfg.Node {
-		// The recorded node may be alive and still hold the session (it
-		// is re-subscribing after the broker came back, say): ask it.
+	// The recorded node may be alive: still holding the session (it is
+	// re-subscribing after the broker came back, say), handing it over
+	// this moment, or just done with it. Only a node that is gone, or that
+	// knows nothing of the session, lets it be recovered.
+	where := unknown
+	if rec.Node == n.cfg.Node {
+		where = n.whereIs(key(id))
+	} else {
 		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		m, err := n.nc.RequestWithContext(pctx, n.nodeSubject(rec.Node), []byte(id))
+		m, err := n.nc.RequestWithContext(pctx, n.nodeSubject(rec.Node), []byte(key(id)))
 		cancel()
 		switch {
-		case err == nil && string(m.Data) == "held":
-			return nil, errTryAgain
-		case err != nil && !errors.Is(err, nats.ErrNoResponders):
+		case err == nil:
+			where = string(m.Data)
+		case !errors.Is(err, nats.ErrNoResponders):
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
+	}
+	switch where {
+	case held, moving:
+		return nil, errTryAgain
+	case ended:
+		return nil, broadcast.ErrUnknownSession
 	}
 	mine := rec
 	mine.Node = n.cfg.Node
@@ -383,7 +472,13 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 	if _, err := n.kv.Update(ctx, key(id), data, rev); err != nil {
 		return nil, errTryAgain // somebody else changed it: look again
 	}
-	s, err := n.hub.Recover(id, rec.Channels, rec.Reserved)
+	// Chat the client may have had from the lost node must not come
+	// again: the session starts after the last chat the broker has.
+	var lastChat int64
+	if info, err := n.chatStream.Info(ctx); err == nil {
+		lastChat = int64(info.State.LastSeq)
+	}
+	s, err := n.hub.Recover(id, rec.Channels, rec.Reserved, lastChat)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: recover: %w", err)
 	}

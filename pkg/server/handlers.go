@@ -58,12 +58,10 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 // the status of a failed EventSource, so this is how it tells "forgotten"
 // (404) from "busy" (503) before opening a new session.
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.session(w, r)
-	if !ok {
-		return
-	}
 	s.cors(w, r)
-	writeJSON(w, http.StatusOK, sessionAnswer(sess))
+	s.onSession(w, r, func(sess *broadcast.Session, _ []byte) (int, any, error) {
+		return http.StatusOK, sessionAnswer(sess), nil
+	})
 }
 
 // sessionAnswer describes a session as POST /sessions and GET /sessions/{id}
@@ -91,94 +89,92 @@ func (s *Server) register(ctx context.Context, sess *broadcast.Session) error {
 	return nil
 }
 
-// session finds the session named in the path, answering 404 if there is
-// none. In a cluster, a session held by another node gets the request
-// forwarded there, and false here since the answer is written.
-func (s *Server) session(w http.ResponseWriter, r *http.Request) (*broadcast.Session, bool) {
+// onSession runs do on the session named in the path, with the request's
+// body, and answers with what do returns. An unknown session is 404. In a
+// cluster, a session held by another node gets the request forwarded there,
+// and so does one that left for another node while do ran (do then failed
+// with ErrUnknownSession, having changed nothing).
+func (s *Server) onSession(w http.ResponseWriter, r *http.Request, do func(sess *broadcast.Session, body []byte) (int, any, error)) {
 	id := r.PathValue("id")
-	sess, ok := s.hub.Session(id)
-	if ok {
-		return sess, true
+	c := s.cfg.Cluster
+	if c != nil && c.Forwarded(r) {
+		c = nil // forwarded once: run here or nowhere
 	}
-	if c := s.cfg.Cluster; c != nil && !c.Forwarded(r) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			s.fail(w, r, fmt.Errorf("%w: %w", errBadJSON, err))
-			return nil, false
+	sess, here := s.hub.Session(id)
+	if !here && c == nil {
+		writeError(w, http.StatusNotFound, "unknown session")
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			err = fmt.Errorf("body larger than %d bytes: %w", mbe.Limit, err)
+		} else {
+			err = fmt.Errorf("%w: %w", errBadJSON, err)
 		}
-		if c.Forward(w, r, id, body) {
-			return nil, false
+		s.fail(w, r, err)
+		return
+	}
+	if here {
+		status, v, err := do(sess, body)
+		if err == nil {
+			writeJSON(w, status, v)
+			return
+		}
+		if _, still := s.hub.Session(id); c == nil || still || !errors.Is(err, broadcast.ErrUnknownSession) {
+			s.fail(w, r, err)
+			return
 		}
 	}
-	writeError(w, http.StatusNotFound, "unknown session")
-	return nil, false
+	if !c.Forward(w, r, id, body) {
+		writeError(w, http.StatusNotFound, "unknown session")
+	}
 }
 
 func (s *Server) tune(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.session(w, r)
-	if !ok {
-		return
-	}
-	var req protocol.Tune
-	if err := decodeJSON(r.Body, &req, false); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var (
-		names []string
-		err   error
-	)
-	switch {
-	case req.Channels != nil && (req.Channel != "" || req.On != nil):
-		err = fmt.Errorf("%w: give channel and on, or channels, not both", broadcast.ErrBadRequest)
-	case req.Channels != nil:
-		names, err = sess.SetChannels(req.Channels)
-	case req.Channel != "" && req.On != nil:
-		names, err = sess.Tune(req.Channel, *req.On)
-	default:
-		err = fmt.Errorf("%w: give channel and on, or channels", broadcast.ErrBadRequest)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, protocol.Tuned{Channels: names})
+	s.onSession(w, r, func(sess *broadcast.Session, body []byte) (int, any, error) {
+		var req protocol.Tune
+		if err := decodeJSON(bytes.NewReader(body), &req, false); err != nil {
+			return 0, nil, err
+		}
+		var (
+			names []string
+			err   error
+		)
+		switch {
+		case req.Channels != nil && (req.Channel != "" || req.On != nil):
+			err = fmt.Errorf("%w: give channel and on, or channels, not both", broadcast.ErrBadRequest)
+		case req.Channels != nil:
+			names, err = sess.SetChannels(req.Channels)
+		case req.Channel != "" && req.On != nil:
+			names, err = sess.Tune(req.Channel, *req.On)
+		default:
+			err = fmt.Errorf("%w: give channel and on, or channels", broadcast.ErrBadRequest)
+		}
+		return http.StatusOK, protocol.Tuned{Channels: names}, err
+	})
 }
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.session(w, r)
-	if !ok {
-		return
-	}
-	var req protocol.ChatPost
-	if err := decodeJSON(r.Body, &req, false); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	msg, err := s.hub.Chat(r.Context(), sess, req.Name, req.Text)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, protocol.ChatAccepted{ID: msg.ID})
+	s.onSession(w, r, func(sess *broadcast.Session, body []byte) (int, any, error) {
+		var req protocol.ChatPost
+		if err := decodeJSON(bytes.NewReader(body), &req, false); err != nil {
+			return 0, nil, err
+		}
+		msg, err := s.hub.Chat(r.Context(), sess, req.Name, req.Text)
+		return http.StatusAccepted, protocol.ChatAccepted{ID: msg.ID}, err
+	})
 }
 
 func (s *Server) bulk(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.session(w, r)
-	if !ok {
-		return
-	}
-	var req protocol.BulkPost
-	if err := decodeJSON(r.Body, &req, false); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	acc, err := sess.Bulk(req)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, acc)
+	s.onSession(w, r, func(sess *broadcast.Session, body []byte) (int, any, error) {
+		var req protocol.BulkPost
+		if err := decodeJSON(bytes.NewReader(body), &req, false); err != nil {
+			return 0, nil, err
+		}
+		acc, err := sess.Bulk(req)
+		return http.StatusAccepted, acc, err
+	})
 }
 
 // events serves a session's stream: the one long-lived response.

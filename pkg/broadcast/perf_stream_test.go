@@ -1,0 +1,253 @@
+package broadcast
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+)
+
+// flushWriter is a ResponseWriter that hands over what was written between
+// two flushes as one piece: one piece per write the stream made.
+type flushWriter struct {
+	mu     sync.Mutex
+	cur    bytes.Buffer
+	pieces chan []byte
+}
+
+func newFlushWriter() *flushWriter { return &flushWriter{pieces: make(chan []byte, 1024)} }
+
+func (w *flushWriter) Header() http.Header { return http.Header{} }
+func (w *flushWriter) WriteHeader(int)     {}
+func (w *flushWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur.Write(p)
+}
+
+func (w *flushWriter) FlushError() error {
+	w.mu.Lock()
+	p := bytes.Clone(w.cur.Bytes())
+	w.cur.Reset()
+	w.mu.Unlock()
+	w.pieces <- p
+	return nil
+}
+
+// piece waits for the next write.
+func (w *flushWriter) piece(t *testing.T) string {
+	t.Helper()
+	select {
+	case p := <-w.pieces:
+		return string(p)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no write within 10s")
+		return ""
+	}
+}
+
+// runStream runs st into w until the test ends.
+func runStream(t *testing.T, st *Stream, w http.ResponseWriter) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.Run(ctx, w)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+func tickEvent(data string) *event {
+	body, _ := protocol.AppendBody(nil, "one", []byte(data))
+	return &event{body: body, at: time.Now().UnixNano()}
+}
+
+// With a flush interval, events pushed close together after a write leave in
+// one write, not one each.
+func TestFlushIntervalCoalesces(t *testing.T) {
+	h := quietHub(t, WithFlushInterval(time.Second))
+	s, _ := h.NewSession(nil)
+	st, _ := h.Attach(s, nil)
+	w := newFlushWriter()
+	runStream(t, st, w)
+	if p := w.piece(t); !strings.Contains(p, "event: session") {
+		t.Fatalf("first write %q", p)
+	}
+	// Well inside the second after the preamble's write.
+	for i := range 5 {
+		s.push(tickEvent(string(rune('a' + i))))
+	}
+	p := w.piece(t)
+	if n := strings.Count(p, "event: one\n"); n != 5 {
+		t.Fatalf("%d of 5 events in the first write after the preamble: %q", n, p)
+	}
+}
+
+// An urgent event (chat) ends a coalescing wait, whatever its length; so
+// does the end of the stream. (The end of the request or of the hub raise
+// their flags from Run, which TestCloseSendsBye and the server's tests
+// cover.)
+func TestLingerCutShort(t *testing.T) {
+	cases := []struct {
+		name string
+		cut  func(h *Hub, s *Session)
+	}{
+		{"urgent event", func(h *Hub, s *Session) {
+			ev := tickEvent("x")
+			ev.urgent = true
+			s.push(ev)
+		}},
+		{"expiry", func(h *Hub, s *Session) { h.Drop(s) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := quietHub(t, WithFlushInterval(time.Second))
+			s, _ := h.NewSession(nil)
+			st, _ := h.Attach(s, nil)
+			defer func() {
+				// Attach counted the stream and Run is not running it.
+				h.streams.Add(-1)
+				h.streamWG.Done()
+			}()
+			done := make(chan struct{})
+			var timer *time.Timer
+			go func() {
+				defer close(done)
+				// An hour: only the cut can end it within the test.
+				st.linger(time.Hour, time.Now(), &timer)
+			}()
+			c.cut(h, s)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("linger still waiting 10s after the cut")
+			}
+		})
+	}
+}
+
+// A stream that has not written for the flush interval writes at once.
+func TestLingerQuietStreamDoesNotWait(t *testing.T) {
+	h := quietHub(t, WithFlushInterval(time.Second))
+	s, _ := h.NewSession(nil)
+	st, _ := h.Attach(s, nil)
+	defer func() {
+		h.streams.Add(-1)
+		h.streamWG.Done()
+	}()
+	done := make(chan struct{})
+	var timer *time.Timer
+	go func() {
+		defer close(done)
+		st.linger(time.Hour, time.Now().Add(-2*time.Hour), &timer)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stream quiet for longer than the interval waited")
+	}
+	if timer != nil {
+		t.Fatal("a timer was made for no wait")
+	}
+}
+
+// A stream that keeps up sends a run of bulk chunks in one write, ids in
+// order, and the events queued around them in writes of their own.
+func TestBulkChunksShareWrites(t *testing.T) {
+	h := quietHub(t)
+	s, _ := h.NewSession(nil)
+	st, _ := h.Attach(s, nil)
+	w := newFlushWriter()
+	runStream(t, st, w)
+	w.piece(t) // preamble
+	size := int64(10 * protocol.BulkChunkSize)
+	acc, err := s.Bulk(protocol.BulkPost{Bytes: &size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	most := 0
+	for !strings.Contains(all.String(), "event: "+protocol.EventBulkEnd+"\n") {
+		p := w.piece(t)
+		most = max(most, strings.Count(p, "event: "+protocol.EventBulk+"\n"))
+		all.WriteString(p)
+	}
+	if most < 2 || most > maxChunks {
+		t.Fatalf("at most %d chunks in one write, want 2…%d", most, maxChunks)
+	}
+	dec := protocol.NewDecoder(strings.NewReader(all.String()), 1<<20)
+	seq := 0
+	for {
+		m, err := dec.Next()
+		if err != nil {
+			break
+		}
+		if m.Name == protocol.EventBulk {
+			if want := `"seq":` + strconv.Itoa(seq) + `,`; !strings.Contains(m.Data, want) {
+				t.Fatalf("chunk %d out of order: %.60s", seq, m.Data)
+			}
+			seq++
+		}
+	}
+	if seq != acc.Chunks {
+		t.Fatalf("%d chunks, want %d", seq, acc.Chunks)
+	}
+}
+
+// flusherOf finds the flush through wrappers, as ResponseController does.
+func TestFlusherOf(t *testing.T) {
+	fw := newFlushWriter()
+	if f := flusherOf(wrapped{fw}); f == nil {
+		t.Fatal("no flush through Unwrap")
+	} else if err := f(); err != nil || len(fw.pieces) != 1 {
+		t.Fatalf("flush through Unwrap: %v, %d pieces", err, len(fw.pieces))
+	}
+	if f := flusherOf(&discardWriter{}); f == nil {
+		t.Fatal("no FlushError found")
+	}
+	if f := flusherOf(plainWriter{}); f != nil {
+		t.Fatal("a flush for a writer that has none")
+	}
+}
+
+type wrapped struct{ http.ResponseWriter }
+
+func (w wrapped) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type plainWriter struct{}
+
+func (plainWriter) Header() http.Header         { return http.Header{} }
+func (plainWriter) WriteHeader(int)             {}
+func (plainWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// An idle stream gives its buffer back; a grown one is not pooled.
+func TestStreamWriterIdleGivesBufferBack(t *testing.T) {
+	h := quietHub(t)
+	o := newStreamWriter(plainWriter{}, h)
+	o.take()
+	o.buf = append(o.buf, "x"...)
+	if err := o.write(); err != nil {
+		t.Fatal(err)
+	}
+	o.idle()
+	if o.buf != nil || o.box != nil {
+		t.Fatal("idle writer still holds its buffer")
+	}
+	o.take()
+	o.buf = append(o.buf, make([]byte, 2*maxPooled)...)
+	box := o.box
+	o.idle()
+	if cap(*box) > maxPooled {
+		t.Fatalf("a %d-byte buffer went back to the pool", cap(*box))
+	}
+}
