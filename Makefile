@@ -65,3 +65,12 @@ SOAKTIMEOUT ?= 3h
 .PHONY: soak
 soak:
 	XHRSSE_SOAK=$(SOAK) $(GO) test -race -count=1 -v -run 'Soak' -timeout $(SOAKTIMEOUT) ./internal/soak
+
+# cluster: an embedded NATS broker, NODES server processes joined to it and
+# a round-robin proxy (no stickiness) on ADDR in front of them (cmd/cluster,
+# docs/SCALING.md); Ctrl-C stops everything.
+NODES ?= 3
+.PHONY: cluster
+cluster: build
+	$(GO) build -o $(BIN)/xhrsse-cluster ./cmd/cluster
+	./$(BIN)/xhrsse-cluster -nodes $(NODES) -addr $(ADDR) -server $(BIN)/xhrsse-server

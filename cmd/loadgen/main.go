@@ -4,6 +4,9 @@
 //
 //	loadgen -url http://127.0.0.1:8080 -n 1000 -duration 20s -chat-rate 1 -pid $(pgrep -n xhrsse-server)
 //
+// Against a cluster, -url lists every node and -pid every process (nodes
+// and broker): the streams are spread over the nodes and the costs summed.
+//
 // It refuses any target that is not loopback and always stops by itself.
 // With -compare it instead reads -json reports (files) and prints them side
 // by side with ratios; with -saturation, the outcome of a rate sweep.
@@ -18,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,13 +42,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var (
 		cfg      loadgen.Config
 		channels string
+		pids     string
 		asJSON   = fs.Bool("json", false, "print the report as JSON instead of a table")
 		compare  = fs.Bool("compare", false, "compare the -json reports named as arguments (medians of repeats, ratios)")
 		saturate = fs.Bool("saturation", false, "summarise a rate sweep from the -json reports named as arguments")
 		refs     = fs.String("ref", "raw,r3labs", "labels the comparison divides by")
 		verbose  = fs.Bool("v", false, "log progress to stderr")
 	)
-	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "server base URL (loopback only)")
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "server base URL, or a cluster's nodes' URLs comma-separated (loopback only; streams spread round robin)")
+	fs.BoolVar(&cfg.PostAnywhere, "post-anywhere", false, "with several -url: send each session's POSTs to another node than its stream's")
 	fs.StringVar(&cfg.Label, "label", "xhrsse", "name of the server in the report")
 	fs.IntVar(&cfg.Streams, "n", 1000, "streams to open and hold")
 	fs.StringVar(&channels, "channels", "", "comma-separated channels to tune on every stream (default: all the server has)")
@@ -54,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.ChatRate, "chat-rate", 1, "chat messages a second during the window (0: none)")
 	fs.Int64Var(&cfg.BulkBytes, "bulk-bytes", 0, "size of the bulk transfers made one after another during the window (0: none)")
 	fs.StringVar(&cfg.BulkVia, "bulk-via", loadgen.BulkSSE, `"sse" (POST /sessions/ID/bulk) or "get" (GET /debug/blob, raw baseline only)`)
-	fs.IntVar(&cfg.PID, "pid", 0, "server process id, to report its CPU and memory")
+	fs.StringVar(&pids, "pid", "", "server process id, to report its CPU and memory; comma-separated for several (a cluster's nodes and broker), summed")
 	fs.IntVar(&cfg.LocalAddrs, "local-addrs", 4, "spread source addresses over 127.0.0.1 … 127.0.0.K")
 	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "longest wait after the window for chats in flight")
 	fs.Float64Var(&cfg.KeepUp, "keep-up", 0.95, "fraction of expected ticks that must arrive to count as keeping up")
@@ -80,6 +86,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if channels != "" {
 		cfg.Channels = strings.Split(channels, ",")
+	}
+	if pids != "" {
+		for p := range strings.SplitSeq(pids, ",") {
+			pid, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("-pid %q: want process ids separated by commas", pids)
+			}
+			cfg.PIDs = append(cfg.PIDs, pid)
+		}
 	}
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))

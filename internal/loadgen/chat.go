@@ -24,22 +24,30 @@ const chatName = "loadgen"
 // The text of chat number seq is marker+seq; the marker holds a random run
 // id, so chats of another run (or another user) are never matched. Send
 // times are kept in a fixed table of atomics, written by the sender just
-// before its POST and read by every stream reader without a lock.
+// before its POST and read by every stream reader without a lock. For a
+// cluster the table also notes which node took each POST, so a delivery can
+// be told apart as local (a stream on that node) or relayed (another node).
 type chatLog struct {
 	marker string
 	clock  time.Time      // zero of the offsets below (monotonic)
 	sent   []atomic.Int64 // offset of seq's POST + 1; 0: not sent (yet)
+	node   []atomic.Int32 // the target index seq was posted to
 }
 
 func newChatLog(runID string, clock time.Time, capacity int) *chatLog {
-	return &chatLog{marker: "lg-" + runID + "-", clock: clock, sent: make([]atomic.Int64, capacity)}
+	return &chatLog{
+		marker: "lg-" + runID + "-", clock: clock,
+		sent: make([]atomic.Int64, capacity), node: make([]atomic.Int32, capacity),
+	}
 }
 
 // text is the chat text of message seq.
 func (c *chatLog) text(seq int) string { return c.marker + strconv.Itoa(seq) }
 
-// markSent records that seq is about to be posted.
-func (c *chatLog) markSent(seq int) {
+// markSent records that seq is about to be posted to target node. The node
+// is stored first: a reader that sees the time sees the node too.
+func (c *chatLog) markSent(seq, node int) {
+	c.node[seq].Store(int32(node))
 	c.sent[seq].Store(int64(time.Since(c.clock)) + 1)
 }
 
@@ -70,13 +78,21 @@ func (c *chatLog) match(data string) (seq int, ok bool) {
 	return n, true
 }
 
-// latency is the delay from seq's POST to now, if seq was posted.
-func (c *chatLog) latency(seq int, now time.Duration) (time.Duration, bool) {
+// latency is the delay from seq's POST to now, and the node it was posted
+// to, if seq was posted.
+func (c *chatLog) latency(seq int, now time.Duration) (time.Duration, int, bool) {
 	t := c.sent[seq].Load()
 	if t == 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	return now - time.Duration(t-1), true
+	return now - time.Duration(t-1), int(c.node[seq].Load()), true
+}
+
+// A chatter is a session that posts chats, and where it posts them.
+type chatter struct {
+	session string
+	base    string // the node's base URL
+	node    int    // its index among the targets
 }
 
 // chatResult is what the chat sender did.
@@ -85,11 +101,11 @@ type chatResult struct {
 	lastErr      string
 }
 
-// sendChats posts chats at rate a second, round robin over the sessions,
+// sendChats posts chats at rate a second, round robin over the chatters,
 // until ctx ends or the log is full. Each POST runs in its own goroutine
 // under reqCtx, so a slow answer neither delays the schedule nor is cut off
 // when the window closes; sendChats waits for them all.
-func sendChats(ctx, reqCtx context.Context, hc *http.Client, base string, sessions []string, rate float64, log *chatLog) chatResult {
+func sendChats(ctx, reqCtx context.Context, hc *http.Client, chatters []chatter, rate float64, log *chatLog) chatResult {
 	var (
 		res  chatResult
 		mu   sync.Mutex
@@ -98,10 +114,10 @@ func sendChats(ctx, reqCtx context.Context, hc *http.Client, base string, sessio
 		tick = time.NewTicker(time.Duration(float64(time.Second) / rate))
 	)
 	defer tick.Stop()
-	post := func(seq int, session string) {
+	post := func(seq int, c chatter) {
 		defer wg.Done()
-		log.markSent(seq)
-		err := postChat(reqCtx, hc, base, session, log.text(seq))
+		log.markSent(seq, c.node)
+		err := postChat(reqCtx, hc, c.base, c.session, log.text(seq))
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -119,7 +135,7 @@ func sendChats(ctx, reqCtx context.Context, hc *http.Client, base string, sessio
 			return res
 		case <-tick.C:
 			wg.Add(1)
-			go post(seq, sessions[seq%len(sessions)])
+			go post(seq, chatters[seq%len(chatters)])
 			seq++
 		}
 	}
@@ -129,9 +145,10 @@ func sendChats(ctx, reqCtx context.Context, hc *http.Client, base string, sessio
 
 // chatSenders is how many sessions share the chat rate so that none of them
 // exceeds one message a second, well under the server's default allowance
-// of protocol.DefaultChatRate with bursts.
-func chatSenders(rate float64) int {
-	return max(1, int(math.Ceil(rate)))
+// of protocol.DefaultChatRate with bursts; and at least one a node, so
+// that the chats are posted to every node of a cluster in turn.
+func chatSenders(rate float64, nodes int) int {
+	return max(1, nodes, int(math.Ceil(rate)))
 }
 
 func postChat(ctx context.Context, hc *http.Client, base, session, text string) error {

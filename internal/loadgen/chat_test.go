@@ -40,27 +40,34 @@ func TestChatLogMatch(t *testing.T) {
 
 func TestChatLogLatency(t *testing.T) {
 	c := newChatLog("r", time.Now(), 4)
-	if _, ok := c.latency(1, time.Second); ok {
+	if _, _, ok := c.latency(1, time.Second); ok {
 		t.Error("latency of a chat never sent: ok")
 	}
-	c.markSent(1)
+	c.markSent(1, 2)
 	sent := time.Since(c.clock)
 	time.Sleep(2 * time.Millisecond)
 	now := time.Since(c.clock)
-	d, ok := c.latency(1, now)
-	if !ok || d < 2*time.Millisecond || d > now-sent+2*time.Millisecond+time.Millisecond {
-		t.Errorf("latency = %v, %v; want about %v", d, ok, now-sent)
+	d, node, ok := c.latency(1, now)
+	if !ok || d < 2*time.Millisecond || d > now-sent+2*time.Millisecond+time.Millisecond || node != 2 {
+		t.Errorf("latency = %v, node %d, %v; want about %v, node 2", d, node, ok, now-sent)
 	}
 	c.unmark(1)
-	if _, ok := c.latency(1, now); ok {
+	if _, _, ok := c.latency(1, now); ok {
 		t.Error("latency of a failed chat: ok")
 	}
 }
 
 func TestChatSenders(t *testing.T) {
-	for rate, want := range map[float64]int{0.2: 1, 1: 1, 1.5: 2, 10: 10} {
-		if got := chatSenders(rate); got != want {
-			t.Errorf("chatSenders(%v) = %d, want %d", rate, got, want)
+	tests := []struct {
+		rate        float64
+		nodes, want int
+	}{
+		{0.2, 1, 1}, {1, 1, 1}, {1.5, 1, 2}, {10, 1, 10},
+		{1, 3, 3}, {0.2, 2, 2}, {10, 3, 10}, // at least one sender a node
+	}
+	for _, tt := range tests {
+		if got := chatSenders(tt.rate, tt.nodes); got != tt.want {
+			t.Errorf("chatSenders(%v, %d nodes) = %d, want %d", tt.rate, tt.nodes, got, tt.want)
 		}
 	}
 }

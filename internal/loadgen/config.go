@@ -16,9 +16,16 @@ import (
 
 // Config describes one run. Zero fields take the defaults noted.
 type Config struct {
-	// URL is the server's base URL, e.g. "http://127.0.0.1:8080"; it must
-	// be loopback (see CheckLoopback).
+	// URL is the server's base URL, e.g. "http://127.0.0.1:8080", or for a
+	// cluster the base URLs of its nodes separated by commas; each must be
+	// loopback (see CheckLoopback). Streams are spread over the nodes round
+	// robin, and each session's POSTs go to its stream's node (see
+	// PostAnywhere).
 	URL string
+	// PostAnywhere sends each session's POSTs (create, chat, bulk) to a
+	// node other than the one holding its stream, so that the cluster must
+	// forward them; it needs more than one URL.
+	PostAnywhere bool
 	// Label names the server in the report ("xhrsse", "raw", "r3labs").
 	Label string
 	// Streams is how many SSE streams to open and hold (N).
@@ -41,6 +48,10 @@ type Config struct {
 	// PID is the server's process id, to report its CPU and memory; 0: not
 	// reported.
 	PID int
+	// PIDs are more server processes (a cluster's other nodes, the broker)
+	// whose CPU and memory are added to PID's; the report keeps each one's
+	// figures too.
+	PIDs []int
 	// LocalAddrs spreads the streams' source addresses over 127.0.0.1 …
 	// 127.0.0.LocalAddrs, so that many runs in a row do not run out of
 	// ephemeral ports (about 28,000 per source address) while old

@@ -14,7 +14,7 @@ import (
 // after every stream was open. MB are 10^6 bytes.
 type Report struct {
 	Label     string    `json:"label"`
-	Target    string    `json:"target"`
+	Target    string    `json:"target"` // the base URL; for a cluster, every node's, comma-separated
 	StartedAt time.Time `json:"started_at"`
 	Wanted    int       `json:"streams_wanted"`
 	Channels  []string  `json:"channels"`
@@ -42,9 +42,18 @@ type Report struct {
 	IDs  IDStats     `json:"ids"`
 	Bulk *BulkReport `json:"bulk,omitempty"`
 
-	Server  *ProcReport `json:"server,omitempty"`
-	Loadgen ProcReport  `json:"loadgen"`
-	LoadAvg [2]float64  `json:"load_avg"` // one-minute load average at start and end
+	// Nodes breaks the streams down by node, for more than one target.
+	// PostAnywhere: each session's POSTs went to another node than its
+	// stream's.
+	Nodes        []NodeReport `json:"nodes,omitempty"`
+	PostAnywhere bool         `json:"post_anywhere,omitempty"`
+
+	// Server is the server's cost; for several processes (a cluster's
+	// nodes and broker) their sum, and Servers holds each one's.
+	Server  *ProcReport  `json:"server,omitempty"`
+	Servers []ProcReport `json:"servers,omitempty"`
+	Loadgen ProcReport   `json:"loadgen"`
+	LoadAvg [2]float64   `json:"load_avg"` // one-minute load average at start and end
 	// MachineCPU is what the whole machine used during the window, in % of
 	// one core: minus the server and the load generator, the noise.
 	MachineCPU float64 `json:"machine_cpu_percent"`
@@ -65,6 +74,22 @@ type ChatReport struct {
 	Expected   int64          `json:"expected"`   // sent × streams held
 	Unmatched  int64          `json:"unmatched"`  // live chats not from this run
 	Latency    LatencySummary `json:"latency"`    // from just before the POST to receipt
+	// For a cluster, Latency split by where the stream was: on the node the
+	// chat was posted to (Local) or on another, which had it over the
+	// broker (Relayed).
+	Local   *LatencySummary `json:"latency_local,omitempty"`
+	Relayed *LatencySummary `json:"latency_relayed,omitempty"`
+}
+
+// NodeReport is one target's share of a multi-node run.
+type NodeReport struct {
+	URL    string `json:"url"`
+	Opened int    `json:"streams_opened"`
+	Held   int    `json:"streams_held"`
+	Drops  int    `json:"drops"`
+	Ticks  int64  `json:"ticks"` // over the window
+	// ChatLatency covers the chats received by this node's streams.
+	ChatLatency LatencySummary `json:"chat_latency"`
 }
 
 // ProcReport is a process's cost during the window.
@@ -99,6 +124,17 @@ func (r *Report) WriteText(w io.Writer) error {
 		if c.LastError != "" {
 			p("", "last chat error: %s", c.LastError)
 		}
+		if c.Local != nil && c.Relayed != nil {
+			p("", "on the node posted to: p50 %.1f ms, p99 %.1f ms (%d); on other nodes: p50 %.1f ms, p99 %.1f ms (%d)",
+				c.Local.P50, c.Local.P99, c.Local.Count, c.Relayed.P50, c.Relayed.P99, c.Relayed.Count)
+		}
+	}
+	for _, n := range r.Nodes {
+		p("node", "%s: %d held of %d opened, %d drops, %d ticks; chat p50 %.1f ms, p99 %.1f ms",
+			n.URL, n.Held, n.Opened, n.Drops, n.Ticks, n.ChatLatency.P50, n.ChatLatency.P99)
+	}
+	if r.PostAnywhere {
+		p("", "every POST went to another node than its session's stream")
 	}
 	ids := r.IDs
 	p("ids", "%d gaps (%d ids missing), %d duplicates, %d out of order, %d gap events (%d missed), %d without id",
@@ -109,9 +145,15 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("", "last bulk error: %s", b.LastError)
 		}
 	}
-	if s := r.Server; s != nil {
+	if s := r.Server; s != nil && len(r.Servers) == 0 {
 		p("server process", "pid %d: CPU %.1f%% of a core; RSS %.1f MiB before, %.1f at window start, %.1f at end; %.1f KiB/stream",
 			s.PID, s.CPUPercent, mib(s.RSSBeforeKiB), mib(s.RSSStartKiB), mib(s.RSSEndKiB), s.KiBPerStream)
+	} else if s != nil {
+		p("server processes", "%d together: CPU %.1f%% of a core; RSS %.1f MiB before, %.1f at window start, %.1f at end; %.1f KiB/stream",
+			len(r.Servers), s.CPUPercent, mib(s.RSSBeforeKiB), mib(s.RSSStartKiB), mib(s.RSSEndKiB), s.KiBPerStream)
+		for _, e := range r.Servers {
+			p("", "pid %d: CPU %.1f%%; RSS %.1f MiB before, %.1f at end", e.PID, e.CPUPercent, mib(e.RSSBeforeKiB), mib(e.RSSEndKiB))
+		}
 	}
 	p("loadgen process", "CPU %.1f%% of a core; RSS %.1f MiB", r.Loadgen.CPUPercent, mib(r.Loadgen.RSSEndKiB))
 	other := r.MachineCPU - r.Loadgen.CPUPercent

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -28,9 +29,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	u, err := CheckLoopback(cfg.URL)
+	targets, err := parseTargets(cfg.URL)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.PostAnywhere && len(targets) < 2 {
+		return nil, errors.New("loadgen: posting to another node than the stream's needs at least two URLs")
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.hardCap())
 	defer cancel()
@@ -46,11 +50,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer transport.CloseIdleConnections()
 	hc := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	base := "http://" + u.Host
 
-	chans, err := fetchChannels(ctx, hc, base)
-	if err != nil {
-		return nil, err
+	// Every node must answer before the run starts; they serve the same
+	// channels, so the first one's list stands for all.
+	var chans []protocol.Channel
+	for i, t := range targets {
+		cs, err := fetchChannels(ctx, hc, t.base)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			chans = cs
+		}
 	}
 	tuned, rateSum, err := pickChannels(chans, cfg.Channels)
 	if err != nil {
@@ -58,14 +69,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	rep := &Report{
-		Label: cfg.Label, Target: base, Wanted: cfg.Streams, Channels: tuned,
-		TickRate: rateSum, ChatRate: cfg.ChatRate, StartedAt: time.Now().UTC(),
+		Label: cfg.Label, Target: strings.Join(bases(targets), ","), Wanted: cfg.Streams, Channels: tuned,
+		TickRate: rateSum, ChatRate: cfg.ChatRate, StartedAt: time.Now().UTC(), PostAnywhere: cfg.PostAnywhere,
 	}
 	rep.FileLimit, _ = RaiseFileLimit()
 	rep.LoadAvg[0] = LoadAvg()
-	var srvBefore ProcSample
-	if cfg.PID > 0 {
-		if srvBefore, err = ReadProc(cfg.PID); err != nil {
+	var procs *procSet
+	if pids := cfg.serverPIDs(); len(pids) > 0 {
+		if procs, err = newProcSet(pids); err != nil {
 			return nil, err
 		}
 	}
@@ -77,8 +88,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		chat = newChatLog(randomID(), clock, capacity)
 	}
 	op := &opener{
-		base: base, host: u.Host, hc: hc, chat: chat, clock: clock,
-		dialer: dialers(u.Hostname(), cfg.LocalAddrs),
+		targets: targets, postAnywhere: cfg.PostAnywhere, hc: hc, chat: chat, clock: clock,
+		dialer: dialers(targets, cfg.LocalAddrs),
 	}
 
 	// Ramp: open the streams, cfg.Concurrency at a time.
@@ -110,11 +121,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// Window: measure while chatting and transferring.
 	startEv, startBytes, startTicks, alive := sums(streams)
-	var srvStart, selfStart ProcSample
-	if cfg.PID > 0 {
-		srvStart, _ = ReadProc(cfg.PID)
+	for _, st := range streams {
+		st.windowTicks[0] = st.ticks.Load()
 	}
-	selfStart, _ = ReadProc(0)
+	if procs != nil {
+		procs.windowStart()
+	}
+	selfStart, _ := ReadProc(0)
 	machStart, machErr := ReadMachine()
 	t0 := time.Now()
 	windowCtx, endWindow := context.WithTimeout(ctx, cfg.Duration)
@@ -123,42 +136,39 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		side     sync.WaitGroup
 		chatRes  chatResult
 		bulkRes  BulkReport
-		chatters []string
+		chatters []chatter
 	)
 	if chat != nil && len(streams) > 0 {
-		for _, st := range streams[:min(chatSenders(cfg.ChatRate), len(streams))] {
-			chatters = append(chatters, st.session)
+		for _, st := range streams[:min(chatSenders(cfg.ChatRate, len(targets)), len(streams))] {
+			chatters = append(chatters, chatter{session: st.session, base: st.postURL, node: st.post})
 		}
-		side.Go(func() { chatRes = sendChats(windowCtx, ctx, hc, base, chatters, cfg.ChatRate, chat) })
+		side.Go(func() { chatRes = sendChats(windowCtx, ctx, hc, chatters, cfg.ChatRate, chat) })
 	}
 	switch {
 	case cfg.BulkBytes > 0 && cfg.BulkVia == BulkGet:
-		side.Go(func() { bulkRes = runBulkGet(windowCtx, hc, base, cfg.BulkBytes) })
+		side.Go(func() { bulkRes = runBulkGet(windowCtx, hc, targets[0].base, cfg.BulkBytes) })
 	case bulkStream != nil:
-		side.Go(func() { bulkRes = runBulkSSE(windowCtx, hc, base, bulkStream, cfg.BulkBytes, clock) })
+		side.Go(func() { bulkRes = runBulkSSE(windowCtx, hc, bulkStream.postURL, bulkStream, cfg.BulkBytes, clock) })
 	}
 	<-windowCtx.Done()
 	window := time.Since(t0)
 	endEv, endBytes, endTicks, _ := sums(streams)
-	if cfg.PID > 0 {
-		if srvEnd, err := ReadProc(cfg.PID); err == nil {
-			rep.Server = &ProcReport{
-				PID: cfg.PID, CPUPercent: CPUPercent(srvStart, srvEnd),
-				RSSBeforeKiB: srvBefore.RSSKiB, RSSStartKiB: srvStart.RSSKiB, RSSEndKiB: srvEnd.RSSKiB,
-			}
+	held := 0
+	for _, st := range streams {
+		st.windowTicks[1] = st.ticks.Load()
+		st.endedInWindow = st.ended.Load()
+		if !st.endedInWindow {
+			held++
 		}
+	}
+	if procs != nil {
+		rep.Server, rep.Servers = procs.report(held)
 	}
 	if machEnd, err := ReadMachine(); err == nil && machErr == nil {
 		rep.MachineCPU = MachineBusy(machStart, machEnd)
 	}
 	if selfEnd, err := ReadProc(0); err == nil {
 		rep.Loadgen = ProcReport{CPUPercent: CPUPercent(selfStart, selfEnd), RSSStartKiB: selfStart.RSSKiB, RSSEndKiB: selfEnd.RSSKiB}
-	}
-	held := 0
-	for _, st := range streams {
-		if !st.ended.Load() {
-			held++
-		}
 	}
 	side.Wait()
 	log.Info("window done", "label", cfg.Label, "held", held, "chats", chatRes.sent)
@@ -191,9 +201,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if rep.ExpectedTicks > 0 {
 		rep.Delivered = float64(rep.Ticks) / rep.ExpectedTicks
 	}
-	var lat Latencies
+	var lat, local, relayed Latencies
 	for _, st := range streams {
 		lat.Merge(&st.lat)
+		local.Merge(&st.local)
+		relayed.Merge(&st.relayed)
 		rep.IDs.add(st.ids.stats)
 		rep.Chat.Unmatched += st.unmatched
 		rep.Chat.Deliveries += st.chatRecv.Load()
@@ -208,11 +220,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Chat.Sent, rep.Chat.Failed, rep.Chat.LastError = chatRes.sent, chatRes.failed, chatRes.lastErr
 	rep.Chat.Expected = want
 	rep.Chat.Latency = lat.Summary()
+	if len(targets) > 1 {
+		l, r := local.Summary(), relayed.Summary()
+		rep.Chat.Local, rep.Chat.Relayed = &l, &r
+		rep.Nodes = nodeReports(targets, streams)
+	}
 	if cfg.BulkBytes > 0 && rep.Bulk == nil {
 		rep.Bulk = &bulkRes
-	}
-	if rep.Server != nil && held > 0 {
-		rep.Server.KiBPerStream = float64(rep.Server.RSSEndKiB-rep.Server.RSSBeforeKiB) / float64(held)
 	}
 	rep.LoadAvg[1] = LoadAvg()
 	rep.KeptUp = rep.Held == cfg.Streams && rep.ConnectErrors == 0 && rep.Drops == 0 &&
@@ -275,11 +289,10 @@ func sums(streams []*stream) (events, bytes, ticks int64, alive int) {
 	return
 }
 
-// dialers returns the dialer of stream i: for an IPv4 loopback target, its
+// dialers returns the dialer of stream i: for IPv4 loopback targets, its
 // source address is 127.0.0.(1 + i mod n).
-func dialers(host string, n int) func(i int) *net.Dialer {
-	ip := net.ParseIP(host)
-	if host == "localhost" || ip == nil || ip.To4() == nil || n <= 1 {
+func dialers(targets []target, n int) func(i int) *net.Dialer {
+	if !allIPv4(targets) || n <= 1 {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		return func(int) *net.Dialer { return d }
 	}

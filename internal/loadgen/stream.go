@@ -43,18 +43,29 @@ const handshakeTimeout = 15 * time.Second
 // a dropped connection stays dropped and is counted.
 type stream struct {
 	session string
+	node    int    // the target holding the stream
+	post    int    // the target its session's POSTs go to
+	postURL string // that target's base URL
 	conn    net.Conn
 	dec     *protocol.Decoder
 	chat    *chatLog // nil: no chat matching
 	clock   time.Time
+	split   bool // keep local and relayed chat latencies apart (a cluster)
 
 	// Read by Run while the reader runs.
 	events, bytes, ticks, chatRecv atomic.Int64
 	ended                          atomic.Bool
 
+	// Ticks at the window's start and end, and whether the stream had
+	// ended by the window's end; set and read by Run only.
+	windowTicks   [2]int64
+	endedInWindow bool
+
 	// Owned by the reader; read by Run after it returned.
 	ids       idTracker
 	lat       Latencies
+	local     Latencies // cluster: chats posted to this stream's node
+	relayed   Latencies // cluster: chats posted to another node
 	unmatched int64
 	endReason string
 	bulk      *bulkReceiver // only on the bulk stream
@@ -74,19 +85,18 @@ func (c countReader) Read(p []byte) (int, error) {
 
 // opener holds what every stream needs to open.
 type opener struct {
-	base     string // http://host:port
-	host     string
-	hc       *http.Client
-	channels []string
-	dialer   func(i int) *net.Dialer
-	chat     *chatLog
-	clock    time.Time
+	targets      []target
+	postAnywhere bool
+	hc           *http.Client
+	dialer       func(i int) *net.Dialer
+	chat         *chatLog
+	clock        time.Time
 }
 
-// createSession opens a session through the API: POST /sessions.
-func (o *opener) createSession(ctx context.Context, channels []string) (string, error) {
+// createSession opens a session through the API: POST /sessions to base.
+func (o *opener) createSession(ctx context.Context, base string, channels []string) (string, error) {
 	body, _ := json.Marshal(protocol.CreateSession{Channels: channels})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.base+"/sessions", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/sessions", bytes.NewReader(body))
 	if err != nil {
 		return "", err
 	}
@@ -111,20 +121,26 @@ func (o *opener) createSession(ctx context.Context, channels []string) (string, 
 }
 
 // open creates a session tuned to channels, opens its stream on connection
-// i and reads the session event. On error nothing is left open.
+// i and reads the session event. Stream i goes to target streamNode(i), its
+// session is created on postNode(i). On error nothing is left open.
 func (o *opener) open(ctx context.Context, i int, channels []string) (*stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	session, err := o.createSession(ctx, channels)
+	node, post := streamNode(i, len(o.targets)), postNode(i, len(o.targets), o.postAnywhere)
+	at, postURL := o.targets[node].host, o.targets[post].base
+	session, err := o.createSession(ctx, postURL, channels)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := o.dialer(i).DialContext(ctx, "tcp", o.host)
+	conn, err := o.dialer(i).DialContext(ctx, "tcp", at)
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	st := &stream{session: session, conn: conn, chat: o.chat, clock: o.clock}
-	if err := st.handshake(ctx, o.host); err != nil {
+	st := &stream{
+		session: session, node: node, post: post, postURL: postURL,
+		conn: conn, chat: o.chat, clock: o.clock, split: len(o.targets) > 1,
+	}
+	if err := st.handshake(ctx, at); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -244,8 +260,15 @@ func (st *stream) handle(m protocol.Message) bool {
 			return false // a replay of an older message is not a delivery
 		}
 		if seq, ok := st.chat.match(m.Data); ok {
-			if d, ok := st.chat.latency(seq, time.Since(st.clock)); ok {
+			if d, node, ok := st.chat.latency(seq, time.Since(st.clock)); ok {
 				st.lat.Add(d)
+				if st.split {
+					if node == st.node {
+						st.local.Add(d)
+					} else {
+						st.relayed.Add(d)
+					}
+				}
 				st.chatRecv.Add(1)
 				return false
 			}

@@ -51,11 +51,10 @@ type TransferState struct {
 // is gone here (its stream, if any, ends with bye "replaced", since the
 // client is about to attach elsewhere). budget bounds the encoded size of
 // Events roughly; the oldest events are left out to fit, and a client
-// resuming from before them gets a gap. lastID is the Last-Event-ID of the
-// stream the session moves for: an export for a stream that resumes from
-// before where the open stream started is refused (ErrSuperseded, see
-// Attach).
-func (h *Hub) Export(id string, budget int, lastID *uint64) (SessionState, error) {
+// resuming from before them gets a gap. p is where the stream the session
+// moves for resumes: an export for a request that came late is refused
+// (ErrSuperseded, see AttachAt).
+func (h *Hub) Export(id string, budget int, p Position) (SessionState, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s, ok := h.sessions[id]
@@ -63,7 +62,7 @@ func (h *Hub) Export(id string, budget int, lastID *uint64) (SessionState, error
 		return SessionState{}, ErrUnknownSession
 	}
 	s.mu.Lock()
-	if err := s.supersededLocked(lastID); err != nil {
+	if err := s.supersededLocked(p); err != nil {
 		s.mu.Unlock()
 		return SessionState{}, err
 	}

@@ -85,7 +85,7 @@ func TestExportImportResumesWithoutLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	state, err := a.Export(s.ID(), 1<<20, nil)
+	state, err := a.Export(s.ID(), 1<<20, Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestExportImportResumesWithoutLoss(t *testing.T) {
 	if _, ok := a.Session(s.ID()); ok {
 		t.Fatal("exported session still on a")
 	}
-	if _, err := a.Export(s.ID(), 1<<20, nil); !errors.Is(err, ErrUnknownSession) {
+	if _, err := a.Export(s.ID(), 1<<20, Position{}); !errors.Is(err, ErrUnknownSession) {
 		t.Fatalf("second export: %v", err)
 	}
 	raw, _ := json.Marshal(state) // it crosses the broker as JSON
@@ -159,7 +159,7 @@ func TestImportFillsAndSkipsChat(t *testing.T) {
 	// Chat 1 is delivered while the session is between the hubs: b fills
 	// it in at the import.
 	s, _ := a.NewSession(nil)
-	state, err := a.Export(s.ID(), 1<<20, nil)
+	state, err := a.Export(s.ID(), 1<<20, Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestImportFillsAndSkipsChat(t *testing.T) {
 	// and b's delivery of it later does not repeat it.
 	s3, _ := a.NewSession(nil)
 	a.Deliver(protocol.Chat{ID: 2, Text: "a first"})
-	state, err = a.Export(s3.ID(), 1<<20, nil)
+	state, err = a.Export(s3.ID(), 1<<20, Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func TestExportBudget(t *testing.T) {
 		tick(h, 0, strconv.Itoa(i))
 	}
 	const budget = 2000
-	st, err := h.Export(s.ID(), budget, nil)
+	st, err := h.Export(s.ID(), budget, Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestLateResumeDoesNotReplaceNewerStream(t *testing.T) {
 	if _, err := h.Attach(s, at(3)); !errors.Is(err, ErrSuperseded) {
 		t.Fatalf("late resume from 3 over a stream from 4: %v, want ErrSuperseded", err)
 	}
-	if _, err := h.Export(s.ID(), 1<<20, at(2)); !errors.Is(err, ErrSuperseded) {
+	if _, err := h.Export(s.ID(), 1<<20, Position{LastID: at(2)}); !errors.Is(err, ErrSuperseded) {
 		t.Fatalf("move for a late resume: %v, want ErrSuperseded", err)
 	}
 	if _, ok := h.Session(s.ID()); !ok {
@@ -323,5 +323,47 @@ func TestLateResumeDoesNotReplaceNewerStream(t *testing.T) {
 			t.Fatalf("resume from %v: %v", last, err)
 		}
 		st.Cancel()
+	}
+}
+
+// From the same position, the request sent earlier (by the client's clock,
+// "at") is the late one.
+func TestLateResumeByTime(t *testing.T) {
+	_, hubs := relayedHubs(t, 1)
+	h := hubs[0]
+	s, _ := h.NewSession([]string{"one"})
+	last := uint64(0)
+	var attached []*Stream // none runs: each is given back at the end
+	defer func() {
+		for _, st := range attached {
+			st.Cancel()
+		}
+	}()
+	attach := func(at int64) error {
+		st, err := h.AttachAt(s, Position{LastID: &last, SentAt: at})
+		if err == nil {
+			attached = append(attached, st)
+		}
+		return err
+	}
+	if err := attach(2000); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at   int64
+		late bool
+	}{{1999, true}, {0, false}, {2000, false}} {
+		err := attach(tc.at)
+		if tc.late != errors.Is(err, ErrSuperseded) {
+			t.Fatalf("resume from 0 at %d over one at 2000: %v", tc.at, err)
+		}
+		if err == nil && tc.at != 2000 {
+			if err := attach(2000); err != nil { // the open stream at 2000 again
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := h.Export(s.ID(), 1<<20, Position{LastID: &last, SentAt: 1500}); !errors.Is(err, ErrSuperseded) {
+		t.Fatalf("move for an earlier request: %v", err)
 	}
 }

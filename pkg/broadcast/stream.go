@@ -30,6 +30,7 @@ type Stream struct {
 	wakeC   chan struct{} // cap 1: "there is something new"
 	cursor  uint64        // next id to write; Run changes it under s.mu
 	start   uint64        // the position it started from
+	sentAt  int64         // when its client sent the request (Position)
 	resumed bool
 
 	// end, when set, is why the stream must end: the reason of its bye.
@@ -63,7 +64,20 @@ func (st *Stream) signal() {
 // (PROTOCOL.md "Resuming"); without, after what the previous stream wrote.
 // A stream already attached is replaced: it ends with bye "replaced".
 func (h *Hub) Attach(s *Session, lastID *uint64) (*Stream, error) {
-	return h.attach(s, lastID, false)
+	return h.AttachAt(s, Position{LastID: lastID})
+}
+
+// A Position is where a stream request resumes: the client's Last-Event-ID,
+// if it sent one, and when it sent the request (Unix milliseconds, the
+// "at" of GET /events; 0 if it did not say).
+type Position struct {
+	LastID *uint64
+	SentAt int64
+}
+
+// AttachAt is Attach with the request's whole position.
+func (h *Hub) AttachAt(s *Session, p Position) (*Stream, error) {
+	return h.attach(s, p, false)
 }
 
 // Open opens a new session and its stream at once, for a client that asks
@@ -78,7 +92,7 @@ func (h *Hub) Open() (*Session, *Stream, error) {
 		h.streams.Add(-1)
 		return nil, nil, err
 	}
-	st, err := h.attach(s, nil, true)
+	st, err := h.attach(s, Position{}, true)
 	if err != nil {
 		h.streams.Add(-1)
 		h.Drop(s)
@@ -89,7 +103,8 @@ func (h *Hub) Open() (*Session, *Stream, error) {
 
 // attach is Attach; counted says the caller has taken the stream's place
 // under the cap already.
-func (h *Hub) attach(s *Session, lastID *uint64, counted bool) (*Stream, error) {
+func (h *Hub) attach(s *Session, p Position, counted bool) (*Stream, error) {
+	lastID := p.LastID
 	// Under h.mu, so that Close, which cancels under h.mu too, never waits
 	// for a stream that is added after it started waiting.
 	h.mu.RLock()
@@ -102,7 +117,7 @@ func (h *Hub) attach(s *Session, lastID *uint64, counted bool) (*Stream, error) 
 	if s.gone {
 		return nil, ErrUnknownSession
 	}
-	if err := s.supersededLocked(lastID); err != nil {
+	if err := s.supersededLocked(p); err != nil {
 		return nil, err
 	}
 	// A stream that replaces the session's own does not count against the
@@ -129,7 +144,7 @@ func (h *Hub) attach(s *Session, lastID *uint64, counted bool) (*Stream, error) 
 		s.ring.skipTo(from + 1)
 		s.reserveLocked(true)
 	}
-	st.cursor, st.start = from+1, from
+	st.cursor, st.start, st.sentAt = from+1, from, p.SentAt
 	if old := s.stream; old != nil {
 		old.end = protocol.ByeReplaced
 		old.wake()
@@ -139,15 +154,23 @@ func (h *Hub) attach(s *Session, lastID *uint64, counted bool) (*Stream, error) 
 	return st, nil
 }
 
-// supersededLocked refuses a resume from before where the open stream
-// started. A client's Last-Event-ID only grows, so such a request was sent
-// before the open stream's, by the same client, and arrives late (it was
-// stalled in a proxy, or took a detour through another node): letting it
-// replace the open stream would cut off the client it came from. s.mu must
-// be held.
-func (s *Session) supersededLocked(lastID *uint64) error {
-	if lastID != nil && s.stream != nil && *lastID < s.stream.start {
-		return fmt.Errorf("%w (it resumed from %d, this request from %d)", ErrSuperseded, s.stream.start, *lastID)
+// supersededLocked refuses a resume that came late: one from before where
+// the open stream started, or from the same place but sent before the open
+// stream's request. A client's Last-Event-ID only grows, so such a request
+// was sent before the open stream's, by the same client, and arrives late
+// (it was stalled in a proxy, or took a detour through another node):
+// letting it replace the open stream would cut off the client it came from.
+// s.mu must be held.
+func (s *Session) supersededLocked(p Position) error {
+	live := s.stream
+	if p.LastID == nil || live == nil {
+		return nil
+	}
+	switch last := *p.LastID; {
+	case last < live.start:
+		return fmt.Errorf("%w (it resumed from %d, this request from %d)", ErrSuperseded, live.start, last)
+	case last == live.start && p.SentAt != 0 && live.sentAt != 0 && p.SentAt < live.sentAt:
+		return fmt.Errorf("%w (this request, from the same place, was sent %d ms before its)", ErrSuperseded, live.sentAt-p.SentAt)
 	}
 	return nil
 }

@@ -285,7 +285,11 @@ func (r *runner) connect(ctx context.Context) outcome {
 	id, last, streamed := s.id, s.lastID, s.streamed
 	s.mu.Unlock()
 
-	sc := sse.NewClient(s.c.base+"/events?session="+url.QueryEscape(id), sse.ClientMaxBufferSize(s.c.maxEvent+slack))
+	// at: when this request was sent, so that a server never lets an
+	// earlier request of ours that arrives late replace this stream
+	// (PROTOCOL.md "Resuming").
+	sc := sse.NewClient(s.c.base+"/events?session="+url.QueryEscape(id)+"&at="+strconv.FormatInt(time.Now().UnixMilli(), 10),
+		sse.ClientMaxBufferSize(s.c.maxEvent+slack))
 	sc.Connection = s.c.stream
 	sc.ReconnectStrategy = noRetry{}
 	if streamed {

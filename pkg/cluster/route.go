@@ -24,6 +24,7 @@ type request struct {
 	Op          string  `json:"op"` // "http" or "take"
 	Key         string  `json:"key"`
 	LastID      *uint64 `json:"lastId,omitempty"` // of the stream a take is for
+	SentAt      int64   `json:"sentAt,omitempty"` // of that stream's request
 	Method      string  `json:"method,omitempty"`
 	Path        string  `json:"path,omitempty"` // with the query
 	ContentType string  `json:"contentType,omitempty"`
@@ -172,7 +173,7 @@ func (n *Node) answer(m *nats.Msg) {
 	case !known:
 		rep.Moved = true
 	case req.Op == "take":
-		st, err := n.hub.Export(id, int(n.nc.MaxPayload()*3/4), req.LastID)
+		st, err := n.hub.Export(id, int(n.nc.MaxPayload()*3/4), broadcast.Position{LastID: req.LastID, SentAt: req.SentAt})
 		if errors.Is(err, broadcast.ErrSuperseded) {
 			rep.Superseded = true
 			break
@@ -318,16 +319,16 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 // Take brings session id to this node for a stream that arrived here: its
 // node hands it over, history and all; if that node died, it is recovered
 // from its record. broadcast.ErrUnknownSession if no node has it;
-// broadcast.ErrSuperseded if the stream (resuming from lastID) came late.
-func (n *Node) Take(ctx context.Context, id string, lastID *uint64) (*broadcast.Session, error) {
+// broadcast.ErrSuperseded if the stream's request (at p) came late.
+func (n *Node) Take(ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
 	return n.locked(ctx, id, func(ctx context.Context) (*broadcast.Session, error) {
-		return n.take(origin(ctx), ctx, id, lastID)
+		return n.take(origin(ctx), ctx, id, p)
 	})
 }
 
-func (n *Node) take(origin, ctx context.Context, id string, lastID *uint64) (*broadcast.Session, error) {
+func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
 	for range 3 {
-		rep, found, err := n.ask(origin, ctx, request{Op: "take", Key: key(id), LastID: lastID})
+		rep, found, err := n.ask(origin, ctx, request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt})
 		if err != nil {
 			return nil, err
 		}

@@ -193,6 +193,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		lastID = &n
 	}
+	pos := broadcast.Position{LastID: lastID}
+	if raw := r.URL.Query().Get("at"); raw != "" {
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "at must be the time the request was sent, in Unix milliseconds")
+			return
+		}
+		pos.SentAt = n
+	}
 	var (
 		sess *broadcast.Session
 		st   *broadcast.Stream
@@ -207,7 +216,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 			// The session lives on another node, or lived on one that
 			// died: it comes here, with its history.
-			if sess, err = s.cfg.Cluster.Take(r.Context(), id, lastID); err != nil {
+			if sess, err = s.cfg.Cluster.Take(r.Context(), id, pos); err != nil {
 				s.fail(w, r, err)
 				return
 			}
@@ -215,7 +224,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 				return // its client left while it moved: replace no stream
 			}
 		}
-		st, err = s.hub.Attach(sess, lastID)
+		st, err = s.hub.AttachAt(sess, pos)
 	} else {
 		sess, st, err = s.hub.Open()
 		if err == nil {

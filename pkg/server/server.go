@@ -57,7 +57,7 @@ type Cluster interface {
 	Forward(w http.ResponseWriter, r *http.Request, id string, body []byte) bool
 	// Take brings session id here for a stream (broadcast.ErrUnknownSession
 	// if no node has it).
-	Take(ctx context.Context, id string, lastID *uint64) (*broadcast.Session, error)
+	Take(ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error)
 	// Forwarded reports whether r was forwarded by another node: it is not
 	// forwarded again.
 	Forwarded(r *http.Request) bool

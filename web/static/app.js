@@ -259,6 +259,9 @@ function openStream(gen, delay = RETRY_MS) {
   // the last id it saw in the URL, so the server resumes the session.
   let url = 'events?session=' + encodeURIComponent(conn.session);
   if (conn.lastId !== '') url += '&lastEventId=' + encodeURIComponent(conn.lastId);
+  // When this request was sent: a request of ours that arrives late never
+  // replaces this stream (PROTOCOL.md "Resuming").
+  url += '&at=' + Date.now();
   const es = new EventSource(url);
   conn.es = es;
   const mine = (fn) => (e) => {
