@@ -6,10 +6,17 @@
 // memory past what its replay buffer may hold; a thousand idle streams must
 // each get every chat.
 //
-// Its only code outside tests is Proxy, a TCP relay that cuts the
-// connections through it in the ways networks do. Everything else is tests
-// against a real server (internal/testserver) on 127.0.0.1. The soak runs
-// for XHRSSE_SOAK (a Go duration, default 15s) or the -soak flag:
+// Its only code outside tests is Proxy, a TCP relay (or balancer, given
+// several servers) that cuts the connections through it in the ways
+// networks do. Everything else is tests against a real server
+// (internal/testserver) on 127.0.0.1. The soak runs for XHRSSE_SOAK (a Go duration, default 15s) or the -soak flag:
 //
 //	XHRSSE_SOAK=5m go test -race -run Soak -timeout 30m ./internal/soak
+//
+// The cluster soak (TestSoakCluster*) runs the same clients and checks
+// against three nodes of a cluster (internal/clustertest), the Proxy
+// spreading connections over them, while one node dies or shuts down. It
+// runs for XHRSSE_CLUSTER_SOAK (default 5s):
+//
+//	XHRSSE_CLUSTER_SOAK=3m go test -race -count=1 -run SoakCluster -timeout 30m ./internal/soak
 package soak

@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,29 +20,24 @@ import (
 // what Run delivers the way rawClient checks the wire, and each transfer
 // through the writer Session.Bulk fills.
 type goClient struct {
-	name     string
-	c        *client.Client
-	s        *client.Session
-	requests func(session string) []string // what the proxy relayed, for a diagnosis
-	ended    atomic.Bool                   // Run has returned
+	*tally
+	c     *client.Client
+	s     *client.Session
+	ended atomic.Bool // Run has returned
 
-	mu     sync.Mutex
-	st     clientStats
-	last   uint64
-	chats  []int64
-	states []string // the last few State changes, for a diagnosis
-	// absorbable is how many events of failed transfers Run may still take
-	// without delivering them; absorbed how many it did.
-	absorbable, absorbed int
-	trail                []string                 // the last events taken, for a diagnosis
-	progress             map[*client.Transfer]int // BulkProgress events delivered, by transfer under way
-	errs                 []string
+	// guarded by tally.mu
+	states   []string                 // the last few State changes, for a diagnosis
+	progress map[*client.Transfer]int // BulkProgress events delivered, by transfer under way
 }
 
-func newGoClient(ctx context.Context, name, base string, idle time.Duration, channels []string) (*goClient, error) {
+// newGoClient opens a session through base. With oneConnPerRequest every
+// request has a connection of its own, so that a balancer spreads them.
+func newGoClient(ctx context.Context, name, base string, run *soakRun, idle time.Duration, channels []string, oneConnPerRequest bool) (*goClient, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = oneConnPerRequest
 	c, err := client.New(base,
-		client.WithHTTPClient(&http.Client{Transport: tr}),
+		// The Timeout bounds POSTs; pkg/client leaves it off its streams.
+		client.WithHTTPClient(&http.Client{Transport: tr, Timeout: wait}),
 		client.WithIdleTimeout(idle),
 		client.WithMaxBackoff(500*time.Millisecond),
 		client.WithLogger(discardLogger()),
@@ -57,11 +49,23 @@ func newGoClient(ctx context.Context, name, base string, idle time.Duration, cha
 	if err != nil {
 		return nil, fmt.Errorf("%s: open: %w", name, err)
 	}
-	return &goClient{name: name, c: c, s: s}, nil
+	g := &goClient{tally: newTally(name, run), c: c, s: s}
+	g.sid = s.ID()
+	g.hint = g.redeliveryHint
+	return g, nil
 }
 
-func (g *goClient) violation(format string, args ...any) {
-	g.errs = append(g.errs, fmt.Sprintf(format, args...))
+// say posts a chat on the client's session (a chatPoster).
+func (g *goClient) say(ctx context.Context, text string) (int, int64, error) {
+	id, err := g.s.Chat(ctx, g.name, text)
+	var ae *client.APIError
+	switch {
+	case err == nil:
+		return http.StatusAccepted, id, nil
+	case errors.As(err, &ae):
+		return ae.Status, 0, err
+	}
+	return 0, 0, err
 }
 
 // run runs Session.Run and checks every event it delivers until ctx ends.
@@ -80,7 +84,8 @@ func (g *goClient) run(ctx context.Context) {
 			g.ended.Store(true)
 			if !errors.Is(err, context.Canceled) {
 				g.mu.Lock()
-				g.violation("Run returned %v", err)
+				g.violation("Run returned %v; trail:\n%s", err, g.tail())
+				g.lost = true // nothing more arrives: what it missed is not checked
 				g.mu.Unlock()
 			}
 			g.c.CloseIdleConnections()
@@ -95,25 +100,24 @@ func (g *goClient) take(ev client.Event) {
 	if len(d) > 60 {
 		d = d[:60]
 	}
-	g.trail = append(g.trail, fmt.Sprintf("%d %s %s %s", ev.ID, ev.Kind, ev.Name, d))
-	if len(g.trail) > 400 {
-		g.trail = g.trail[len(g.trail)-200:]
-	}
+	g.note(fmt.Sprintf("%d %s %s %s", ev.ID, ev.Kind, ev.Name, d))
 	if ev.Kind == client.State {
 		g.states = append(g.states, fmt.Sprintf("%s(%v)", ev.State, ev.Err))
 		if len(g.states) > 8 {
 			g.states = g.states[1:]
 		}
+		var ae *client.APIError
 		switch ev.State {
 		case client.Connected, client.Resumed:
-			g.st.Connects++
-			if ev.State == client.Resumed {
-				g.st.Resumes++
-			}
+			g.connected(ev.State == client.Resumed, "")
 		case client.NewSession:
-			g.violation("the session was lost (%v): nothing may be lost in a soak of short cuts", ev.Err)
+			g.sessionLost("%v", ev.Err)
 		case client.Failed:
-			g.violation("Run failed: %v; requests for its session through the proxy:\n%s", ev.Err, strings.Join(g.requests(g.s.ID()), "\n"))
+			g.violation("Run failed: %v; trail:\n%s", ev.Err, g.tail())
+		case client.Reconnecting:
+			if errors.As(ev.Err, &ae) && ae.Status == http.StatusServiceUnavailable {
+				g.unavailable("GET /events")
+			}
 		}
 		return
 	}
@@ -130,56 +134,38 @@ func (g *goClient) take(ev client.Event) {
 	if ev.ID == 0 || ev.Kind == client.Bye {
 		return
 	}
-	want := g.last + 1
+	var missed uint64
 	if ev.Kind == client.Gap {
-		want = g.last + ev.Gap.Missed
-		g.st.Gaps++
-		g.st.Missed += ev.Gap.Missed
+		missed = max(ev.Gap.Missed, 1)
 	}
-	switch hole := int(ev.ID) - int(want); {
-	case hole > 0 && hole <= g.absorbable:
-		g.absorbable -= hole
-		g.absorbed += hole
-	case hole != 0:
-		hint := ""
-		for t, n := range g.progress {
-			// A transfer that has taken more chunks than Run delivered
-			// BulkProgress events for: a chunk was fed, its delivery cut
-			// short, and its resend absorbed as a repeat.
-			if got, _ := t.Progress(); (got+protocol.BulkChunkSize-1)/protocol.BulkChunkSize > int64(n) && !isClosed(t.Done()) {
-				hint = fmt.Sprintf(" (transfer %s has taken %d bytes but Run delivered %d chunks of it: pkg/client's redelivery bug, see TestClientRedeliversAfterCut)", t.ID(), got, n)
-			}
-		}
-		reqs := g.requests(g.s.ID())
-		g.violation("event %s (%s) has id %d after %d, want %d (%d events of failed transfers may be missing)%s; client stats %+v; trail:\n%s\nthe proxy's last requests and session events of this session:\n%s",
-			ev.Name, ev.Kind, ev.ID, g.last, want, g.absorbable, hint, g.s.Stats(), strings.Join(g.trail[max(0, len(g.trail)-30):], "\n"), strings.Join(reqs[max(0, len(reqs)-12):], "\n"))
-	}
-	g.last = ev.ID
-	g.st.Events++
-	if ev.Kind == client.BulkProgress {
+	g.event(ev.ID, ev.Name, missed)
+	switch ev.Kind {
+	case client.BulkProgress:
 		if g.progress == nil {
 			g.progress = make(map[*client.Transfer]int)
 		}
 		g.progress[ev.Transfer]++
-	}
-	if ev.Kind == client.BulkDone {
+	case client.BulkDone:
 		delete(g.progress, ev.Transfer)
-	}
-	switch ev.Kind {
 	case client.Tick:
 		g.st.Ticks++
 	case client.Chat:
-		if ev.Chat.History {
-			return
-		}
-		if n := len(g.chats); n > 0 && ev.Chat.ID <= g.chats[n-1] {
-			g.violation("chat %d after chat %d", ev.Chat.ID, g.chats[n-1])
-		}
-		g.chats = append(g.chats, ev.Chat.ID)
-		g.st.Chats++
+		g.chat(ev.Chat.ID, ev.Chat.Text, ev.Chat.History)
 	case client.Other:
 		g.violation("event Run could not read: %s %.80q (%v)", ev.Name, ev.Data, ev.Err)
 	}
+}
+
+// redeliveryHint names a transfer that has taken more chunks than Run
+// delivered BulkProgress events for: a chunk was fed, its delivery cut
+// short, and its resend absorbed as a repeat. g.mu is held.
+func (g *goClient) redeliveryHint() string {
+	for t, n := range g.progress {
+		if got, _ := t.Progress(); (got+protocol.BulkChunkSize-1)/protocol.BulkChunkSize > int64(n) && !isClosed(t.Done()) {
+			return fmt.Sprintf(" (transfer %s has taken %d bytes but Run delivered %d chunks of it: pkg/client's redelivery bug, see TestClientRedeliversAfterCut)", t.ID(), got, n)
+		}
+	}
+	return fmt.Sprintf("; client stats %+v", g.s.Stats())
 }
 
 // bulkLoop asks for transfers of random sizes one after another until load
@@ -192,50 +178,40 @@ func (g *goClient) bulkLoop(load context.Context, seed uint64, minSize, maxSize 
 		n := minSize + rng.Int64N(maxSize-minSize+1)
 		gaps := g.s.Stats().Gaps
 		h := sha256.New()
-		t, err := g.s.Bulk(load, protocol.BulkPost{Bytes: &n}, h)
-		var ae *client.APIError
-		switch {
-		case load.Err() != nil:
-			return
-		case errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests:
-			time.Sleep(100 * time.Millisecond)
-			continue
-		case err != nil:
+		// Not cancelled with load: a POST cut short has an unknown fate.
+		pctx, cancel := context.WithTimeout(context.Background(), wait)
+		t, err := g.s.Bulk(pctx, protocol.BulkPost{Bytes: &n}, h)
+		cancel()
+		if err != nil {
+			st := 0
+			if ae := (*client.APIError)(nil); errors.As(err, &ae) {
+				st = ae.Status
+			}
 			g.mu.Lock()
-			g.violation("Bulk: %v", err)
+			g.bulkRefused(st, err)
 			g.mu.Unlock()
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		why := awaitTransfer(t.Done(),
+		why := awaitTransfer(t.Done(), g.shared.transferLimit,
 			// Done, or never will be: Run has returned.
 			func() bool { return isClosed(t.Done()) || g.ended.Load() },
 			func() int64 { got, _ := t.Progress(); return got },
 			func() int { g.mu.Lock(); defer g.mu.Unlock(); return g.st.Events })
-		werr := t.Err()
-		g.mu.Lock()
-		got, total := t.Progress()
-		switch {
-		case !isClosed(t.Done()) && g.ended.Load():
-			g.violation("transfer %s did not end: Run returned (see above)", t.ID())
-			g.mu.Unlock()
-			return
-		case why != "":
-			g.st.Stalled++
-			g.violation("STALL: transfer %s (%d bytes, %d chunks) at %d of %d bytes: %s; client stats %+v, last id %d, states %v; %s; trail:\n%s",
-				t.ID(), n, t.Accepted().Chunks, got, total, why, g.s.Stats(), g.s.LastEventID(), g.states, diag(), strings.Join(g.trail, "\n"))
-		case werr == nil:
-			if sum := hex.EncodeToString(h.Sum(nil)); sum != t.Accepted().SHA256 || got != n {
-				g.violation("transfer %s: wrote %d bytes with sha256 %s; the POST said %d, %s", t.ID(), got, sum, n, t.Accepted().SHA256)
-			} else {
-				g.st.Verified++
-				g.st.BulkBytes += n
-			}
-		case errors.Is(werr, client.ErrChunksLost) && g.s.Stats().Gaps > gaps:
-			g.st.FailedByGap++
-		default:
-			g.violation("transfer %s failed without a gap after it: %v", t.ID(), werr)
+		if !isClosed(t.Done()) && g.ended.Load() {
+			return // Run returned: reported as such
 		}
+		got, total := t.Progress()
+		e := transferEnd{
+			id: t.ID(), bytes: n, sha256: t.Accepted().SHA256, stalled: why,
+			got: got, sum: hex.EncodeToString(h.Sum(nil)),
+		}
+		if werr := t.Err(); werr != nil {
+			e.failed, e.gapAfter = werr.Error(), errors.Is(werr, client.ErrChunksLost) && g.s.Stats().Gaps > gaps
+		}
+		g.mu.Lock()
+		e.progress = fmt.Sprintf("%d of %d bytes (%d chunks); client stats %+v, last id %d, states %v", got, total, t.Accepted().Chunks, g.s.Stats(), g.s.LastEventID(), g.states)
+		g.transferEnded(e, diag)
 		g.mu.Unlock()
 	}
 }
@@ -249,22 +225,8 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
-func (g *goClient) chatIDs() []int64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return slices.Clone(g.chats)
-}
-
-func (g *goClient) stats() clientStats {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.st
-}
-
 func (g *goClient) violations() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	errs := slices.Clone(g.errs)
+	errs := g.tally.violations()
 	if d := g.s.Stats().Duplicates; d != 0 {
 		// Ids not above the last one taken: the server sent events twice.
 		errs = append(errs, fmt.Sprintf("%d duplicate events", d))

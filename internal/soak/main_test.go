@@ -35,6 +35,24 @@ func soakDuration(t testing.TB) time.Duration {
 	return defaultSoak
 }
 
+// defaultClusterSoak is how long each cluster soak test runs unless
+// XHRSSE_CLUSTER_SOAK (a Go duration) says otherwise.
+const defaultClusterSoak = 5 * time.Second
+
+// clusterSoakDuration is how long each cluster soak test runs.
+func clusterSoakDuration(t testing.TB) time.Duration {
+	t.Helper()
+	v := os.Getenv("XHRSSE_CLUSTER_SOAK")
+	if v == "" {
+		return defaultClusterSoak
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("XHRSSE_CLUSTER_SOAK=%q: want a positive Go duration like 2m", v)
+	}
+	return d
+}
+
 // TestMain runs the helper process of TestIdleStreamsChat when asked to, and
 // otherwise fails the package if a test leaves a goroutine behind: a relay of
 // the proxy, a stream writer, a reconnect loop.

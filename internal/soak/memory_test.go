@@ -87,7 +87,7 @@ func TestStuckReaderMemory(t *testing.T) {
 	ctx := setupCtx(t)
 	session := func() string {
 		var created protocol.SessionCreated
-		if err := postJSON(ctx, hc, srv.URL+"/sessions", `{"channels":["one","two","three"]}`, &created); err != nil {
+		if err := postJSON(ctx, hc, srv.URL+"/sessions", protocol.CreateSession{Channels: allChannels}, &created); err != nil {
 			t.Fatal(err)
 		}
 		return created.Session
@@ -111,7 +111,7 @@ func TestStuckReaderMemory(t *testing.T) {
 	}
 	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: %s\r\n\r\n", stuck, srv.Addr)
 	eventually(t, "the stuck stream to open", func() bool { return srv.Hub.StreamCount() == 4 })
-	if err := postJSON(ctx, hc, srv.URL+"/sessions/"+stuck+"/bulk", fmt.Sprintf(`{"bytes":%d}`, 20<<20), nil); err != nil {
+	if err := postJSON(ctx, hc, srv.URL+"/sessions/"+stuck+"/bulk", protocol.BulkPost{Bytes: ptr(int64(20 << 20))}, nil); err != nil {
 		t.Fatal(err)
 	}
 	deliveries := func() int64 {
@@ -189,8 +189,9 @@ func TestIdleStreamsChat(t *testing.T) {
 	idle := liveHeap()
 	goIdle := runtime.NumGoroutine()
 
-	ch := &chatter{hc: hc, base: srv.URL}
-	if err := ch.open(setupCtx(t)); err != nil {
+	run := newSoakRun(gapsNever, false, wait, nil)
+	ch := newRawClient("chatter", srv.URL, srv.URL, run, hc, hc, 0)
+	if err := ch.open(setupCtx(t), nil); err != nil {
 		t.Fatal(err)
 	}
 	// 20 chats a second offered for 5 s; each POST waits for the one before,
@@ -198,12 +199,12 @@ func TestIdleStreamsChat(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	var wg sync.WaitGroup
-	wg.Go(func() { ch.run(ctx, time.Second/rate) })
+	wg.Go(func() { run.chatLoop(ctx, ch.name, time.Second/rate, ch.say) })
 	wg.Wait()
 	cancel()
-	ids, err := ch.accepted()
-	if err != nil {
-		t.Fatalf("chatter: %v", err)
+	ids, errs := run.acceptedIDs()
+	if len(errs) > 0 {
+		t.Fatalf("chatter: %v", errs)
 	}
 	if len(ids) < 10 {
 		t.Fatalf("only %d chats went out in 5 s", len(ids))

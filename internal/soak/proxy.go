@@ -2,9 +2,11 @@ package soak
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,22 +45,35 @@ func (c Cut) String() string {
 	return "Cut(" + strconv.Itoa(int(c)) + ")"
 }
 
-// A Proxy relays TCP connections to a server and cuts the ones carrying an
+// A Proxy relays TCP connections to a server, or spreads them over several
+// as a load balancer with no stickiness does, and cuts the ones carrying an
 // event stream on demand. It tells a stream by its request: a connection is
 // a stream from a "GET /events" until the next request on it, so POSTs are
 // never cut. It is safe for concurrent use.
+//
+// With several targets each new connection goes to the next in turn; one
+// that refuses the connection (a server killed or shut down) is skipped, as
+// a balancer's health check would. A keep-alive connection stays on its
+// target: a client that wants each request spread opens one per request.
 type Proxy struct {
-	ln     net.Listener
-	target string
-	hold   time.Duration
-	retry  int // rewrite "retry: N" to this many ms; <= 0: leave it
+	ln      net.Listener
+	targets []string // host:port
+	hold    time.Duration
+	retry   int // rewrite "retry: N" to this many ms; <= 0: leave it
+
+	next atomic.Int64 // round robin over targets
 
 	mu     sync.Mutex
 	links  map[*link]struct{}
+	last   map[string]int // session → target of its last stream
 	closed bool
 	wg     sync.WaitGroup // accept loop and pipes
 
-	cuts [numCuts]atomic.Int64
+	cuts     [numCuts]atomic.Int64
+	streams  []atomic.Int64 // streams opened, by target
+	requests []atomic.Int64 // other requests, by target
+	moves    atomic.Int64   // streams of a session on another target than its last
+	refused  atomic.Int64   // dials a target refused
 
 	logMu sync.Mutex
 	log   []string // the last requests relayed, for a diagnosis
@@ -80,14 +95,21 @@ func WithHold(d time.Duration) ProxyOption { return func(p *Proxy) { p.hold = d 
 // value that does not fit in the digits is left alone.
 func WithRetry(ms int) ProxyOption { return func(p *Proxy) { p.retry = ms } }
 
-// NewProxy listens on a free loopback port and relays to target
-// ("127.0.0.1:PORT"). Close it to stop.
-func NewProxy(target string, opts ...ProxyOption) (*Proxy, error) {
+// NewProxy listens on a free loopback port and relays to targets
+// ("127.0.0.1:PORT"), one or more. Close it to stop.
+func NewProxy(targets []string, opts ...ProxyOption) (*Proxy, error) {
+	if len(targets) == 0 {
+		return nil, errors.New("soak: proxy: no target")
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("soak: proxy: %w", err)
 	}
-	p := &Proxy{ln: ln, target: target, hold: 3 * time.Second, links: make(map[*link]struct{})}
+	p := &Proxy{
+		ln: ln, targets: slices.Clone(targets), hold: 3 * time.Second,
+		links: make(map[*link]struct{}), last: make(map[string]int),
+		streams: make([]atomic.Int64, len(targets)), requests: make([]atomic.Int64, len(targets)),
+	}
 	for _, o := range opts {
 		o(p)
 	}
@@ -110,6 +132,30 @@ func (p *Proxy) Cuts() map[Cut]int64 {
 	}
 	return out
 }
+
+// A TargetStats counts the requests a Proxy relayed to one target.
+type TargetStats struct {
+	Streams  int64 // GET /events
+	Requests int64 // any other
+}
+
+// Targets returns the requests relayed to each target, in NewProxy's order.
+func (p *Proxy) Targets() []TargetStats {
+	out := make([]TargetStats, len(p.targets))
+	for i := range out {
+		out[i] = TargetStats{Streams: p.streams[i].Load(), Requests: p.requests[i].Load()}
+	}
+	return out
+}
+
+// Moves counts the streams of a session (GET /events?session=ID) relayed to
+// another target than the session's stream before: with several targets,
+// how often sessions had to move between servers.
+func (p *Proxy) Moves() int64 { return p.moves.Load() }
+
+// Refused counts the connections a target refused; each was offered to the
+// next target instead.
+func (p *Proxy) Refused() int64 { return p.refused.Load() }
 
 // Streams is the number of connections now carrying a stream (stalled ones
 // excluded).
@@ -178,12 +224,12 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
+		s, target := p.dial()
+		if s == nil {
 			c.Close()
 			continue
 		}
-		l := &link{p: p, id: p.seq.Add(1), client: c.(*net.TCPConn), server: s.(*net.TCPConn), stallC: make(chan struct{}), done: make(chan struct{})}
+		l := &link{p: p, id: p.seq.Add(1), target: target, client: c.(*net.TCPConn), server: s, stallC: make(chan struct{}), done: make(chan struct{})}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
@@ -199,10 +245,26 @@ func (p *Proxy) accept() {
 	}
 }
 
+// dial connects to the next target that accepts, starting from the one
+// whose turn it is; nil if none does.
+func (p *Proxy) dial() (*net.TCPConn, int) {
+	start := int(p.next.Add(1)-1) % len(p.targets)
+	for i := range p.targets {
+		k := (start + i) % len(p.targets)
+		s, err := net.DialTimeout("tcp", p.targets[k], 2*time.Second)
+		if err == nil {
+			return s.(*net.TCPConn), k
+		}
+		p.refused.Add(1)
+	}
+	return nil, -1
+}
+
 // A link is one relayed connection.
 type link struct {
 	p              *Proxy
 	id             int64
+	target         int // index in p.targets
 	client, server *net.TCPConn
 	stream         atomic.Bool // the last request on it was GET /events
 
@@ -306,9 +368,29 @@ func (l *link) sniff(b []byte) {
 	switch {
 	case bytes.HasPrefix(b, []byte("GET /events")):
 		l.stream.Store(true)
+		l.p.streams[l.target].Add(1)
+		l.p.noteStream(b, l.target)
 	case bytes.HasPrefix(b, []byte("GET ")), bytes.HasPrefix(b, []byte("POST ")), bytes.HasPrefix(b, []byte("OPTIONS ")):
 		l.stream.Store(false)
+		l.p.requests[l.target].Add(1)
 	}
+}
+
+// noteStream notes the target of a stream request b of a session, counting
+// a move when the session's stream before was on another target.
+func (p *Proxy) noteStream(b []byte, target int) {
+	line, _, _ := bytes.Cut(b, []byte(" HTTP/"))
+	_, id, ok := bytes.Cut(line, []byte("session="))
+	if !ok {
+		return
+	}
+	id, _, _ = bytes.Cut(id, []byte("&"))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if prev, ok := p.last[string(id)]; ok && prev != target {
+		p.moves.Add(1)
+	}
+	p.last[string(id)] = target
 }
 
 var sessionEvent = []byte("\nevent: session\ndata: ")

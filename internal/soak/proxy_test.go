@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,7 +79,7 @@ func TestProxyCuts(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	})
-	p, err := NewProxy(addr, WithHold(300*time.Millisecond))
+	p, err := NewProxy([]string{addr}, WithHold(300*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func TestProxyCuts(t *testing.T) {
 // stream is never cut.
 func TestProxyLeavesPostsAlone(t *testing.T) {
 	addr := echoServer(t, func(c net.Conn) { io.Copy(c, c) })
-	p, err := NewProxy(addr)
+	p, err := NewProxy([]string{addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +173,58 @@ func TestProxyLeavesPostsAlone(t *testing.T) {
 	}
 	if p.CutOne(rand.New(rand.NewPCG(1, 1)), CutClose) {
 		t.Fatal("the proxy cut a connection whose last request was a POST")
+	}
+}
+
+// TestProxyTargets: with several targets, new connections go to each in
+// turn, one refusing connections is skipped, and a session's stream landing
+// on another target than its last counts as a move.
+func TestProxyTargets(t *testing.T) {
+	echo := func(c net.Conn) { io.Copy(c, c) }
+	a, b := echoServer(t, echo), echoServer(t, echo)
+	// A port nothing listens on: dials are refused.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	p, err := NewProxy([]string{a, dead, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// Four connections: a, (dead, so) b, b, a.
+	for i, req := range []string{
+		"GET /events?session=s1 HTTP/1.1\r\n\r\n",
+		"GET /events?session=s1&x=1 HTTP/1.1\r\n\r\n",
+		"POST /sessions/s1/chat HTTP/1.1\r\n\r\n",
+		"GET /events?session=s1 HTTP/1.1\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(p.URL(), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, req)
+		got := make([]byte, len(req))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != req {
+			t.Fatalf("connection %d: echo %q: %v", i, got, err)
+		}
+		c.Close()
+	}
+	want := []TargetStats{{Streams: 2}, {}, {Streams: 1, Requests: 1}}
+	if got := p.Targets(); !slices.Equal(got, want) {
+		t.Errorf("by target %+v, want %+v", got, want)
+	}
+	if got := p.Refused(); got != 1 {
+		t.Errorf("%d refused, want 1", got)
+	}
+	// s1: a, then b (a move), then a (another).
+	if got := p.Moves(); got != 2 {
+		t.Errorf("%d moves, want 2", got)
+	}
+	if _, err := NewProxy(nil); err == nil {
+		t.Error("a proxy with no target")
 	}
 }
 

@@ -12,10 +12,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -30,36 +28,18 @@ import (
 // transfer's sha256. Its own reconnect loop sends Last-Event-ID, watches for
 // silence (an idle cut) and sometimes closes its connection itself.
 type rawClient struct {
-	name   string
+	*tally
 	stream *http.Client // GET /events, through the proxy
-	post   *http.Client // POSTs, straight to the server
+	post   *http.Client // POSTs
 	base   string       // the proxy
-	direct string       // the server
-	sid    string
+	direct string       // where POSTs go: the server, or the proxy too
 	idle   time.Duration
 
-	notify chan struct{} // cap 1: a transfer ended or a gap came
-
-	mu       sync.Mutex
-	last     uint64 // id of the last event taken: the next Last-Event-ID
-	streamed bool   // a stream was opened: send Last-Event-ID
-	st       clientStats
-	chats    []int64             // ids of live chats, in order of arrival
+	// guarded by tally.mu
+	streamed bool                // a stream was opened: send Last-Event-ID
 	xfers    map[string]*rawXfer // by transfer id, as seen on the stream
-	posted   []postedXfer        // every transfer this client asked for
-	errs     []string            // violations of PROTOCOL.md
-	trail    []string            // the last events taken, for a diagnosis
 	phase    string              // what connect is doing, for a diagnosis
 	lastAt   time.Time           // when the last event was taken
-}
-
-// clientStats is what one soak client saw; both kinds report it.
-type clientStats struct {
-	Connects, Resumes, SelfCuts, Events, Ticks, Chats int
-	Gaps                                              int
-	Missed                                            uint64
-	Verified, FailedByGap, Stalled                    int
-	BulkBytes                                         int64
 }
 
 // A rawXfer is one transfer as reassembled from the stream.
@@ -70,14 +50,7 @@ type rawXfer struct {
 	h      hash.Hash
 	failed string // why it cannot complete: a gap
 	ended  bool   // bulk-end seen (or given up after a gap)
-	ok     bool   // verified against bulk-end
-	sum    string // bulk-end's sha256
-}
-
-// A postedXfer is one POST /bulk and its answer.
-type postedXfer struct {
-	acc        protocol.BulkAccepted
-	gapsBefore int
+	sum    string // sha256 of what arrived, at bulk-end
 }
 
 var (
@@ -85,27 +58,29 @@ var (
 	errSelfCut = errors.New("client closed its connection")
 )
 
-func newRawClient(name, base, direct string, stream, post *http.Client, idle time.Duration) *rawClient {
+func newRawClient(name, base, direct string, run *soakRun, stream, post *http.Client, idle time.Duration) *rawClient {
 	return &rawClient{
-		name: name, base: base, direct: direct, stream: stream, post: post, idle: idle,
-		notify: make(chan struct{}, 1),
-		xfers:  make(map[string]*rawXfer),
+		tally: newTally(name, run),
+		base:  base, direct: direct, stream: stream, post: post, idle: idle,
+		xfers: make(map[string]*rawXfer),
 	}
 }
 
-func (c *rawClient) violation(format string, args ...any) {
-	c.errs = append(c.errs, fmt.Sprintf(format, args...))
-}
-
-// open creates the client's session, tuned to every channel.
+// open creates the client's session, tuned to channels.
 func (c *rawClient) open(ctx context.Context, channels []string) error {
-	body, _ := json.Marshal(protocol.CreateSession{Channels: channels})
 	var created protocol.SessionCreated
-	if err := postJSON(ctx, c.post, c.direct+"/sessions", string(body), &created); err != nil {
+	if err := postJSON(ctx, c.post, c.direct+"/sessions", protocol.CreateSession{Channels: channels}, &created); err != nil {
 		return fmt.Errorf("%s: POST /sessions: %w", c.name, err)
 	}
 	c.sid = created.Session
 	return nil
+}
+
+// say posts a chat on the client's session (a chatPoster).
+func (c *rawClient) say(ctx context.Context, text string) (int, int64, error) {
+	var acc protocol.ChatAccepted
+	st, err := postTo(ctx, c.post, c.direct+"/sessions/"+c.sid+"/chat", protocol.ChatPost{Name: c.name, Text: text}, &acc)
+	return st, acc.ID, err
 }
 
 // run reads the session's stream until ctx ends, reconnecting after every
@@ -145,13 +120,20 @@ func (c *rawClient) connect(ctx context.Context, rng *rand.Rand) {
 	}
 	c.setPhase("reading")
 	defer resp.Body.Close()
+	node := resp.Header.Get("X-Xhrsse-Node")
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		if ctx.Err() == nil {
-			c.mu.Lock()
+		c.mu.Lock()
+		switch {
+		case ctx.Err() != nil:
+		case resp.StatusCode == http.StatusServiceUnavailable:
+			c.unavailable("GET /events")
+		case resp.StatusCode == http.StatusNotFound:
+			c.sessionLost("GET /events on %q answered 404 %s", node, b)
+		default:
 			c.violation("GET /events answered %d %s", resp.StatusCode, b)
-			c.mu.Unlock()
 		}
+		c.mu.Unlock()
 		return
 	}
 	idle := time.AfterFunc(c.idle, func() { cancel(errIdle) })
@@ -175,7 +157,7 @@ func (c *rawClient) connect(ctx context.Context, rng *rand.Rand) {
 		}
 		c.mu.Lock()
 		c.lastAt = time.Now()
-		c.take(m, first, resume)
+		c.take(m, first, resume, node)
 		c.mu.Unlock()
 	}
 }
@@ -201,16 +183,14 @@ func (w watchdog) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// take checks one dispatched event. c.mu is held.
-func (c *rawClient) take(m protocol.Message, first, resumed bool) {
+// take checks one dispatched event from node (empty: a single server).
+// c.mu is held.
+func (c *rawClient) take(m protocol.Message, first, resumed bool, node string) {
 	d := m.Data
 	if len(d) > 60 {
 		d = d[:60]
 	}
-	c.trail = append(c.trail, fmt.Sprintf("%s %s %s", m.ID, m.Name, d))
-	if len(c.trail) > 400 {
-		c.trail = c.trail[len(c.trail)-200:]
-	}
+	c.note(fmt.Sprintf("%s %s %s", m.ID, m.Name, d))
 	id, err := strconv.ParseUint(m.ID, 10, 64)
 	if err != nil {
 		c.violation("event %s has id %q", m.Name, m.ID)
@@ -226,16 +206,13 @@ func (c *rawClient) take(m protocol.Message, first, resumed bool) {
 			c.violation("session event %q for session %s: %v", m.Data, c.sid, err)
 		}
 		if id != c.last {
-			c.violation("session event at position %d, Last-Event-ID was %d", id, c.last)
+			c.violation("session event on %q at position %d, Last-Event-ID was %d", node, id, c.last)
 		}
 		if ev.Resumed != resumed {
 			c.violation("session event resumed=%v, Last-Event-ID sent: %v", ev.Resumed, resumed)
 		}
 		c.streamed = true
-		c.st.Connects++
-		if ev.Resumed {
-			c.st.Resumes++
-		}
+		c.connected(ev.Resumed, " on "+node)
 		return
 	case protocol.EventBye:
 		if id != c.last {
@@ -244,30 +221,23 @@ func (c *rawClient) take(m protocol.Message, first, resumed bool) {
 		return
 	}
 
-	want := c.last + 1
+	var missed uint64
 	if m.Name == protocol.EventGap {
 		var g protocol.Gap
 		if err := json.Unmarshal([]byte(m.Data), &g); err != nil || g.Missed == 0 {
 			c.violation("gap %q: %v", m.Data, err)
+			g.Missed = 1
 		}
-		want = c.last + g.Missed
-		c.st.Gaps++
-		c.st.Missed += g.Missed
+		missed = g.Missed
 		// The missed events may hold any transfer's chunks or bulk-end.
 		for _, x := range c.xfers {
 			if !x.ended && x.failed == "" {
 				x.failed = fmt.Sprintf("gap of %d at id %d", g.Missed, id)
 				x.ended = true
-				c.st.FailedByGap++
 			}
 		}
-		c.signal()
 	}
-	if id != want {
-		c.violation("event %s has id %d after %d, want %d", m.Name, id, c.last, want)
-	}
-	c.last = id
-	c.st.Events++
+	c.event(id, m.Name, missed)
 
 	switch m.Name {
 	case protocol.EventGap, protocol.EventTuned:
@@ -277,14 +247,7 @@ func (c *rawClient) take(m protocol.Message, first, resumed bool) {
 			c.violation("chat %q: %v", m.Data, err)
 			return
 		}
-		if ch.History {
-			return
-		}
-		if n := len(c.chats); n > 0 && ch.ID <= c.chats[n-1] {
-			c.violation("chat %d after chat %d", ch.ID, c.chats[n-1])
-		}
-		c.chats = append(c.chats, ch.ID)
-		c.st.Chats++
+		c.chat(ch.ID, ch.Text, ch.History)
 	case protocol.EventBulk:
 		c.chunk(m.Data)
 	case protocol.EventBulkEnd:
@@ -323,7 +286,6 @@ func (c *rawClient) chunk(data string) {
 			// later chunks and bulk-end are taken without a check.
 			x.failed = fmt.Sprintf("first chunks lost in a gap (starts at %d)", ch.Seq)
 			x.ended = true
-			c.st.FailedByGap++
 			c.signal()
 		}
 	}
@@ -347,6 +309,7 @@ func (c *rawClient) chunk(data string) {
 
 // bulkEnd ends a transfer. c.mu is held.
 func (c *rawClient) bulkEnd(e protocol.BulkEnd) {
+	defer c.signal()
 	x := c.xfers[e.Transfer]
 	if x == nil {
 		if e.Bytes > 0 && c.st.Gaps == 0 {
@@ -355,11 +318,9 @@ func (c *rawClient) bulkEnd(e protocol.BulkEnd) {
 		x = &rawXfer{h: sha256.New()}
 		if e.Bytes > 0 {
 			x.failed, x.ended = "every chunk lost in a gap", true
-			c.st.FailedByGap++
 		}
 		c.xfers[e.Transfer] = x
 	}
-	defer c.signal()
 	if x.failed != "" {
 		return
 	}
@@ -367,33 +328,21 @@ func (c *rawClient) bulkEnd(e protocol.BulkEnd) {
 		c.violation("transfer %s: bulk-end twice", e.Transfer)
 		return
 	}
-	x.ended, x.sum = true, e.SHA256
-	got := hex.EncodeToString(x.h.Sum(nil))
+	x.ended, x.sum = true, hex.EncodeToString(x.h.Sum(nil))
 	switch {
 	case x.next != x.chunks:
 		c.violation("transfer %s: bulk-end after %d of %d chunks", e.Transfer, x.next, x.chunks)
 	case x.n != e.Bytes:
 		c.violation("transfer %s: %d bytes received, bulk-end says %d", e.Transfer, x.n, e.Bytes)
-	case got != e.SHA256:
-		c.violation("transfer %s: sha256 %s, bulk-end says %s", e.Transfer, got, e.SHA256)
-	default:
-		x.ok = true
-		c.st.Verified++
-		c.st.BulkBytes += x.n
-	}
-}
-
-// signal wakes the bulk loop. c.mu is held.
-func (c *rawClient) signal() {
-	select {
-	case c.notify <- struct{}{}:
-	default:
+	case x.sum != e.SHA256:
+		c.violation("transfer %s: sha256 %s, bulk-end says %s", e.Transfer, x.sum, e.SHA256)
 	}
 }
 
 // bulkLoop asks for transfers of random sizes one after another until load
-// ends, waiting for each to end on the stream: verified, or failed by a gap.
-// A transfer that stops while its stream flows is a stall (awaitTransfer).
+// ends, waiting for each to end on the stream: verified with the sha256 of
+// the POST's answer, or failed by a gap that came after the POST. A
+// transfer that stops while its stream flows is a stall (awaitTransfer).
 // Runs in its own goroutine.
 func (c *rawClient) bulkLoop(load context.Context, seed uint64, minSize, maxSize int64, diag func() string) {
 	rng := rand.New(rand.NewPCG(seed, 2))
@@ -403,25 +352,18 @@ func (c *rawClient) bulkLoop(load context.Context, seed uint64, minSize, maxSize
 		gaps := c.st.Gaps
 		c.mu.Unlock()
 		var acc protocol.BulkAccepted
-		err := postJSON(load, c.post, c.direct+"/sessions/"+c.sid+"/bulk", fmt.Sprintf(`{"bytes":%d}`, n), &acc)
-		var se *statusError
-		switch {
-		case load.Err() != nil:
-			return
-		case errors.As(err, &se) && se.status == http.StatusTooManyRequests:
-			time.Sleep(100 * time.Millisecond) // the previous one is still under way on the server
-			continue
-		case err != nil:
+		// Not cancelled with load: a POST cut short has an unknown fate.
+		pctx, cancel := context.WithTimeout(context.Background(), wait)
+		st, err := postTo(pctx, c.post, c.direct+"/sessions/"+c.sid+"/bulk", protocol.BulkPost{Bytes: &n}, &acc)
+		cancel()
+		if err != nil || st != http.StatusAccepted {
 			c.mu.Lock()
-			c.violation("POST bulk: %v", err)
+			c.bulkRefused(st, err)
 			c.mu.Unlock()
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		c.mu.Lock()
-		c.posted = append(c.posted, postedXfer{acc: acc, gapsBefore: gaps})
-		c.mu.Unlock()
-		why := awaitTransfer(c.notify,
+		why := awaitTransfer(c.notify, c.shared.transferLimit,
 			func() bool {
 				c.mu.Lock()
 				defer c.mu.Unlock()
@@ -442,62 +384,19 @@ func (c *rawClient) bulkLoop(load context.Context, seed uint64, minSize, maxSize
 				defer c.mu.Unlock()
 				return c.st.Events
 			})
-		if why == "" {
-			continue
-		}
 		c.mu.Lock()
-		c.st.Stalled++
-		got := "nothing"
-		if x := c.xfers[acc.Transfer]; x != nil {
-			got = fmt.Sprintf("%d of %d chunks", x.next, x.chunks)
+		// Only gaps fail a transfer on the wire.
+		e := transferEnd{id: acc.Transfer, bytes: acc.Bytes, sha256: acc.SHA256, stalled: why, gapAfter: c.st.Gaps > gaps, progress: "nothing"}
+		switch x := c.xfers[acc.Transfer]; {
+		case x == nil:
+			e.failed = "swallowed whole by a gap"
+		default:
+			e.progress = fmt.Sprintf("%d of %d chunks; stream at id %d, last event at %s, connection: %s", x.next, x.chunks, c.last, c.lastAt.Format("15:04:05.000"), c.phase)
+			e.failed, e.got, e.sum = x.failed, x.n, x.sum
 		}
-		c.violation("STALL: transfer %s (%d bytes, %d chunks) got %s: %s; stream at id %d, last event at %s, connection: %s; %s; trail:\n%s",
-			acc.Transfer, acc.Bytes, acc.Chunks, got, why, c.last, c.lastAt.Format("15:04:05.000"), c.phase, diag(), strings.Join(c.trail, "\n"))
+		c.transferEnded(e, diag)
 		c.mu.Unlock()
 	}
-}
-
-// reconcile checks every transfer asked for against what the stream
-// brought: verified with the sha256 of the POST's answer, or failed by a
-// gap that came after the POST. c.mu must not be held.
-func (c *rawClient) reconcile() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, p := range c.posted {
-		x := c.xfers[p.acc.Transfer]
-		switch {
-		case x == nil && c.st.Gaps > p.gapsBefore:
-			c.st.FailedByGap++ // swallowed whole by a gap
-		case x == nil:
-			c.violation("transfer %s (%d bytes) never showed on the stream", p.acc.Transfer, p.acc.Bytes)
-		case x.failed != "" && c.st.Gaps > p.gapsBefore:
-		case x.failed != "":
-			c.violation("transfer %s failed (%s) though no gap came after it was asked for", p.acc.Transfer, x.failed)
-		case !x.ended:
-			c.violation("transfer %s never ended: %d of %d chunks", p.acc.Transfer, x.next, x.chunks)
-		case x.ok && (x.sum != p.acc.SHA256 || x.n != p.acc.Bytes):
-			c.violation("transfer %s: received %d bytes with sha256 %s; the POST said %d, %s", p.acc.Transfer, x.n, x.sum, p.acc.Bytes, p.acc.SHA256)
-		}
-	}
-}
-
-// chatIDs returns the live chat ids received so far.
-func (c *rawClient) chatIDs() []int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.chats)
-}
-
-func (c *rawClient) stats() clientStats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.st
-}
-
-func (c *rawClient) violations() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.errs)
 }
 
 // parseChunk decodes a bulk event's data as encoding/json would, but reads
@@ -524,35 +423,41 @@ func parseChunk(data string) (protocol.BulkChunk, error) {
 	return c, nil
 }
 
-// A statusError is a non-2xx answer.
-type statusError struct {
-	status int
-	body   string
-}
-
-func (e *statusError) Error() string { return fmt.Sprintf("%d %s", e.status, e.body) }
-
-// postJSON posts body (JSON) and decodes a 2xx answer into out.
-func postJSON(ctx context.Context, hc *http.Client, url, body string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+// postTo posts in as JSON and decodes a 2xx answer into out; it returns the
+// status, or an error if there was no answer (or a 2xx one it could not
+// read). A non-2xx answer's body is the error.
+func postTo(ctx context.Context, hc *http.Client, url string, in, out any) (int, error) {
+	body, err := json.Marshal(in)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(body)))
+	if err != nil {
+		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return &statusError{status: resp.StatusCode, body: strings.TrimSpace(string(b))}
+		return resp.StatusCode, fmt.Errorf("%d %s", resp.StatusCode, strings.TrimSpace(string(raw)))
 	}
-	if out == nil {
-		return nil
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("answer %q: %w", raw, err)
+		}
 	}
-	return json.Unmarshal(b, out)
+	return resp.StatusCode, nil
+}
+
+// postJSON is postTo for a POST that must succeed.
+func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) error {
+	_, err := postTo(ctx, hc, url, in, out)
+	return err
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/clustertest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -20,8 +21,7 @@ import (
 // Chat POSTed to any node reaches every stream on every node, in one order,
 // with one id.
 func TestChatReachesEveryNode(t *testing.T) {
-	b := startBroker(t)
-	nodes := []*node{startNode(t, b, "a"), startNode(t, b, "b"), startNode(t, b, "c")}
+	nodes := clustertest.StartNodes(t, clustertest.StartBroker(t), "a", "b", "c")
 	var sessions []string
 	var streams []*stream
 	for _, n := range nodes {
@@ -88,8 +88,8 @@ func TestChatReachesEveryNode(t *testing.T) {
 // Ticks are the same characters on every node: the nodes draw them from the
 // cluster's seed, with no traffic between them.
 func TestSameTicksOnEveryNode(t *testing.T) {
-	b := startBroker(t)
-	a, c := startNode(t, b, "a"), startNode(t, b, "c")
+	b := clustertest.StartBroker(t)
+	a, c := clustertest.StartNode(t, b, "a"), clustertest.StartNode(t, b, "c")
 	sa := openStream(t, a, newSession(t, a, "one"), "")
 	sc := openStream(t, c, newSession(t, c, "one"), "")
 	read := func(s *stream) string {
@@ -122,8 +122,8 @@ func TestSameTicksOnEveryNode(t *testing.T) {
 // A tune, bulk or chat POST that lands on a node other than the stream's
 // takes effect on the stream.
 func TestPostsForwardedToTheStreamsNode(t *testing.T) {
-	b := startBroker(t)
-	a, bn, c := startNode(t, b, "a"), startNode(t, b, "b"), startNode(t, b, "c")
+	nodes := clustertest.StartNodes(t, clustertest.StartBroker(t), "a", "b", "c")
+	a, bn, c := nodes[0], nodes[1], nodes[2]
 	id := newSession(t, a)
 	s := openStream(t, a, id, "")
 	if m := s.next(t); m.Name != protocol.EventSession {
@@ -202,8 +202,8 @@ func TestPostsForwardedToTheStreamsNode(t *testing.T) {
 // A client that reconnects to another node resumes without loss: the
 // session, history and all, moves to the new node.
 func TestResumeOnAnotherNode(t *testing.T) {
-	b := startBroker(t)
-	a, bn := startNode(t, b, "a"), startNode(t, b, "b")
+	b := clustertest.StartBroker(t)
+	a, bn := clustertest.StartNode(t, b, "a"), clustertest.StartNode(t, b, "b")
 	id := newSession(t, a, "one", "three")
 	s := openStream(t, a, id, "")
 	evs := s.until(t, func(m protocol.Message) bool { return m.ID >= "30" && len(m.ID) >= 2 })
@@ -249,13 +249,13 @@ func TestResumeOnAnotherNode(t *testing.T) {
 // A node that dies takes its sessions' history along; their clients resume
 // on another node with a gap, and their tuning, and go on.
 func TestNodeKilledClientsResumeElsewhere(t *testing.T) {
-	b := startBroker(t)
-	a, bn := startNode(t, b, "a"), startNode(t, b, "b")
+	b := clustertest.StartBroker(t)
+	a, bn := clustertest.StartNode(t, b, "a"), clustertest.StartNode(t, b, "b")
 	id := newSession(t, a, "three")
 	s := openStream(t, a, id, "")
 	evs := s.until(t, named("three"))
 	last := ids(t, 0, evs)
-	a.kill()
+	a.Kill()
 	for range s.Events { // until the cut
 	}
 
@@ -285,14 +285,15 @@ func TestNodeKilledClientsResumeElsewhere(t *testing.T) {
 // A node shut down with SIGTERM hands its sessions over: a client that
 // comes back elsewhere within the handover time loses nothing.
 func TestShutdownHandsSessionsOver(t *testing.T) {
-	b := startBroker(t)
-	a, bn := startNode(t, b, "a"), startNode(t, b, "b")
+	b := clustertest.StartBroker(t)
+	a, bn := clustertest.StartNode(t, b, "a"), clustertest.StartNode(t, b, "b")
 	id := newSession(t, a, "one")
 	s := openStream(t, a, id, "")
-	s.until(t, named("one"))
+	// Every event from the start counts: the ones before the shutdown too.
+	evs := s.until(t, named("one"))
 	left := make(chan int, 1)
-	go func() { left <- a.shutdown(10 * time.Second) }()
-	evs := s.until(t, named(protocol.EventBye))
+	go func() { left <- a.Shutdown(10 * time.Second) }()
+	evs = append(evs, s.until(t, named(protocol.EventBye))...)
 	last := ids(t, 0, evs)
 	if !strings.Contains(evs[len(evs)-1].Data, protocol.ByeShutdown) {
 		t.Fatalf("bye %s", evs[len(evs)-1].Data)
@@ -313,8 +314,8 @@ func TestShutdownHandsSessionsOver(t *testing.T) {
 // The broker restarts: the nodes reconnect, chat works again and reaches
 // every node, and ids go on from where they were.
 func TestBrokerRestart(t *testing.T) {
-	b := startBroker(t)
-	a, bn := startNode(t, b, "a"), startNode(t, b, "b")
+	b := clustertest.StartBroker(t)
+	a, bn := clustertest.StartNode(t, b, "a"), clustertest.StartNode(t, b, "b")
 	ida, idb := newSession(t, a), newSession(t, bn)
 	sa, sb := openStream(t, a, ida, ""), openStream(t, bn, idb, "")
 	var before protocol.ChatAccepted
@@ -323,12 +324,12 @@ func TestBrokerRestart(t *testing.T) {
 	}
 	sb.until(t, chatText("before"))
 
-	b.stop()
+	b.Stop()
 	// While the broker is away, chat fails plainly (503), never quietly.
 	if st, _ := post(t, a.URL+"/sessions/"+ida+"/chat", protocol.ChatPost{Text: "during"}, nil); st != http.StatusServiceUnavailable {
 		t.Fatalf("chat without a broker: %d, want 503", st)
 	}
-	b.start()
+	b.Start()
 
 	var after protocol.ChatAccepted
 	eventually(t, "chat after the broker restart", func() error {
@@ -363,15 +364,15 @@ func ptr[T any](v T) *T { return &v }
 // A node whose channels differ from the cluster's would tick differently:
 // it is refused at Dial, with both settings in the error.
 func TestNodeWithOtherChannelsRefused(t *testing.T) {
-	b := startBroker(t)
-	startNode(t, b, "a")
+	b := clustertest.StartBroker(t)
+	clustertest.StartNode(t, b, "a")
 	other, err := broadcast.Describe(broadcast.DefaultChannelsAt(5, 3, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	n, err := cluster.Dial(ctx, cluster.Config{URL: b.url(), Node: "odd", Channels: other})
+	n, err := cluster.Dial(ctx, cluster.Config{URL: b.URL(), Node: "odd", Channels: other})
 	if err == nil {
 		n.Close()
 		t.Fatal("a node with other channel rates joined")

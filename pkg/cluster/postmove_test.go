@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/clustertest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -19,8 +20,7 @@ import (
 // cluster soak (TestSoakClusterNodeKilled: "chat POST: … 404 Not Found:
 // unknown session" on a session that was never lost).
 func TestPostWhileTheSessionMovesIsNot404(t *testing.T) {
-	b := startBroker(t)
-	nodes := []*node{startNode(t, b, "a"), startNode(t, b, "b"), startNode(t, b, "c")}
+	nodes := clustertest.StartNodes(t, clustertest.StartBroker(t), "a", "b", "c")
 	id := newSession(t, nodes[0], "one")
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 20 * time.Second}
 	defer hc.CloseIdleConnections()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/clustertest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -18,8 +19,8 @@ import (
 // soak (TestSoakClusterNodeShutdown: "chat … arrived, though its POST was
 // answered 503").
 func TestChatOnANodeShuttingDownIsNotRefusedAfterItWasSent(t *testing.T) {
-	b := startBroker(t)
-	a, bn := startNode(t, b, "a"), startNode(t, b, "b")
+	b := clustertest.StartBroker(t)
+	a, bn := clustertest.StartNode(t, b, "a"), clustertest.StartNode(t, b, "b")
 	onA := newSession(t, a) // never streams: it stays on a while a hands over
 	watch := newSession(t, bn)
 	s := openStream(t, bn, watch, "")
@@ -27,7 +28,7 @@ func TestChatOnANodeShuttingDownIsNotRefusedAfterItWasSent(t *testing.T) {
 	left, done := make(chan int, 1), make(chan struct{})
 	go func() {
 		defer close(done)
-		left <- a.shutdown(10 * time.Second)
+		left <- a.Shutdown(10 * time.Second)
 	}()
 	t.Cleanup(func() { <-done }) // before the nodes' cleanups
 	eventually(t, "a closing", func() error {

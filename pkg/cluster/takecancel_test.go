@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/xhrsse/xhrsse/internal/clustertest"
 )
 
 // A client whose stream request goes away while its node is taking the
@@ -14,8 +16,7 @@ import (
 // by the cluster soak (TestSoakClusterNodeKilled/Shutdown: "the session was
 // lost (GET /events: 404)").
 func TestTakeAbandonedByItsClientKeepsTheSession(t *testing.T) {
-	b := startBroker(t)
-	nodes := []*node{startNode(t, b, "a"), startNode(t, b, "b"), startNode(t, b, "c")}
+	nodes := clustertest.StartNodes(t, clustertest.StartBroker(t), "a", "b", "c")
 	id := newSession(t, nodes[0], "one")
 	rng := rand.New(rand.NewPCG(1, 2))
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

@@ -1,0 +1,83 @@
+package clustertest_test
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/xhrsse/xhrsse/internal/clustertest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// createSession POSTs /sessions to n and returns the status.
+func createSession(t *testing.T, n *clustertest.Node) int {
+	t.Helper()
+	resp, err := http.Post(n.URL+"/sessions", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A node serves the API on its loopback address until killed; a second
+// Kill, or a Shutdown after it, does nothing.
+func TestNodeServesUntilKilled(t *testing.T) {
+	b := clustertest.StartBroker(t)
+	n := clustertest.StartNode(t, b, "a")
+	if !strings.HasPrefix(n.Addr, "127.0.0.1:") || n.URL != "http://"+n.Addr || n.Name() != "a" {
+		t.Fatalf("node at %q (%q), named %q", n.URL, n.Addr, n.Name())
+	}
+	if st := createSession(t, n); st != http.StatusCreated {
+		t.Fatalf("POST /sessions: %d", st)
+	}
+	n.Kill()
+	n.Kill()
+	if left := n.Shutdown(time.Second); left != 0 {
+		t.Fatalf("Shutdown after Kill: %d left", left)
+	}
+	if c, err := net.DialTimeout("tcp", n.Addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("a killed node still accepts connections")
+	}
+}
+
+// Shutdown with no client coming back leaves the one session it had, after
+// the hand-over time.
+func TestShutdownCountsWhatIsLeft(t *testing.T) {
+	b := clustertest.StartBroker(t)
+	n := clustertest.StartNode(t, b, "a")
+	if st := createSession(t, n); st != http.StatusCreated {
+		t.Fatalf("POST /sessions: %d", st)
+	}
+	if left := n.Shutdown(300 * time.Millisecond); left != 1 {
+		t.Fatalf("Shutdown: %d sessions left, want 1", left)
+	}
+}
+
+// A broker restarted keeps its URL, and nodes can join it again.
+func TestBrokerRestartKeepsItsURL(t *testing.T) {
+	b := clustertest.StartBroker(t)
+	url := b.URL()
+	b.Stop()
+	b.Start()
+	if b.URL() != url {
+		t.Fatalf("URL %s after the restart, %s before", b.URL(), url)
+	}
+	nodes := clustertest.StartNodes(t, b, "a", "b")
+	for i, n := range nodes {
+		if want := []string{"a", "b"}[i]; n.Name() != want {
+			t.Fatalf("node %d named %q, want %q", i, n.Name(), want)
+		}
+		if st := createSession(t, n); st != http.StatusCreated {
+			t.Fatalf("POST /sessions on %s after the restart: %d", n.Name(), st)
+		}
+	}
+}
