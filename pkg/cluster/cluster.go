@@ -270,6 +270,17 @@ func (n *Node) Close() error {
 		delete(n.subs, id)
 	}
 	n.mu.Unlock()
+	// Requests the broker sent before the unsubscriptions are answered
+	// "moved" rather than left for their senders to time out on.
+	moved, _ := json.Marshal(reply{Moved: true})
+	for drained := false; !drained; {
+		select {
+		case m := <-n.reqs:
+			_ = m.Respond(moved)
+		default:
+			drained = true
+		}
+	}
 	n.cancel()
 	n.wg.Wait()
 	n.flushRecords(context.Background())

@@ -63,21 +63,33 @@ type stream struct {
 
 func openStream(t *testing.T, n *clustertest.Node, session string, lastID string) *stream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/events?session="+session, nil)
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
+	var (
+		ctx    context.Context
+		cancel context.CancelFunc
+		resp   *http.Response
+	)
+	// A 503 says "try again" (a session between nodes, a node lost a moment
+	// ago): as a client would, for a while.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ctx, cancel = context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/events?session="+session, nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		var err error
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		cancel()
-		t.Fatalf("GET /events on %s: %d %s", n.URL, resp.StatusCode, raw)
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("GET /events on %s: %d %s", n.URL, resp.StatusCode, raw)
+		}
 	}
 	s := &stream{Events: make(chan protocol.Message, 4096), resp: resp, cancel: cancel, done: make(chan struct{}), node: resp.Header.Get("X-Xhrsse-Node")}
 	go func() {

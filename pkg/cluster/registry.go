@@ -79,6 +79,8 @@ func (n *Node) flushRecords(ctx context.Context) {
 	for _, c := range batch {
 		if c.Gone {
 			n.unsubscribe(c.ID, true)
+		} else if _, here := n.hub.Session(c.ID); !here {
+			continue // it moved on: its new node writes the record now
 		}
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		err := n.writeRecord(wctx, c)

@@ -226,9 +226,14 @@ func (n *Node) answer(m *nats.Msg) {
 	}
 }
 
+// errMoving: a session's old node says it moved, and its new node has not
+// answered yet: ask again later, and do not recover it.
+var errMoving = fmt.Errorf("%w: session is moving between nodes", ErrUnavailable)
+
 // ask sends req on the session's subject and returns the reply of the node
 // holding it. While nobody answers (a take under way, or a node that died),
-// it asks again, for up to Claim; then found is false.
+// it asks again, for up to Claim; then found is false (errMoving if a node
+// said meanwhile that the session had just left it).
 //
 // origin is the context of the client's request: once it ends, no new
 // request is sent (a take asked for by a client that left would move the
@@ -238,7 +243,8 @@ func (n *Node) ask(origin, ctx context.Context, req request) (rep reply, found b
 	data, _ := json.Marshal(req)
 	subject := n.cfg.Prefix + ".session." + req.Key
 	deadline := time.Now().Add(n.cfg.Claim)
-	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+	moved := false // somebody answered: the session was there a moment ago
+	for try, wait := 1, 5*time.Millisecond; ; try, wait = try+1, min(2*wait, 100*time.Millisecond) {
 		if origin.Err() != nil {
 			return reply{}, false, fmt.Errorf("%w: the client left: %v", ErrUnavailable, origin.Err())
 		}
@@ -254,11 +260,19 @@ func (n *Node) ask(origin, ctx context.Context, req request) (rep reply, found b
 			if !rep.Moved {
 				return rep, true, nil
 			}
+			moved = true
 		case errors.Is(err, nats.ErrNoResponders):
 		default:
 			return reply{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		if time.Now().After(deadline) {
+		// Enough tries, not only enough time: on a busy machine a few slow
+		// round trips must not pass for a dead node.
+		if time.Now().After(deadline) && try >= 8 {
+			if moved {
+				// Its old node still answers for it (it left less than
+				// linger ago): its new node is alive and will answer.
+				return reply{}, false, errMoving
+			}
 			return reply{}, false, nil
 		}
 		select {
@@ -281,6 +295,9 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 	}
 	for range 3 {
 		rep, found, err := n.ask(r.Context(), r.Context(), req)
+		if errors.Is(err, errMoving) {
+			continue
+		}
 		if err != nil {
 			n.unavailable(w, err)
 			return true
@@ -329,6 +346,9 @@ func (n *Node) Take(ctx context.Context, id string, p broadcast.Position) (*broa
 func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
 	for range 3 {
 		rep, found, err := n.ask(origin, ctx, request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt})
+		if errors.Is(err, errMoving) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -345,7 +365,7 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 				return nil, fmt.Errorf("cluster: import: %w", err)
 			}
 			if err := n.Register(ctx, s); err != nil {
-				n.hub.Drop(s)
+				n.release(id)
 				return nil, err
 			}
 			n.metrics.taken.Inc()
@@ -484,12 +504,19 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 		return nil, fmt.Errorf("cluster: recover: %w", err)
 	}
 	if err := n.Register(ctx, s); err != nil {
-		n.hub.Drop(s)
+		n.release(id)
 		return nil, err
 	}
 	n.metrics.recovered.Inc()
 	n.log.Info("session recovered from a lost node", "session", broadcast.ShortID(id), "lost", rec.Node)
 	return s, nil
+}
+
+// release removes a session that could not be made reachable here from the
+// hub, leaving its record: another node may recover it from there later.
+// (Hub.Drop would end the session everywhere.)
+func (n *Node) release(id string) {
+	_, _ = n.hub.Export(id, 0, broadcast.Position{})
 }
 
 // unavailable answers 503 with Retry-After, as the API does when it is
