@@ -338,8 +338,8 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 // from its record. broadcast.ErrUnknownSession if no node has it;
 // broadcast.ErrSuperseded if the stream's request (at p) came late.
 func (n *Node) Take(ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
-	return n.locked(ctx, id, func(ctx context.Context) (*broadcast.Session, error) {
-		return n.take(origin(ctx), ctx, id, p)
+	return n.locked(ctx, id, func(origin, ctx context.Context) (*broadcast.Session, error) {
+		return n.take(origin, ctx, id, p)
 	})
 }
 
@@ -418,16 +418,17 @@ const requestTimeout = 10 * time.Second
 
 // claimHere is claim under the session's lock on this node.
 func (n *Node) claimHere(ctx context.Context, id string) (*broadcast.Session, error) {
-	return n.locked(ctx, id, func(ctx context.Context) (*broadcast.Session, error) {
+	return n.locked(ctx, id, func(_, ctx context.Context) (*broadcast.Session, error) {
 		return n.claim(ctx, id)
 	})
 }
 
 // locked runs bring, which brings session id here, under the session's lock
-// on this node, unless the session is here already. Once it starts, bring
-// runs to the end even if ctx (its client's) ends: the old node lets the
-// session go when asked, so it must land here or it would be nowhere.
-func (n *Node) locked(ctx context.Context, id string, bring func(context.Context) (*broadcast.Session, error)) (*broadcast.Session, error) {
+// on this node, unless the session is here already. bring gets the client's
+// context, origin, and one detached from it: once it has asked for the
+// session, it runs to the end even if the client leaves, since the old node
+// lets the session go when asked and it must land here or be nowhere.
+func (n *Node) locked(ctx context.Context, id string, bring func(origin, detached context.Context) (*broadcast.Session, error)) (*broadcast.Session, error) {
 	release, s := n.lock(ctx, id)
 	if s != nil {
 		return s, nil
@@ -438,17 +439,7 @@ func (n *Node) locked(ctx context.Context, id string, bring func(context.Context
 	defer release()
 	detached, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*requestTimeout)
 	defer cancel()
-	return bring(context.WithValue(detached, originKey{}, ctx))
-}
-
-type originKey struct{}
-
-// origin is the client's context that locked detached ctx from, or ctx.
-func origin(ctx context.Context) context.Context {
-	if o, ok := ctx.Value(originKey{}).(context.Context); ok {
-		return o
-	}
-	return ctx
+	return bring(ctx, detached)
 }
 
 // claim makes a session whose node stopped answering live here, from its
