@@ -2,8 +2,8 @@
 // tuned set and history, chat fan-out, bulk transfers, and the stream writer
 // that turns a session's history into an SSE response.
 //
-// Ownership: each channel goroutine owns its random source; the hub's mutex
-// guards the session table and the per-channel listener sets; each session's
+// Ownership: the clock goroutine owns the tick schedule (clock.go); the
+// hub's mutex guards the session table and the per-channel listener sets; each session's
 // mutex guards its history ring, tuned set and transfers; each stream's
 // goroutine (the /events handler) owns its ResponseWriter and buffers.
 // Lock order: chatMu, then Hub.mu, then Session.mu.
@@ -61,7 +61,7 @@ type Hub struct {
 
 	ctx    context.Context // done when the hub closes
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // channel and sweeper goroutines
+	wg     sync.WaitGroup // clock and sweeper goroutines
 
 	mu       sync.RWMutex
 	sessions map[string]*Session     // guarded by mu
@@ -86,7 +86,7 @@ type chatItem struct {
 	live, replay *event // the second carries "history":true
 }
 
-// New starts a hub with its channel goroutines.
+// New starts a hub with its clock and sweeper goroutines.
 func New(opts ...Option) (*Hub, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
