@@ -39,7 +39,11 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 	var req protocol.CreateSession
-	if err := decodeJSON(r.Body, &req, true); err != nil {
+	body, err := readBody(r)
+	if err == nil {
+		err = decodeJSON(body, &req, true)
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -105,13 +109,8 @@ func (s *Server) onSession(w http.ResponseWriter, r *http.Request, do func(sess 
 		writeError(w, http.StatusNotFound, "unknown session")
 		return
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			err = fmt.Errorf("body larger than %d bytes: %w", mbe.Limit, err)
-		} else {
-			err = fmt.Errorf("%w: %w", errBadJSON, err)
-		}
 		s.fail(w, r, err)
 		return
 	}
@@ -134,7 +133,7 @@ func (s *Server) onSession(w http.ResponseWriter, r *http.Request, do func(sess 
 func (s *Server) tune(w http.ResponseWriter, r *http.Request) {
 	s.onSession(w, r, func(sess *broadcast.Session, body []byte) (int, any, error) {
 		var req protocol.Tune
-		if err := decodeJSON(bytes.NewReader(body), &req, false); err != nil {
+		if err := decodeJSON(body, &req, false); err != nil {
 			return 0, nil, err
 		}
 		var (
@@ -158,7 +157,7 @@ func (s *Server) tune(w http.ResponseWriter, r *http.Request) {
 func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	s.onSession(w, r, func(sess *broadcast.Session, body []byte) (int, any, error) {
 		var req protocol.ChatPost
-		if err := decodeJSON(bytes.NewReader(body), &req, false); err != nil {
+		if err := decodeJSON(body, &req, false); err != nil {
 			return 0, nil, err
 		}
 		msg, err := s.hub.Chat(r.Context(), sess, req.Name, req.Text)
@@ -169,7 +168,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 func (s *Server) bulk(w http.ResponseWriter, r *http.Request) {
 	s.onSession(w, r, func(sess *broadcast.Session, body []byte) (int, any, error) {
 		var req protocol.BulkPost
-		if err := decodeJSON(bytes.NewReader(body), &req, false); err != nil {
+		if err := decodeJSON(body, &req, false); err != nil {
 			return 0, nil, err
 		}
 		acc, err := sess.Bulk(req)
@@ -250,21 +249,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	s.log.Debug("stream ended", "session", broadcast.ShortID(sess.ID()), "err", err)
 }
 
-// decodeJSON reads exactly one JSON object into v, refusing unknown fields
+// decodeJSON decodes exactly one JSON object into v, refusing unknown fields
 // and trailing data. An empty body is accepted only when optional.
 //
 // The body must be UTF-8 with no lone surrogate escaped in it:
 // encoding/json would quietly turn either into U+FFFD, and the server would
 // relay text its sender never wrote.
-func decodeJSON(body io.Reader, v any, optional bool) error {
-	raw, err := io.ReadAll(body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fmt.Errorf("body larger than %d bytes: %w", mbe.Limit, err)
-		}
-		return fmt.Errorf("%w: %v", errBadJSON, err)
-	}
+func decodeJSON(raw []byte, v any, optional bool) error {
 	if !utf8.Valid(raw) {
 		return fmt.Errorf("%w: body is not valid UTF-8", errBadJSON)
 	}
@@ -274,11 +265,7 @@ func decodeJSON(body io.Reader, v any, optional bool) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			return fmt.Errorf("body larger than %d bytes: %w", mbe.Limit, err)
-		case errors.Is(err, io.EOF):
+		if errors.Is(err, io.EOF) {
 			if optional {
 				return nil
 			}
@@ -287,13 +274,22 @@ func decodeJSON(body io.Reader, v any, optional bool) error {
 		return fmt.Errorf("%w: %v", errBadJSON, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fmt.Errorf("body larger than %d bytes: %w", mbe.Limit, err)
-		}
 		return fmt.Errorf("%w: data after the JSON object", errBadJSON)
 	}
 	return nil
+}
+
+// readBody reads a request body whole; one over the limit is 413.
+func readBody(r *http.Request) ([]byte, error) {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("body larger than %d bytes: %w", mbe.Limit, err)
+		}
+		return nil, fmt.Errorf("%w: %v", errBadJSON, err)
+	}
+	return raw, nil
 }
 
 // loneSurrogate reports whether raw has a \uD800–\uDFFF escape that is not
