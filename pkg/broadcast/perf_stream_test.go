@@ -114,11 +114,7 @@ func TestLingerCutShort(t *testing.T) {
 			h := quietHub(t, WithFlushInterval(time.Second))
 			s, _ := h.NewSession(nil)
 			st, _ := h.Attach(s, nil)
-			defer func() {
-				// Attach counted the stream and Run is not running it.
-				h.streams.Add(-1)
-				h.streamWG.Done()
-			}()
+			defer st.Cancel() // Run is not running it
 			done := make(chan struct{})
 			var timer *time.Timer
 			go func() {
@@ -141,10 +137,7 @@ func TestLingerQuietStreamDoesNotWait(t *testing.T) {
 	h := quietHub(t, WithFlushInterval(time.Second))
 	s, _ := h.NewSession(nil)
 	st, _ := h.Attach(s, nil)
-	defer func() {
-		h.streams.Add(-1)
-		h.streamWG.Done()
-	}()
+	defer st.Cancel() // Run is not running it
 	done := make(chan struct{})
 	var timer *time.Timer
 	go func() {
