@@ -160,15 +160,9 @@ func runBulkSSE(ctx context.Context, hc *http.Client, base string, st *stream, s
 		t0 := time.Since(clock)
 		acc, err := postBulk(ctx, hc, base, st.session, size)
 		if err != nil {
-			if ctx.Err() != nil {
+			if rep.failed(ctx, err) {
 				break
 			}
-			rep.Errors++
-			rep.LastError = err.Error()
-			if errors.Is(err, errNoBulk) {
-				break
-			}
-			sleep(ctx, 100*time.Millisecond)
 			continue
 		}
 		d, ok := waitBulk(ctx, st.bulk.done, acc.Transfer)
@@ -238,15 +232,9 @@ func runBulkGet(ctx context.Context, hc *http.Client, base string, size int64) B
 		t0 := time.Now()
 		n, err := getBlob(ctx, hc, base, size)
 		if err != nil {
-			if ctx.Err() != nil {
+			if rep.failed(ctx, err) {
 				break
 			}
-			rep.Errors++
-			rep.LastError = err.Error()
-			if errors.Is(err, errNoBulk) {
-				break
-			}
-			sleep(ctx, 100*time.Millisecond)
 			continue
 		}
 		if n != size {
@@ -300,4 +288,20 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// failed counts a transfer that could not start and reports whether to stop
+// trying: ctx ended, or the server has no bulk. Otherwise it pauses a little
+// before the next try.
+func (rep *BulkReport) failed(ctx context.Context, err error) (stop bool) {
+	if ctx.Err() != nil {
+		return true
+	}
+	rep.Errors++
+	rep.LastError = err.Error()
+	if errors.Is(err, errNoBulk) {
+		return true
+	}
+	sleep(ctx, 100*time.Millisecond)
+	return false
 }
