@@ -161,6 +161,15 @@ func runClusterSoak(t *testing.T, fate string) {
 		strings.Join(perNode, ", "), proxy.Moves(), logs.get(msgTaken), logs.get(msgRecovered), logs.get(msgSelfClaim), proxy.Refused(),
 		accepted, moving, unknown, refused, chatsVerified, total.Verified, float64(total.BulkBytes)/(1<<20), total.FailedByGap, total.Resumes, total.Gaps)
 	t.Logf("recoveries: %s", logs.recoveries())
+	defer func() {
+		if t.Failed() {
+			var names []string
+			for id, name := range sessions {
+				names = append(names, name+"="+broadcast.ShortID(id))
+			}
+			t.Logf("sessions: %s; the nodes' last %d log records:\n%s", strings.Join(names, " "), trailLen, logs.lastRecords())
+		}
+	}()
 	for name, where := range splits.all() {
 		t.Errorf("%s: the session was on two nodes at once (%s)", name, where)
 	}
@@ -202,7 +211,11 @@ type logCounter struct {
 	parent *logCounter
 	// recovered lists the recoveries: when, by which node, from which.
 	recovered []string
+	// trail is the last trailLen records, for a diagnosis.
+	trail []string
 }
+
+const trailLen = 300
 
 func (l *logCounter) Enabled(context.Context, slog.Level) bool { return true }
 
@@ -212,6 +225,17 @@ func (l *logCounter) Handle(_ context.Context, r slog.Record) error {
 		root = l.parent
 	}
 	root.count(r.Message)
+	line := fmt.Sprintf("%s %s: %s", r.Time.Format("15:04:05.000"), l.node, r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		line += " " + a.String()
+		return true
+	})
+	root.mu.Lock()
+	if len(root.trail) == trailLen {
+		root.trail = root.trail[1:]
+	}
+	root.trail = append(root.trail, line)
+	root.mu.Unlock()
 	if r.Message == msgRecovered {
 		lost := ""
 		r.Attrs(func(a slog.Attr) bool {
@@ -269,6 +293,12 @@ func (l *logCounter) recoveries() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.recovered, "; ")
+}
+
+func (l *logCounter) lastRecords() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.trail, "\n")
 }
 
 // A splitWatch keeps the first split seen of each session.

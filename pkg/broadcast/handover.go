@@ -192,8 +192,14 @@ func (h *Hub) newSession(id string) *Session {
 // adopt adds a session to the hub, tuned to mask, with the chat messages it
 // is missing: a new session gets the history as such ("history":true); one
 // that comes from another hub gets the messages sent while it moved, live.
+//
+// A session that moves in (not new) is never refused: by the time it gets
+// here its old hub has let it go, so refusing it would lose it. Callers ask
+// Room first; past that, a hub that began closing keeps it for its hand-over
+// (its streams get ErrClosed, and the next take moves it on), and a hub at
+// its cap goes over by the few sessions that were on their way in.
 func (h *Hub) adopt(s *Session, mask uint64, isNew bool) error {
-	if h.ctx.Err() != nil {
+	if isNew && h.ctx.Err() != nil {
 		return ErrClosed
 	}
 	h.chatMu.Lock()
@@ -203,7 +209,7 @@ func (h *Hub) adopt(s *Session, mask uint64, isNew bool) error {
 	if _, dup := h.sessions[s.id]; dup {
 		return fmt.Errorf("%w: session is here already", ErrBadRequest)
 	}
-	if len(h.sessions) >= h.opts.maxSessions {
+	if isNew && len(h.sessions) >= h.opts.maxSessions {
 		return ErrTooManySessions
 	}
 	s.mu.Lock()

@@ -367,3 +367,73 @@ func TestLateResumeByTime(t *testing.T) {
 		t.Fatalf("move for an earlier request: %v", err)
 	}
 }
+
+// A session that moves in is never refused, whatever Room said a moment
+// before: its old hub has let it go. A closing hub keeps it for its
+// hand-over (no stream attaches; Export moves it on), a hub at its cap goes
+// over it. New sessions are still refused.
+func TestMovingInIsNeverRefused(t *testing.T) {
+	_, hubs := relayedHubs(t, 1)
+	from := hubs[0]
+	tests := []struct {
+		name   string
+		opts   []Option
+		noRoom func(*testing.T, *Hub)
+		want   error
+	}{
+		{"closing", nil, func(t *testing.T, h *Hub) {
+			if err := h.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrClosed},
+		{"at the cap", []Option{WithMaxSessions(1)}, func(t *testing.T, h *Hub) {
+			if _, err := h.NewSession(nil); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrTooManySessions},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := quietHub(t, tt.opts...)
+			if err := h.Room(); err != nil {
+				t.Fatalf("Room before: %v", err)
+			}
+			tt.noRoom(t, h)
+			if err := h.Room(); !errors.Is(err, tt.want) {
+				t.Fatalf("Room: %v, want %v", err, tt.want)
+			}
+			if _, err := h.NewSession(nil); !errors.Is(err, tt.want) {
+				t.Fatalf("NewSession: %v, want %v", err, tt.want)
+			}
+			s, _ := from.NewSession([]string{"one"})
+			tick(from, 0, "p")
+			state, err := from.Export(s.ID(), 1<<20, Position{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := h.Import(state)
+			if err != nil {
+				t.Fatalf("Import: %v", err)
+			}
+			if _, ok := h.Session(s.ID()); !ok {
+				t.Fatal("imported session not on the hub")
+			}
+			if tt.want == ErrClosed {
+				last := uint64(1)
+				if _, err := h.AttachAt(in, Position{LastID: &last}); !errors.Is(err, ErrClosed) {
+					t.Fatalf("AttachAt on the closing hub: %v", err)
+				}
+			}
+			// It moves on, history and all.
+			again, err := h.Export(s.ID(), 1<<20, Position{})
+			if err != nil || again.Next != state.Next || len(again.Events) != len(state.Events) {
+				t.Fatalf("export from the hub it moved to: %+v, %v; was %+v", again, err, state)
+			}
+			rec, err := h.Recover(s.ID(), []string{"one"}, again.Next+reserveBlock, 0)
+			if err != nil {
+				t.Fatalf("Recover: %v", err)
+			}
+			h.Drop(rec)
+		})
+	}
+}

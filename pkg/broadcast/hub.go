@@ -218,6 +218,21 @@ func (h *Hub) SessionCount() int {
 	return len(h.sessions)
 }
 
+// Room says whether the hub would take one more session: ErrClosed once it
+// began closing, ErrTooManySessions at its cap. A cluster asks before it
+// moves a session here (Import and Recover themselves never refuse one).
+func (h *Hub) Room() error {
+	if h.ctx.Err() != nil {
+		return ErrClosed
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if len(h.sessions) >= h.opts.maxSessions {
+		return ErrTooManySessions
+	}
+	return nil
+}
+
 // StreamCount is the number of open streams.
 func (h *Hub) StreamCount() int { return int(h.streams.Load()) }
 

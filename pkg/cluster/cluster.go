@@ -86,9 +86,16 @@ type Node struct {
 
 	mu      sync.Mutex
 	subs    map[string]*subscription           // guarded by mu; by session key
+	closing bool                               // guarded by mu; Close began: subscribe no more
 	pending map[string]broadcast.SessionChange // guarded by mu; records to write
 	taking  map[string]chan struct{}           // guarded by mu; takes under way here
 	wake    chan struct{}                      // "pending has something"
+
+	// records is held while this node writes one session's record and
+	// while it hands a session over: a write that checked the session was
+	// here must reach the broker before the session leaves, or it would
+	// overwrite the new node's record with this node's name.
+	records sync.Mutex
 
 	chat       jetstream.ConsumeContext
 	chatStream jetstream.Stream
@@ -262,6 +269,7 @@ func (n *Node) Close() error {
 		n.chat.Stop()
 	}
 	n.mu.Lock()
+	n.closing = true
 	for id, s := range n.subs {
 		if s.retire != nil {
 			s.retire.Stop()
@@ -270,19 +278,28 @@ func (n *Node) Close() error {
 		delete(n.subs, id)
 	}
 	n.mu.Unlock()
-	// Requests the broker sent before the unsubscriptions are answered
-	// "moved" rather than left for their senders to time out on.
+	// Requests the broker routed here before it handled the
+	// unsubscriptions are answered "moved" rather than left for their
+	// senders to time out on (requestTimeout, 10 s, with the session
+	// unreachable all that time): the flush's round trip brings every one
+	// of them in, and what the workers do not pick up before they stop is
+	// answered after.
+	_ = n.flush(context.Background())
 	moved, _ := json.Marshal(reply{Moved: true})
-	for drained := false; !drained; {
-		select {
-		case m := <-n.reqs:
-			_ = m.Respond(moved)
-		default:
-			drained = true
+	drain := func() {
+		for {
+			select {
+			case m := <-n.reqs:
+				_ = m.Respond(moved)
+			default:
+				return
+			}
 		}
 	}
+	drain()
 	n.cancel()
 	n.wg.Wait()
+	drain()
 	n.flushRecords(context.Background())
 	n.nc.Close()
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -77,14 +78,20 @@ func (n *Node) flushRecords(ctx context.Context) {
 	n.pending = make(map[string]broadcast.SessionChange)
 	n.mu.Unlock()
 	for _, c := range batch {
+		n.records.Lock()
 		if c.Gone {
 			n.unsubscribe(c.ID, true)
 		} else if _, here := n.hub.Session(c.ID); !here {
+			n.records.Unlock()
 			continue // it moved on: its new node writes the record now
+		}
+		if hook := testHookRecordWrite.Load(); hook != nil {
+			(*hook)(c.ID)
 		}
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		err := n.writeRecord(wctx, c)
 		cancel()
+		n.records.Unlock()
 		if err != nil {
 			// The broker is away. A record that could not be written is
 			// queued again unless a newer change came meanwhile; a node
@@ -111,6 +118,10 @@ func (n *Node) flushRecords(ctx context.Context) {
 		}
 	}
 }
+
+// testHookRecordWrite, when set by a test, runs before the writer puts a
+// record, with the session's id: a slow write, on demand.
+var testHookRecordWrite atomic.Pointer[func(id string)]
 
 func (n *Node) writeRecord(ctx context.Context, c broadcast.SessionChange) error {
 	if c.Gone {

@@ -73,6 +73,10 @@ func (n *Node) subscribe(id string) error {
 	k := key(id)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.closing {
+		// Its requests would find no worker to answer them.
+		return fmt.Errorf("%w: node closing", ErrUnavailable)
+	}
 	if s, ok := n.subs[k]; ok {
 		if s.retire != nil {
 			s.retire.Stop() // back before it retired
@@ -173,6 +177,8 @@ func (n *Node) answer(m *nats.Msg) {
 	case !known:
 		rep.Moved = true
 	case req.Op == "take":
+		n.records.Lock()
+		defer n.records.Unlock()
 		st, err := n.hub.Export(id, int(n.nc.MaxPayload()*3/4), broadcast.Position{LastID: req.LastID, SentAt: req.SentAt})
 		if errors.Is(err, broadcast.ErrSuperseded) {
 			rep.Superseded = true
@@ -226,14 +232,12 @@ func (n *Node) answer(m *nats.Msg) {
 	}
 }
 
-// errMoving: a session's old node says it moved, and its new node has not
-// answered yet: ask again later, and do not recover it.
-var errMoving = fmt.Errorf("%w: session is moving between nodes", ErrUnavailable)
-
 // ask sends req on the session's subject and returns the reply of the node
-// holding it. While nobody answers (a take under way, or a node that died),
-// it asks again, for up to Claim; then found is false (errMoving if a node
-// said meanwhile that the session had just left it).
+// holding it. While nobody answers, or only the old node of a session that
+// moved a moment ago ("moved"), it asks again, for up to Claim; then found
+// is false, and claim decides, from the session's record and its node's
+// word, whether the session is moving (ask again later) or lost (recover
+// it). A "moved" alone decides nothing: the new node may have died since.
 //
 // origin is the context of the client's request: once it ends, no new
 // request is sent (a take asked for by a client that left would move the
@@ -243,7 +247,6 @@ func (n *Node) ask(origin, ctx context.Context, req request) (rep reply, found b
 	data, _ := json.Marshal(req)
 	subject := n.cfg.Prefix + ".session." + req.Key
 	deadline := time.Now().Add(n.cfg.Claim)
-	moved := false // somebody answered: the session was there a moment ago
 	for try, wait := 1, 5*time.Millisecond; ; try, wait = try+1, min(2*wait, 100*time.Millisecond) {
 		if origin.Err() != nil {
 			return reply{}, false, fmt.Errorf("%w: the client left: %v", ErrUnavailable, origin.Err())
@@ -260,7 +263,6 @@ func (n *Node) ask(origin, ctx context.Context, req request) (rep reply, found b
 			if !rep.Moved {
 				return rep, true, nil
 			}
-			moved = true
 		case errors.Is(err, nats.ErrNoResponders):
 		default:
 			return reply{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -268,11 +270,6 @@ func (n *Node) ask(origin, ctx context.Context, req request) (rep reply, found b
 		// Enough tries, not only enough time: on a busy machine a few slow
 		// round trips must not pass for a dead node.
 		if time.Now().After(deadline) && try >= 8 {
-			if moved {
-				// Its old node still answers for it (it left less than
-				// linger ago): its new node is alive and will answer.
-				return reply{}, false, errMoving
-			}
 			return reply{}, false, nil
 		}
 		select {
@@ -295,9 +292,6 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 	}
 	for range 3 {
 		rep, found, err := n.ask(r.Context(), r.Context(), req)
-		if errors.Is(err, errMoving) {
-			continue
-		}
 		if err != nil {
 			n.unavailable(w, err)
 			return true
@@ -326,7 +320,19 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 		r2 := r.Clone(context.WithValue(r.Context(), forwardedKey{}, true))
 		r2.Body = io.NopCloser(bytes.NewReader(body))
 		r2.ContentLength = int64(len(body))
-		n.local.ServeHTTP(w, r2)
+		rec := &recorder{header: http.Header{}}
+		n.local.ServeHTTP(rec, r2)
+		if _, ok := n.hub.Session(id); !ok && rec.status == http.StatusNotFound {
+			// Another node took it as soon as it landed here (a stream
+			// that reached that node): the request changed nothing, and
+			// goes after it.
+			continue
+		}
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.status)
+		w.Write(rec.body.Bytes())
 		return true
 	}
 	n.unavailable(w, errors.New("session is moving between nodes"))
@@ -344,11 +350,14 @@ func (n *Node) Take(ctx context.Context, id string, p broadcast.Position) (*broa
 }
 
 func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
+	// Its old node lets the session go when asked: ask only if it can land
+	// here. (Import never refuses it, for the moment between this check
+	// and the answer, while the hub starts closing, say.)
+	if err := n.hub.Room(); err != nil {
+		return nil, err
+	}
 	for range 3 {
 		rep, found, err := n.ask(origin, ctx, request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt})
-		if errors.Is(err, errMoving) {
-			continue
-		}
 		if err != nil {
 			return nil, err
 		}
@@ -362,9 +371,12 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 			rep.State.ID = id
 			s, err := n.hub.Import(*rep.State)
 			if err != nil {
+				// Lost until a node recovers it from its record.
+				n.log.Warn("session taken but not imported", "session", broadcast.ShortID(id), "err", err)
 				return nil, fmt.Errorf("cluster: import: %w", err)
 			}
 			if err := n.Register(ctx, s); err != nil {
+				n.log.Warn("session taken but not registered", "session", broadcast.ShortID(id), "err", err)
 				n.release(id)
 				return nil, err
 			}
@@ -447,6 +459,9 @@ func (n *Node) locked(ctx context.Context, id string, bring func(origin, detache
 // still answers on the broker (it is only slow, or re-subscribing after the
 // broker came back), or if another node claimed it first.
 func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error) {
+	if err := n.hub.Room(); err != nil {
+		return nil, err
+	}
 	rec, rev, found, err := n.readRecord(ctx, id)
 	if err != nil {
 		return nil, err
@@ -472,6 +487,7 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
+	n.log.Debug("claim", "session", broadcast.ShortID(id), "recorded", rec.Node, "where", where)
 	switch where {
 	case held, moving:
 		return nil, errTryAgain

@@ -207,23 +207,35 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		err  error
 	)
 	if id := r.URL.Query().Get("session"); id != "" {
-		var ok bool
-		if sess, ok = s.hub.Session(id); !ok {
-			if s.cfg.Cluster == nil {
-				writeError(w, http.StatusNotFound, "unknown session")
-				return
+		for try := 1; ; try++ {
+			var ok bool
+			if sess, ok = s.hub.Session(id); !ok {
+				if s.cfg.Cluster == nil {
+					writeError(w, http.StatusNotFound, "unknown session")
+					return
+				}
+				// The session lives on another node, or lived on one
+				// that died: it comes here, with its history.
+				if sess, err = s.cfg.Cluster.Take(r.Context(), id, pos); err != nil {
+					s.fail(w, r, err)
+					return
+				}
+				if r.Context().Err() != nil {
+					return // its client left while it moved: replace no stream
+				}
 			}
-			// The session lives on another node, or lived on one that
-			// died: it comes here, with its history.
-			if sess, err = s.cfg.Cluster.Take(r.Context(), id, pos); err != nil {
-				s.fail(w, r, err)
-				return
+			st, err = s.hub.AttachAt(sess, pos)
+			if s.cfg.Cluster == nil || !errors.Is(err, broadcast.ErrUnknownSession) {
+				break
 			}
-			if r.Context().Err() != nil {
-				return // its client left while it moved: replace no stream
+			// Another node took the session before the stream attached
+			// here (a stream of the same client that reached it): the
+			// session is not lost, so no 404.
+			if try == 3 {
+				err = fmt.Errorf("%w: the session keeps moving", broadcast.ErrUnavailable)
+				break
 			}
 		}
-		st, err = s.hub.AttachAt(sess, pos)
 	} else {
 		sess, st, err = s.hub.Open()
 		if err == nil {
