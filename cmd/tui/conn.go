@@ -143,7 +143,7 @@ func (m *model) batch(b batchMsg) tea.Cmd {
 		for _, g := range b.gaps {
 			missed += g.Missed
 		}
-		m.status.Note(fmt.Sprintf("gap: %d events could not be replayed", missed), 1, now)
+		m.status.Note(gapNote(missed, m.status.node != ""), 1, now)
 	}
 	if b.bye != nil {
 		m.status.Note("server said bye: "+sanitize(b.bye.Reason), 1, now)
@@ -187,4 +187,18 @@ func (m *model) pane(name string) *pane {
 		}
 	}
 	return nil
+}
+
+// gapNote tells the user how much a gap swallowed. From a cluster the count
+// may be an upper bound (docs/PROTOCOL.md "Clusters": after a node was
+// lost, nobody knows how far it got), so it says so.
+func gapNote(missed uint64, cluster bool) string {
+	events := "events"
+	if missed == 1 {
+		events = "event"
+	}
+	if cluster {
+		return fmt.Sprintf("gap: up to %d %s could not be replayed", missed, events)
+	}
+	return fmt.Sprintf("gap: %d %s could not be replayed", missed, events)
 }

@@ -90,3 +90,21 @@ func TestStatusRate(t *testing.T) {
 		t.Fatalf("status %q, want 0.0 ev/s after silence", s.View())
 	}
 }
+
+func TestGapNote(t *testing.T) {
+	tests := []struct {
+		missed  uint64
+		cluster bool
+		want    string
+	}{
+		{1, false, "gap: 1 event could not be replayed"},
+		{12, false, "gap: 12 events could not be replayed"},
+		{4057, true, "gap: up to 4057 events could not be replayed"},
+		{1, true, "gap: up to 1 event could not be replayed"},
+	}
+	for _, tt := range tests {
+		if got := gapNote(tt.missed, tt.cluster); got != tt.want {
+			t.Errorf("gapNote(%d, %v) = %q, want %q", tt.missed, tt.cluster, got, tt.want)
+		}
+	}
+}

@@ -44,7 +44,7 @@ func benchRead(b *testing.B, frame []byte, events int) {
 		st.ids.position(0)
 		n := 0
 		for {
-			m, err := st.dec.Next()
+			m, err := st.dec.NextRaw()
 			if err != nil {
 				break
 			}

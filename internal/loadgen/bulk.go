@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,9 +11,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -65,39 +62,56 @@ type bulkReceiver struct {
 
 // parseChunk reads a bulk event's data. The common shape, the one
 // PROTOCOL.md shows and xhrsse writes ({"transfer":…,"seq":…,"chunks":…,
-// "data":"…"}), is read by hand and its base64 decoded into a reused buffer:
-// encoding/json costs the load generator several times what the server
-// spends writing the chunk, and would make the measuring side the
-// bottleneck. Anything else goes through encoding/json.
-func (b *bulkReceiver) parseChunk(data string) (transfer string, seq int, raw []byte, ok bool) {
-	const (
-		pTransfer = `{"transfer":"`
-		pSeq      = `","seq":`
-		pData     = `,"data":"`
+// "data":"…"}), is read by hand and its base64 decoded straight from the
+// decoder's buffer into a reused one: encoding/json (and even a copy of the
+// 66 KiB line) costs the load generator more than the server spends writing
+// the chunk, and would make the measuring side the bottleneck. Anything else
+// goes through encoding/json. transfer and raw are valid until the next call.
+func (b *bulkReceiver) parseChunk(data []byte) (transfer []byte, seq int, raw []byte, ok bool) {
+	var (
+		pTransfer = []byte(`{"transfer":"`)
+		pSeq      = []byte(`","seq":`)
+		pData     = []byte(`,"data":"`)
 	)
-	rest, found := strings.CutPrefix(data, pTransfer)
-	if found {
-		var after string
-		transfer, after, found = strings.Cut(rest, pSeq)
-		if found && !strings.ContainsAny(transfer, `"\`) {
-			digits, tail, _ := strings.Cut(after, ",")
-			n, err := strconv.Atoi(digits)
-			i := strings.Index(tail, pData)
-			if err == nil && i >= 0 && strings.HasSuffix(tail, `"}`) {
+	if rest, found := bytes.CutPrefix(data, pTransfer); found {
+		tr, after, found := bytes.Cut(rest, pSeq)
+		if found && bytes.IndexAny(tr, `"\`) < 0 {
+			digits, tail, _ := bytes.Cut(after, []byte(","))
+			n, err := atoi(digits)
+			i := bytes.Index(tail, pData)
+			if err == nil && i >= 0 && bytes.HasSuffix(tail, []byte(`"}`)) {
 				enc := tail[i+len(pData) : len(tail)-2]
-				b.buf = slices.Grow(b.buf[:0], base64.StdEncoding.DecodedLen(len(enc)))
-				m, err := base64.StdEncoding.Decode(b.buf[:cap(b.buf)], []byte(enc))
-				if err == nil {
-					return transfer, n, b.buf[:m], true
+				if b.buf, err = protocol.AppendBase64Decode(b.buf[:0], enc); err == nil {
+					return tr, n, b.buf, true
 				}
 			}
 		}
 	}
 	var c protocol.BulkChunk
-	if err := json.Unmarshal([]byte(data), &c); err != nil {
-		return "", 0, nil, false
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, 0, nil, false
 	}
-	return c.Transfer, c.Seq, c.Data, true
+	return []byte(c.Transfer), c.Seq, c.Data, true
+}
+
+// errNotDigits: a JSON number the fast path does not read (sign, fraction,
+// exponent); encoding/json has the last word on it.
+var errNotDigits = errors.New("not a plain number")
+
+// atoi reads a plain run of decimal digits, as encoding/json writes an int,
+// without making a string of it.
+func atoi(b []byte) (int, error) {
+	if len(b) == 0 || len(b) > 18 || (b[0] == '0' && len(b) > 1) {
+		return 0, errNotDigits
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, errNotDigits
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, nil
 }
 
 type bulkRx struct {
@@ -111,7 +125,9 @@ func newBulkReceiver() *bulkReceiver {
 	return &bulkReceiver{open: map[string]*bulkRx{}, done: make(chan bulkDone, 16)}
 }
 
-func (b *bulkReceiver) handle(m protocol.Message, now time.Duration) {
+// handle accounts one bulk or bulk-end event; m.Data is only read during
+// the call.
+func (b *bulkReceiver) handle(m protocol.RawMessage, now time.Duration) {
 	switch m.Name {
 	case protocol.EventBulk:
 		transfer, seq, data, ok := b.parseChunk(m.Data)
@@ -127,10 +143,10 @@ func (b *bulkReceiver) handle(m protocol.Message, now time.Duration) {
 		rx.bytes += int64(len(data))
 	case protocol.EventBulkEnd:
 		var e protocol.BulkEnd
-		if err := json.Unmarshal([]byte(m.Data), &e); err != nil {
+		if err := json.Unmarshal(m.Data, &e); err != nil {
 			return
 		}
-		rx := b.rx(e.Transfer)
+		rx := b.rx([]byte(e.Transfer))
 		delete(b.open, e.Transfer)
 		sum := hex.EncodeToString(rx.h.Sum(nil))
 		d := bulkDone{transfer: e.Transfer, bytes: rx.bytes, sum: sum, at: now,
@@ -142,11 +158,11 @@ func (b *bulkReceiver) handle(m protocol.Message, now time.Duration) {
 	}
 }
 
-func (b *bulkReceiver) rx(transfer string) *bulkRx {
-	rx := b.open[transfer]
+func (b *bulkReceiver) rx(transfer []byte) *bulkRx {
+	rx := b.open[string(transfer)] // no allocation for the lookup
 	if rx == nil {
 		rx = &bulkRx{h: sha256.New()}
-		b.open[transfer] = rx
+		b.open[string(transfer)] = rx
 	}
 	return rx
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,17 +25,20 @@ func TestParseChunk(t *testing.T) {
 		{"canonical (fast path)", string(canonical), true},
 		{"other field order (encoding/json)", `{"seq":12,"transfer":"tX_9","chunks":40,"data":"` + b64(payload) + `"}`, true},
 		{"spaces (encoding/json)", `{"transfer": "tX_9", "seq": 12, "chunks": 40, "data": "` + b64(payload) + `"}`, true},
+		{"escaped slashes (encoding/json)", `{"transfer":"tX_9","seq":12,"chunks":40,"data":"` + strings.ReplaceAll(b64(payload), "/", `\/`) + `"}`, true},
+		{"seq with a sign (encoding/json)", `{"transfer":"tX_9","seq":+12,"chunks":40,"data":"` + b64(payload) + `"}`, false},
 		{"bad base64", `{"transfer":"tX_9","seq":12,"chunks":40,"data":"!!!"}`, false},
+		{"cut short", string(canonical[:len(canonical)-5]), false},
 		{"not JSON", `hello`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newBulkReceiver()
-			tr, seq, got, ok := b.parseChunk(tt.data)
+			tr, seq, got, ok := b.parseChunk([]byte(tt.data))
 			if ok != tt.ok {
 				t.Fatalf("ok = %v, want %v", ok, tt.ok)
 			}
-			if ok && (tr != "tX_9" || seq != 12 || string(got) != string(payload)) {
+			if ok && (string(tr) != "tX_9" || seq != 12 || string(got) != string(payload)) {
 				t.Errorf("got transfer %q seq %d and %d bytes (equal: %v)", tr, seq, len(got), string(got) == string(payload))
 			}
 		})
@@ -60,10 +64,10 @@ func TestBulkReceiver(t *testing.T) {
 			}
 			end := min((seq+1)*protocol.BulkChunkSize, len(payload))
 			data, _ := json.Marshal(protocol.BulkChunk{Transfer: transfer, Seq: seq, Chunks: chunks, Data: payload[seq*protocol.BulkChunkSize : end]})
-			b.handle(protocol.Message{Name: protocol.EventBulk, ID: strconv.Itoa(seq + 1), Data: string(data)}, 0)
+			b.handle(protocol.RawMessage{Name: protocol.EventBulk, ID: strconv.Itoa(seq + 1), Data: data}, 0)
 		}
 		data, _ := json.Marshal(protocol.BulkEnd{Transfer: transfer, Bytes: int64(len(payload)), SHA256: sha})
-		b.handle(protocol.Message{Name: protocol.EventBulkEnd, Data: string(data)}, time.Second)
+		b.handle(protocol.RawMessage{Name: protocol.EventBulkEnd, Data: data}, time.Second)
 		select {
 		case d := <-b.done:
 			return d

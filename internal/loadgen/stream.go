@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -173,7 +172,7 @@ func (st *stream) handshake(ctx context.Context, host string) error {
 		return fmt.Errorf("events: content type %q", resp.Header.Get("Content-Type"))
 	}
 	st.dec = protocol.NewDecoder(countReader{resp.Body, &st.bytes}, maxLine)
-	m, err := st.dec.Next()
+	m, err := st.dec.NextRaw()
 	if err != nil {
 		return fmt.Errorf("events: first event: %w", err)
 	}
@@ -192,7 +191,7 @@ func (st *stream) run(ctx context.Context) {
 	defer stop()
 	defer st.conn.Close()
 	for {
-		m, err := st.dec.Next()
+		m, err := st.dec.NextRaw()
 		if err != nil {
 			if ctx.Err() == nil {
 				st.endReason = endReason(err)
@@ -222,7 +221,10 @@ func endReason(err error) string {
 }
 
 // handle accounts one event; it reports whether the stream is over (bye).
-func (st *stream) handle(m protocol.Message) bool {
+// m.Data is the decoder's buffer, read only during the call: most events
+// (ticks) never need their data as a string, and a bulk chunk is decoded
+// straight from it.
+func (st *stream) handle(m protocol.RawMessage) bool {
 	st.events.Add(1)
 	id, err := strconv.ParseUint(m.ID, 10, 64)
 	hasID := err == nil
@@ -236,12 +238,12 @@ func (st *stream) handle(m protocol.Message) bool {
 		return false
 	case protocol.EventBye:
 		var bye protocol.Bye
-		_ = json.Unmarshal([]byte(m.Data), &bye)
+		_ = json.Unmarshal(m.Data, &bye)
 		st.endReason = "bye " + bye.Reason
 		return true
 	case protocol.EventGap:
 		var gap protocol.Gap
-		_ = json.Unmarshal([]byte(m.Data), &gap)
+		_ = json.Unmarshal(m.Data, &gap)
 		if hasID {
 			st.ids.gap(id, gap.Missed)
 		} else {
@@ -256,10 +258,10 @@ func (st *stream) handle(m protocol.Message) bool {
 	}
 	switch m.Name {
 	case protocol.EventChat:
-		if st.chat == nil || strings.Contains(m.Data, `"history":true`) {
+		if st.chat == nil || bytes.Contains(m.Data, []byte(`"history":true`)) {
 			return false // a replay of an older message is not a delivery
 		}
-		if seq, ok := st.chat.match(m.Data); ok {
+		if seq, ok := st.chat.match(string(m.Data)); ok {
 			if d, node, ok := st.chat.latency(seq, time.Since(st.clock)); ok {
 				st.lat.Add(d)
 				if st.split {

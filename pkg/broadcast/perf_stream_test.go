@@ -94,7 +94,7 @@ func TestFlushIntervalCoalesces(t *testing.T) {
 }
 
 // An urgent event (chat) ends a coalescing wait, whatever its length; so
-// does the end of the stream. (The end of the request or of the hub raise
+// do a bulk request and the end of the stream. (The end of the request or of the hub raise
 // their flags from Run, which TestCloseSendsBye and the server's tests
 // cover.)
 func TestLingerCutShort(t *testing.T) {
@@ -108,6 +108,12 @@ func TestLingerCutShort(t *testing.T) {
 			s.push(ev)
 		}},
 		{"expiry", func(h *Hub, s *Session) { h.Drop(s) }},
+		{"bulk request", func(h *Hub, s *Session) {
+			n := int64(10)
+			if _, err := s.Bulk(protocol.BulkPost{Bytes: &n}); err != nil {
+				t.Error(err)
+			}
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -208,7 +208,11 @@ func (s *Session) Bulk(req protocol.BulkPost) (protocol.BulkAccepted, error) {
 	}
 	s.transfers = append(s.transfers, t)
 	if s.stream != nil {
-		s.stream.wake()
+		// The answer to a person, as chat is: the first chunk leaves at
+		// once rather than after the flush interval (which, counted from
+		// the previous transfer's last write, held every transfer back by
+		// up to 200 ms: two thirds of a 32 MiB transfer's time).
+		s.stream.raise(flagUrgent)
 	}
 	h.stats.bulkStarted.Add(1)
 	return t.accepted(), nil
