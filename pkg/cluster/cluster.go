@@ -284,7 +284,11 @@ func (n *Node) Close() error {
 	// unreachable all that time): the flush's round trip brings every one
 	// of them in, and what the workers do not pick up before they stop is
 	// answered after.
-	_ = n.flush(context.Background())
+	if n.nc.IsConnected() { // else nothing more comes in anyway
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = n.nc.FlushWithContext(ctx)
+		cancel()
+	}
 	moved, _ := json.Marshal(reply{Moved: true})
 	drain := func() {
 		for {
