@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/xhrsse/xhrsse/internal/soak"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -49,7 +50,7 @@ func TestResumeAfterNetworkLoss(t *testing.T) {
 	srv := testserver.Start(t, fastChannels(t))
 	// 2 MB/s towards the browser: 5 MiB take over two seconds, time enough
 	// to cut the line midway.
-	proxy := startProxy(t, srv.Addr, 2_000_000)
+	proxy := soak.StartProxy(t, []string{srv.Addr}, soak.WithDownRate(2_000_000))
 	p := openPage(t, proxy.URL()+"/")
 	p.waitFor("connected", connState("connected"))
 	p.waitFor("channel one ticking", `Number(document.getElementById('ch-one-count').dataset.count) > 0`)
@@ -61,7 +62,9 @@ func TestResumeAfterNetworkLoss(t *testing.T) {
 		chromedp.Click(chromedp.ID("bulk-start")),
 	)
 	p.waitFor("a tenth of the transfer", `document.getElementById('bulk-progress').value >= 0.1`)
-	if n := proxy.dropAll(); n == 0 {
+	// Every connection reset, both sides, without an answer: what the
+	// browser sees when the network goes away.
+	if n := proxy.CutAll(soak.CutReset); n == 0 {
 		t.Fatal("the proxy had no connection to drop")
 	}
 	if v := eval[float64](p, `document.getElementById('bulk-progress').value`); v >= 1 {
@@ -122,14 +125,16 @@ func TestGapAfterLongOutage(t *testing.T) {
 	// Mostly waiting out retry delays: let two of these wait together.
 	t.Parallel()
 	srv := testserver.Start(t, channelsAt(t, 20, 20, 200), broadcast.WithReplay(1, 0, 16))
-	proxy := startProxy(t, srv.Addr, 0)
+	proxy := soak.StartProxy(t, []string{srv.Addr})
 	p := openPage(t, proxy.URL()+"/")
 	p.waitFor("connected", historyAfter(0, "connected"))
 	p.waitFor("channel three ticking", `Number(document.getElementById('ch-three-count').dataset.count) > 0`)
 	session := eval[string](p, `document.getElementById('conn-session').dataset.session`)
 	before := historyLen(p)
 
-	if n := proxy.dropAll(); n == 0 {
+	// Every connection reset, both sides, without an answer: what the
+	// browser sees when the network goes away.
+	if n := proxy.CutAll(soak.CutReset); n == 0 {
 		t.Fatal("the proxy had no connection to drop")
 	}
 	// EventSource waits the server's retry (2 s) before it reconnects, in

@@ -20,6 +20,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/xhrsse/xhrsse/internal/soak"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/client"
@@ -344,96 +345,16 @@ func TestBulk(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to a server and can cut them all and stop
-// listening, then listen again on the same address: a network outage.
-type proxy struct {
-	t      *testing.T
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns []net.Conn
-	wg    sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{t: t, target: target}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(func() { p.cut(); p.wg.Wait() })
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go func() { defer p.wg.Done(); io.Copy(up, c); up.Close() }()
-			go func() { defer p.wg.Done(); io.Copy(c, up); c.Close() }()
-		}
-	}()
-}
-
-// cut closes the listener and every connection.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-// restore listens again on the same address.
-func (p *proxy) restore() {
-	var ln net.Listener
-	var err error
-	for range 50 {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatalf("proxy: listen again: %v", err)
-	}
-	p.serve(ln)
-}
-
 func paneText(i int) func(*model) string {
 	return func(m *model) string { return strings.Join(m.panes[i].lines, "") + string(m.panes[i].last) }
 }
 
 func TestReconnect(t *testing.T) {
 	srv := testserver.Start(t, fastChannels(20))
-	px := newProxy(t, srv.Addr)
-	u := startTUI(t, "http://"+px.addr, 80, 24)
+	// The proxy can go down (listener and every connection closed) and come
+	// back on the same address: a network outage.
+	px := soak.StartProxy(t, []string{srv.Addr})
+	u := startTUI(t, px.URL(), 80, 24)
 	u.eventually("connected", connected)
 	u.press("1")
 	u.eventually("channel one ticks", func(m *model) bool { return m.panes[0].server && m.panes[0].arrived >= 20 })
@@ -443,13 +364,15 @@ func TestReconnect(t *testing.T) {
 	u.eventually("chat shown", hasChat("tui", "before the cut"))
 	id := probe(u, func(m *model) string { return m.sess.ID() })
 
-	px.cut()
+	px.Down()
 	u.eventually("reconnecting shown", func(m *model) bool { return m.status.state == "reconnecting" })
 	before := probe(u, paneText(0))
 	if view := probe(u, (*model).View); !strings.Contains(view, "reconnecting") || !strings.Contains(view, "before the cut") {
 		t.Fatalf("status or chat missing while reconnecting:\n%s", view)
 	}
-	px.restore()
+	if err := px.Up(); err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
 	u.eventually("resumed", func(m *model) bool { return m.status.state == "resumed" })
 	u.waitMore(0, 20)
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/soak"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/client"
@@ -44,7 +45,8 @@ func TestResumeThroughCuttingProxies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := testserver.Start(t, channelsAt(t, tc.tickRate, 40, 40), broadcast.WithPingInterval(tc.ping))
-			proxy := startCutProxy(t, srv.Addr, tc.idle, tc.life)
+			// Each cut resets both sides, without a word to either.
+			proxy := soak.StartProxy(t, []string{srv.Addr}, soak.WithIdleCut(tc.idle), soak.WithLifetime(tc.life))
 			ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
 			defer cancel()
 
@@ -100,8 +102,8 @@ func TestResumeThroughCuttingProxies(t *testing.T) {
 			if st.Gaps != 0 {
 				t.Errorf("%d gaps (%d events missed) with the default replay window", st.Gaps, st.Missed)
 			}
-			if proxy.Cuts() < 2 || st.Resumes < 2 {
-				t.Errorf("%d cuts and %d resumes in %v; the test needs a few of each", proxy.Cuts(), st.Resumes, runFor)
+			if proxy.Timeouts() < 2 || st.Resumes < 2 {
+				t.Errorf("%d cuts and %d resumes in %v; the test needs a few of each", proxy.Timeouts(), st.Resumes, runFor)
 			}
 
 			seen := make(map[int64]int)
@@ -137,7 +139,7 @@ func TestResumeThroughCuttingProxies(t *testing.T) {
 				t.Error("the listener got no tick")
 			}
 			t.Logf("%d connections, %d cut, %d resumes; %d events (%d chats, %d ticks of one), ids 1..%d without a hole",
-				proxy.Conns(), proxy.Cuts(), st.Resumes, st.Events, len(accepted), len([]rune(ticks.String())), s.LastEventID())
+				proxy.Conns(), proxy.Timeouts(), st.Resumes, st.Events, len(accepted), len([]rune(ticks.String())), s.LastEventID())
 		})
 	}
 }

@@ -6,9 +6,11 @@
 // memory past what its replay buffer may hold; a thousand idle streams must
 // each get every chat.
 //
-// Its only code outside tests is Proxy, a TCP relay (or balancer, given
-// several servers) that cuts the connections through it in the ways
-// networks do. Everything else is tests against a real server
+// Its only code outside tests is Proxy (and StartProxy, its test helper), a
+// TCP relay (or balancer, given several servers) that cuts the connections
+// through it in the ways networks do; the tests of pkg/client, web, cmd/tui
+// and internal/proxytest use it too, so there is one such proxy to trust.
+// Everything else is tests against a real server
 // (internal/testserver) on 127.0.0.1. The soak runs for XHRSSE_SOAK (a Go duration, default 15s) or the -soak flag:
 //
 //	XHRSSE_SOAK=5m go test -race -run Soak -timeout 30m ./internal/soak

@@ -49,11 +49,7 @@ func echoServer(t *testing.T, serve func(net.Conn)) string {
 // the proxy takes it for a stream.
 func throughProxy(t *testing.T, p *Proxy) net.Conn {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(p.URL(), "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dialProxy(t, p)
 	if _, err := io.WriteString(c, "GET /events HTTP/1.1\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/xhrsse/xhrsse/internal/soak"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -17,7 +18,7 @@ import (
 // duplicate, the transfer verified.
 func TestResumeAfterCut(t *testing.T) {
 	srv := startServer(t)
-	p := startProxy(t, srv.Addr)
+	p := soak.StartProxy(t, []string{srv.Addr})
 	c := newClient(t, p.URL())
 	ctx := testCtx(t)
 	s, err := c.Open(ctx, "one", "two", "three")
@@ -49,7 +50,9 @@ func TestResumeAfterCut(t *testing.T) {
 		}
 		return chunks == 3
 	})
-	if got := p.cut(); got == 0 {
+	// Every connection closes (a FIN), the stream's and any POST's; new
+	// ones are still accepted.
+	if got := p.CutAll(soak.CutClose); got == 0 {
 		t.Fatal("no connection to cut")
 	}
 	if got, _ := tr.Progress(); got >= n {
@@ -83,7 +86,7 @@ func TestResumeAfterCut(t *testing.T) {
 // the resume announces the loss with a gap event and numbering stays whole.
 func TestResumeGap(t *testing.T) {
 	srv := startServer(t, broadcast.WithReplay(16, 0, 16))
-	p := startProxy(t, srv.Addr)
+	p := soak.StartProxy(t, []string{srv.Addr})
 	c := newClient(t, p.URL())
 	s, err := c.Open(testCtx(t), "one", "two", "three")
 	if err != nil {
@@ -92,7 +95,7 @@ func TestResumeGap(t *testing.T) {
 	h := startRun(t, s)
 	h.waitState(Connected)
 	h.waitFor("a tick", func(ev Event) bool { return ev.Kind == Tick })
-	p.cut()
+	p.CutAll(soak.CutClose)
 	h.waitState(Resumed)
 	g := h.waitFor("gap", func(ev Event) bool { return ev.Kind == Gap })
 	if g.Gap.Missed == 0 {
