@@ -350,12 +350,6 @@ func (n *Node) Take(ctx context.Context, id string, p broadcast.Position) (*broa
 }
 
 func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
-	// Its old node lets the session go when asked: ask only if it can land
-	// here. (Import never refuses it, for the moment between this check
-	// and the answer, while the hub starts closing, say.)
-	if err := n.hub.Room(); err != nil {
-		return nil, err
-	}
 	for range 3 {
 		rep, found, err := n.ask(origin, ctx, request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt})
 		if err != nil {
@@ -449,6 +443,12 @@ func (n *Node) locked(ctx context.Context, id string, bring func(origin, detache
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 	}
 	defer release()
+	// Its old node lets the session go when asked: bring it only if it can
+	// land here. (Import and Recover never refuse it, for the moment between
+	// this check and its arrival, while the hub starts closing, say.)
+	if err := n.hub.Room(); err != nil {
+		return nil, err
+	}
 	detached, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*requestTimeout)
 	defer cancel()
 	return bring(ctx, detached)
@@ -459,9 +459,6 @@ func (n *Node) locked(ctx context.Context, id string, bring func(origin, detache
 // still answers on the broker (it is only slow, or re-subscribing after the
 // broker came back), or if another node claimed it first.
 func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error) {
-	if err := n.hub.Room(); err != nil {
-		return nil, err
-	}
 	rec, rev, found, err := n.readRecord(ctx, id)
 	if err != nil {
 		return nil, err

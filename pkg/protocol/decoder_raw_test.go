@@ -2,43 +2,12 @@ package protocol_test
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
-
-// decodeMixed reads r to its end with a decoder of the given line limit,
-// calling NextRaw, or Next where pattern (cycled) says 'n', and copying each
-// raw Data before the next call, as its contract asks.
-func decodeMixed(r io.Reader, maxLine int, pattern string) (decoded, error) {
-	d := protocol.NewDecoder(r, maxLine)
-	var out decoded
-	for i := 0; ; i++ {
-		var (
-			m   protocol.Message
-			err error
-		)
-		if pattern[i%len(pattern)] == 'n' {
-			m, err = d.Next()
-		} else {
-			var raw protocol.RawMessage
-			raw, err = d.NextRaw()
-			m = protocol.Message{ID: raw.ID, Name: raw.Name, Data: string(raw.Data)}
-		}
-		if err != nil {
-			out.LastID, out.Retry = d.LastEventID(), d.Retry
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return out, err
-		}
-		out.Msgs = append(out.Msgs, m)
-	}
-}
 
 // FuzzNextRaw checks that NextRaw yields exactly Next's events, ids, retry
 // and errors on any input, however it is chunked, whatever the line limit,
