@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -79,7 +80,7 @@ func TestRunNodes(t *testing.T) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
 			// 20 streams (7, 7, 6) and the bulk stream (number 20, on door 2).
-			if want := []int{7, 7, 7}; !equal(d.events, want) {
+			if want := []int{7, 7, 7}; !slices.Equal(d.events, want) {
 				t.Errorf("GET /events per door %v, want %v", d.events, want)
 			}
 			posted := 0
@@ -113,18 +114,6 @@ func TestRunNodes(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestRunSingleTargetReportsNoNodes: one URL keeps the report as it was,

@@ -1,6 +1,9 @@
 package loadgen
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestParseTargets(t *testing.T) {
 	tests := []struct {
@@ -22,22 +25,10 @@ func TestParseTargets(t *testing.T) {
 			t.Errorf("parseTargets(%q) error %v, want error %v", tt.raw, err, tt.wantErr)
 			continue
 		}
-		if !equalStrings(bases(got), tt.want) {
+		if !slices.Equal(bases(got), tt.want) {
 			t.Errorf("parseTargets(%q) = %v, want %v", tt.raw, bases(got), tt.want)
 		}
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestPostNode: streams go round robin; POSTs go to the stream's node, or
