@@ -175,13 +175,16 @@ func TestBulkInterleaves(t *testing.T) {
 func TestBulkConcurrent(t *testing.T) {
 	h := start(t)
 	sid := h.newSession(t)
-	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	// Both transfers are asked for before the stream opens, so both are
+	// waiting when its first chunk is made: how fast the first POST is
+	// answered cannot let one transfer finish before the other starts.
 	checks := map[string]*bulkCheck{}
 	for _, n := range []int{1 << 20, 1<<20 + 7} {
 		acc := h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, n))
 		checks[acc.Transfer] = newBulkCheck(acc, false)
 	}
+	s := h.events(t, sid)
+	s.expect(t, protocol.EventSession)
 	var order []string // transfer of each chunk, in arrival order
 	for done := 0; done < len(checks); {
 		m := s.next(t)
