@@ -92,18 +92,28 @@ func TestEndToEndTmux(t *testing.T) {
 	x.must("new-session", "-d", "-s", "tui", "-x", "100", "-y", "30",
 		"env", "TERM=xterm-256color", "sh", "-c", script)
 
-	x.waitScreen("three panes, tuned out", func(s string) bool {
+	x.waitScreen("three panes, every one on from the start", func(s string) bool {
+		return paneState(s, "1 Letters") == "on" && paneState(s, "2 Ideographs") == "on" &&
+			paneState(s, "3 Arrows") == "on" && strings.Contains(s, "connected")
+	})
+	x.must("send-keys", "-t", "tui", "n")
+	s := x.waitScreen("three panes, tuned out", func(s string) bool {
 		return paneState(s, "1 Letters") == "off" && paneState(s, "2 Ideographs") == "off" &&
-			paneState(s, "3 Arrows") == "off" && strings.Contains(s, "connected")
+			paneState(s, "3 Arrows") == "off"
 	})
 
-	// Tune in channel one: its title says on and its characters appear.
+	// Tune in channel one: its title says on and new characters appear,
+	// while the others' (from before n) stay as they were.
 	x.must("send-keys", "-t", "tui", "1")
-	s := x.waitScreen("channel one on with characters", func(s string) bool {
-		return paneState(s, "1 Letters") == "on" && strings.Count(s, "Ж") >= 5
+	zhe := strings.Count(s, "Ж")
+	s = x.waitScreen("channel one on with characters", func(s string) bool {
+		return paneState(s, "1 Letters") == "on" && strings.Count(s, "Ж") >= zhe+5
 	})
-	if strings.Contains(s, "漢") || strings.Contains(s, "∀") {
-		t.Fatalf("untuned channels show characters:\n%s", s)
+	han, all := strings.Count(s, "漢"), strings.Count(s, "∀")
+	zhe = strings.Count(s, "Ж")
+	s = x.waitScreen("channel one goes on", func(s string) bool { return strings.Count(s, "Ж") >= zhe+5 })
+	if strings.Count(s, "漢") != han || strings.Count(s, "∀") != all {
+		t.Fatalf("untuned channels show new characters:\n%s", s)
 	}
 
 	// Chat: type a line, see it come back in the chat pane, and at another
