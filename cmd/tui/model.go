@@ -59,7 +59,7 @@ type model struct {
 	width, height int
 	panesH        int     // height of the rows of panes
 	grid          [][]int // the rows of panes, by index into panes
-	ready         bool // a WindowSizeMsg has arrived
+	ready         bool    // a WindowSizeMsg has arrived
 
 	// Render accounting, for -log: View calls since start.
 	views int64
