@@ -73,8 +73,12 @@ func run(args []string, stderr *os.File) error {
 		natsURL     = fs.String("nats", "", "join a cluster through this NATS broker (JetStream on), e.g. nats://127.0.0.1:4222; see docs/SCALING.md")
 		nodeName    = fs.String("node", "", "this node's name in the cluster (default: host-pid); letters, digits, - and _")
 		handoverTO  = fs.Duration("handover", 3*time.Second, "with -nats: after the streams end at shutdown, how long to keep handing sessions over to the nodes their clients come back to")
+		tokenFile   = fs.String("publish-token-file", "", "file of bearer tokens (one a line) that may publish to the -channel channels; also $"+tokenEnv)
+		publishRate = fs.Float64("publish-rate", protocol.DefaultPublishRate, "events a second each published channel accepts (bursts of a second's worth); a text body is read more slowly, a JSON one answered 429")
 		origins     listFlag
+		published   channelFlag
 	)
+	fs.Var(&published, "channel", "a published channel NAME or NAME=TITLE, fed by POST /channels/NAME/events; repeatable")
 	fs.Var(&origins, "allow-origin", "foreign origin allowed to POST (and CORS); repeatable or comma-separated")
 	defaults := broadcast.DefaultChannels()
 	rates := make([]*float64, len(defaults))
@@ -107,6 +111,14 @@ func run(args []string, stderr *os.File) error {
 			c.Repertoire = rs
 		}
 		channels[i] = c
+	}
+	channels = append(channels, published...)
+	if *publishRate <= 0 {
+		return fmt.Errorf("-publish-rate %v: must be positive", *publishRate)
+	}
+	tokens, err := publishTokens(*tokenFile)
+	if err != nil {
+		return err
 	}
 	opts := []broadcast.Option{
 		broadcast.WithChannels(channels...),
@@ -147,7 +159,10 @@ func run(args []string, stderr *os.File) error {
 	if err != nil {
 		return err
 	}
-	cfg := server.Config{AllowOrigins: origins, MaxBody: *maxBody, Logger: log}
+	cfg := server.Config{
+		AllowOrigins: origins, MaxBody: *maxBody, Logger: log,
+		PublishTokens: tokens, PublishRate: *publishRate,
+	}
 	if node != nil {
 		cfg.Cluster, cfg.Collectors = node, node.Collectors()
 	}
@@ -222,7 +237,8 @@ func run(args []string, stderr *os.File) error {
 			served <- srv.Serve(ln)
 		}
 	}()
-	log.Info("listening", "url", scheme+"://"+ln.Addr().String()+"/", "channels", len(channels))
+	log.Info("listening", "url", scheme+"://"+ln.Addr().String()+"/", "channels", len(channels),
+		"published", len(published), "publish_tokens", len(tokens))
 
 	select {
 	case err := <-served:
@@ -248,6 +264,59 @@ func run(args []string, stderr *os.File) error {
 	}
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// tokenEnv names the environment variable holding a publish token.
+const tokenEnv = "XHRSSE_PUBLISH_TOKEN"
+
+// publishTokens gathers the publish tokens of $XHRSSE_PUBLISH_TOKEN and of
+// file (one a line, blank lines skipped), if given.
+func publishTokens(file string) ([]string, error) {
+	var tokens []string
+	if t := strings.TrimSpace(os.Getenv(tokenEnv)); t != "" {
+		tokens = append(tokens, t)
+	}
+	if file == "" {
+		return tokens, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("-publish-token-file: %w", err)
+	}
+	n := len(tokens)
+	for line := range strings.Lines(string(data)) {
+		if t := strings.TrimSpace(line); t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	if len(tokens) == n {
+		return nil, fmt.Errorf("-publish-token-file %s: no token in it", file)
+	}
+	return tokens, nil
+}
+
+// channelFlag collects -channel NAME[=TITLE], one published channel each.
+type channelFlag []broadcast.ChannelConfig
+
+func (c *channelFlag) String() string {
+	names := make([]string, len(*c))
+	for i, ch := range *c {
+		names[i] = ch.Name
+	}
+	return strings.Join(names, ",")
+}
+
+func (c *channelFlag) Set(v string) error {
+	name, title, _ := strings.Cut(v, "=")
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return errors.New("want NAME or NAME=TITLE")
+	}
+	if title = strings.TrimSpace(title); title == "" {
+		title = name
+	}
+	*c = append(*c, broadcast.ChannelConfig{Name: name, Title: title, Published: true})
+	return nil
 }
 
 // pprofMux serves the profiles on their own mux and address, so they are

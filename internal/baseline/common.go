@@ -60,7 +60,7 @@ func newChannelSet(cfgs []broadcast.ChannelConfig) (*channelSet, error) {
 		}
 		cs.index[c.Name] = i
 		cs.info = append(cs.info, protocol.Channel{
-			Name: c.Name, Title: c.Title, Rate: c.Rate,
+			Name: c.Name, Title: c.Title, Kind: protocol.KindTicker, Rate: c.Rate,
 			Repertoire: string(c.Repertoire), Width: protocol.RuneWidth(c.Repertoire[0]),
 		})
 	}

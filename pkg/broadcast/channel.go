@@ -11,11 +11,15 @@ import (
 
 // A ChannelConfig describes one channel: what it is called, how often it
 // ticks and which characters it draws from.
+//
+// A Published channel does not tick: its events are what publishers send
+// (Hub.Publish), and it has no Rate or Repertoire.
 type ChannelConfig struct {
 	Name       string
 	Title      string
 	Rate       float64 // ticks per second
 	Repertoire []rune
+	Published  bool
 }
 
 // Default repertoires, as code point ranges (see ParseRepertoire).
@@ -124,6 +128,12 @@ func (c ChannelConfig) validate() (width int, err error) {
 		protocol.EventBulkEnd, protocol.EventGap, protocol.EventBye, "message":
 		return 0, fmt.Errorf("broadcast: channel name %q is an event name of the protocol", c.Name)
 	}
+	if c.Published {
+		if c.Rate != 0 || len(c.Repertoire) != 0 {
+			return 0, fmt.Errorf("broadcast: channel %s: a published channel has no rate or repertoire", c.Name)
+		}
+		return 0, nil
+	}
 	if c.Rate <= 0 || c.Rate > 10_000 {
 		return 0, fmt.Errorf("broadcast: channel %s: rate %v must be in (0, 10000]", c.Name, c.Rate)
 	}
@@ -150,8 +160,11 @@ type channel struct {
 }
 
 func (c *channel) info() protocol.Channel {
+	if c.Published {
+		return protocol.Channel{Name: c.Name, Title: c.Title, Kind: protocol.KindPublished}
+	}
 	return protocol.Channel{
-		Name: c.Name, Title: c.Title, Rate: c.Rate,
+		Name: c.Name, Title: c.Title, Kind: protocol.KindTicker, Rate: c.Rate,
 		Repertoire: string(c.Repertoire), Width: c.width,
 	}
 }

@@ -51,17 +51,21 @@ type dueTick struct {
 // A clock that wakes late (a stalled process) skips the ticks it missed
 // rather than sending a burst. Runs in its own goroutine.
 func (h *Hub) clock(ctx context.Context) {
-	next := make([]int64, len(h.channels)) // per channel: the next tick number
+	chans := h.tickers
+	if len(chans) == 0 {
+		return // only published channels: nothing ticks
+	}
+	next := make([]int64, len(chans)) // per channel: the next tick number
 	now := time.Now()
-	for i, c := range h.channels {
+	for i, c := range chans {
 		next[i] = c.tickAfter(now)
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var due []dueTick
 	for {
-		at := h.channels[0].tickTime(next[0])
-		for i, c := range h.channels[1:] {
+		at := chans[0].tickTime(next[0])
+		for i, c := range chans[1:] {
 			if t := c.tickTime(next[i+1]); t.Before(at) {
 				at = t
 			}
@@ -74,7 +78,7 @@ func (h *Hub) clock(ctx context.Context) {
 		}
 		now := time.Now()
 		due = due[:0]
-		for i, c := range h.channels {
+		for i, c := range chans {
 			if c.tickTime(next[i]).After(now) {
 				continue
 			}

@@ -24,6 +24,9 @@ type SessionState struct {
 	// still in Events, for a replay.
 	Transfers []TransferState `json:"transfers,omitempty"`
 	LastChat  int64           `json:"lastChat"`
+	// LastPub is the last published event the session had (or was not
+	// tuned to): the new hub sends none up to it again.
+	LastPub uint64 `json:"lastPub,omitempty"`
 }
 
 // A StateEvent is one event of a SessionState: an encoded body, or a bulk
@@ -68,7 +71,7 @@ func (h *Hub) Export(id string, budget int, p Position) (SessionState, error) {
 	}
 	st := SessionState{
 		ID: id, Channels: h.names(s.tuned), Next: s.ring.next,
-		Sent: s.sent, LastChat: s.lastChat,
+		Sent: s.sent, LastChat: s.lastChat, LastPub: max(s.lastPub, h.pub.seq.Load()),
 	}
 	if s.stream != nil {
 		st.Sent = s.stream.cursor - 1
@@ -162,7 +165,7 @@ func (h *Hub) Import(st SessionState) (*Session, error) {
 		}
 		s.ring.push(ev, &h.opts)
 	}
-	s.sent, s.lastChat = st.Sent, st.LastChat
+	s.sent, s.lastChat, s.lastPub = st.Sent, st.LastChat, st.LastPub
 	return s, h.adopt(s, mask, false)
 }
 
@@ -180,6 +183,7 @@ func (h *Hub) Recover(id string, channels []string, reserved uint64, lastChat in
 	s := h.newSession(id)
 	s.ring.skipTo(max(reserved, 1))
 	s.lastChat = max(h.ChatID(), lastChat)
+	s.lastPub = h.PublishedSeq() // what was published meanwhile is in the gap
 	return s, h.adopt(s, mask, false)
 }
 
@@ -204,6 +208,8 @@ func (h *Hub) adopt(s *Session, mask uint64, isNew bool) error {
 	}
 	h.chatMu.Lock()
 	defer h.chatMu.Unlock()
+	h.pub.mu.Lock()
+	defer h.pub.mu.Unlock()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, dup := h.sessions[s.id]; dup {
@@ -223,6 +229,7 @@ func (h *Hub) adopt(s *Session, mask uint64, isNew bool) error {
 			s.ring.push(ev, &h.opts)
 		}
 	}
+	h.adoptPublishedLocked(s, mask, isNew)
 	s.mu.Unlock()
 	h.sessions[s.id] = s
 	h.setMaskLocked(s, mask)

@@ -6,7 +6,7 @@
 // hub's mutex guards the session table and the per-channel listener sets; each session's
 // mutex guards its history ring, tuned set and transfers; each stream's
 // goroutine (the /events handler) owns its ResponseWriter and buffers.
-// Lock order: chatMu, then Hub.mu, then Session.mu.
+// Lock order: chatMu, then pub.mu, then Hub.mu, then Session.mu.
 package broadcast
 
 import (
@@ -56,6 +56,7 @@ func (e *RateError) Error() string {
 type Hub struct {
 	opts     options
 	channels []*channel
+	tickers  []*channel // the channels that tick, for the clock
 	byName   map[string]*channel
 	root     *os.Root // nil without a files dir
 
@@ -73,6 +74,8 @@ type Hub struct {
 	chatID   int64         // guarded by chatMu: the last chat delivered
 	history  []*chatItem   // last protocol.ChatHistory messages; guarded by chatMu
 	chatSeen chan struct{} // guarded by chatMu; closed and replaced at each delivery
+
+	pub published // published channels' events (publish.go)
 
 	seed     [32]byte // of the ticks (clock.go)
 	bulkSeed [32]byte // generated bulk data: one stream per hub
@@ -109,11 +112,15 @@ func New(opts ...Option) (*Hub, error) {
 		}
 		c := &channel{ChannelConfig: cfg, index: i, width: w}
 		h.channels = append(h.channels, c)
+		if !cfg.Published {
+			h.tickers = append(h.tickers, c)
+		}
 		h.byName[cfg.Name] = c
 		h.subs = append(h.subs, make(map[*Session]struct{}))
 	}
 	h.stats.init(len(h.channels))
 	h.chatSeen = make(chan struct{})
+	h.pub.init(len(h.channels))
 	h.seed = o.seed
 	if o.seed == ([32]byte{}) {
 		_, _ = rand.Read(h.seed[:]) // never fails

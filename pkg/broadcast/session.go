@@ -29,6 +29,7 @@ type Session struct {
 	gone       bool        // guarded by mu; expired or moved: refuses everything
 	chat       bucket      // guarded by mu
 	lastChat   int64       // guarded by mu; id of the last chat in ring
+	lastPub    uint64      // guarded by mu; sequence of the last published event it had
 	bound      uint64      // guarded by mu; ids below it are announced to the relay
 }
 

@@ -37,6 +37,9 @@ type Snapshot struct {
 	BulkStarted, BulkDone, BulkChunks        int64
 	// Ticks and TickDeliveries are by channel name.
 	Ticks, TickDeliveries map[string]int64
+	// Published and PublishDeliveries are by published channel's name:
+	// events published, and those queued to sessions.
+	Published, PublishDeliveries map[string]int64
 }
 
 // Snapshot reads the hub's counters.
@@ -55,5 +58,6 @@ func (h *Hub) Snapshot() Snapshot {
 		snap.Ticks[c.Name] = st.ticks[c.index].Load()
 		snap.TickDeliveries[c.Name] = st.tickDeliveries[c.index].Load()
 	}
+	h.publishedSnapshot(&snap)
 	return snap
 }

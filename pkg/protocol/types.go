@@ -39,6 +39,24 @@ const (
 	DefaultSessionTTL = 60 * time.Second
 	// SessionIDBytes is the number of random bytes in a session id (128 bits).
 	SessionIDBytes = 16
+	// MaxPublishData is the largest data of one published event, in bytes.
+	MaxPublishData = 64 << 10
+	// MaxPublishBody is the largest JSON body of a publish: room for
+	// MaxPublishData of data, however it is escaped.
+	MaxPublishBody = 6*MaxPublishData + 1024
+	// DefaultPublishRate is the default allowance of a published channel, in
+	// events a second; DefaultPublishBurst events may come at once.
+	DefaultPublishRate  = 1000.0
+	DefaultPublishBurst = 1000
+)
+
+// Kinds of channel in GET /channels.
+const (
+	// KindTicker: the server makes the events up (random characters at a rate).
+	KindTicker = "ticker"
+	// KindPublished: the events are what publishers POST to
+	// /channels/NAME/events.
+	KindPublished = "published"
 )
 
 // Event names. A channel's ticks use the channel's own name as the event name.
@@ -68,14 +86,20 @@ const (
 
 // Channel describes one channel in GET /channels.
 type Channel struct {
-	Name  string  `json:"name"`
-	Title string  `json:"title"`
-	Rate  float64 `json:"rate"` // ticks per second
+	Name  string `json:"name"`
+	Title string `json:"title"`
+	// Kind is KindTicker or KindPublished. A published channel has no Rate,
+	// Repertoire or Width (all zero): its events are lines of any text.
+	Kind string  `json:"kind"`
+	Rate float64 `json:"rate"` // ticks per second
 	// Repertoire lists every character the channel may send, in order.
 	Repertoire string `json:"repertoire"`
 	// Width is the terminal width in cells of every character of the channel.
 	Width int `json:"width"`
 }
+
+// Published reports whether c's events come from publishers.
+func (c Channel) Published() bool { return c.Kind == KindPublished }
 
 // File describes one file in GET /files.
 type File struct {
@@ -177,6 +201,27 @@ type Gap struct {
 // Bye is the data of a bye event, the last event of a connection.
 type Bye struct {
 	Reason string `json:"reason"`
+}
+
+// PublishPost is the JSON body of POST /channels/{name}/events: one event
+// whose data is Data (line ends allowed).
+type PublishPost struct {
+	Data string `json:"data"`
+}
+
+// PublishAnswer answers POST /channels/{name}/events: Events is how many
+// events of the request were published (202 for JSON, 200 for text). A
+// publish refused part way (an error status) answers PublishError.
+type PublishAnswer struct {
+	Events int `json:"events"`
+}
+
+// PublishError is the body of a non-2xx answer to a publish: the error, and
+// how many events of the request were published before it (the lines of a
+// text body before the bad one stay published).
+type PublishError struct {
+	Error  string `json:"error"`
+	Events int    `json:"events"`
 }
 
 // Error is the body of every non-2xx answer.

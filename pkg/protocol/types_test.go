@@ -60,6 +60,10 @@ func TestLimits(t *testing.T) {
 		{"PingInterval", protocol.PingInterval, 15 * time.Second},
 		{"DefaultSessionTTL", protocol.DefaultSessionTTL, 60 * time.Second},
 		{"SessionIDBytes (128 bits or more)", protocol.SessionIDBytes >= 16, true},
+		{"MaxPublishData", protocol.MaxPublishData, 64 << 10},
+		{"MaxPublishBody (385 KiB)", protocol.MaxPublishBody, 385 << 10},
+		{"DefaultPublishRate", protocol.DefaultPublishRate, 1000.0},
+		{"channel kinds", []string{protocol.KindTicker, protocol.KindPublished}, []string{"ticker", "published"}},
 		{"events", []string{protocol.EventSession, protocol.EventTuned, protocol.EventChat, protocol.EventBulk,
 			protocol.EventBulkEnd, protocol.EventGap, protocol.EventBye},
 			[]string{"session", "tuned", "chat", "bulk", "bulk-end", "gap", "bye"}},
@@ -82,8 +86,13 @@ var jsonShapes = []struct {
 	v    any
 	want string
 }{
-	{"Channel", protocol.Channel{Name: "one", Title: "Latin", Rate: 2.5, Repertoire: "abc", Width: 1},
-		`{"name":"one","title":"Latin","rate":2.5,"repertoire":"abc","width":1}`},
+	{"Channel", protocol.Channel{Name: "one", Title: "Latin", Kind: protocol.KindTicker, Rate: 2.5, Repertoire: "abc", Width: 1},
+		`{"name":"one","title":"Latin","kind":"ticker","rate":2.5,"repertoire":"abc","width":1}`},
+	{"Channel published", protocol.Channel{Name: "log", Title: "Log", Kind: protocol.KindPublished},
+		`{"name":"log","title":"Log","kind":"published","rate":0,"repertoire":"","width":0}`},
+	{"PublishPost", protocol.PublishPost{Data: "a\nb"}, `{"data":"a\nb"}`},
+	{"PublishAnswer", protocol.PublishAnswer{Events: 3}, `{"events":3}`},
+	{"PublishError", protocol.PublishError{Error: "too large", Events: 2}, `{"error":"too large","events":2}`},
 	{"File", protocol.File{Name: "a.bin", Bytes: 1 << 20}, `{"name":"a.bin","bytes":1048576}`},
 	{"CreateSession", protocol.CreateSession{Channels: []string{"one"}}, `{"channels":["one"]}`},
 	{"CreateSession empty", protocol.CreateSession{}, `{}`},
@@ -126,8 +135,8 @@ var jsonShapes = []struct {
 	{"Gap", protocol.Gap{Missed: 18446744073709551615}, `{"missed":18446744073709551615}`},
 	{"Bye", protocol.Bye{Reason: protocol.ByeReplaced}, `{"reason":"replaced"}`},
 	{"Error", protocol.Error{Error: "unknown session"}, `{"error":"unknown session"}`},
-	{"[]Channel", []protocol.Channel{{Name: "two", Title: "CJK", Rate: 1, Repertoire: "漢", Width: 2}},
-		`[{"name":"two","title":"CJK","rate":1,"repertoire":"漢","width":2}]`},
+	{"[]Channel", []protocol.Channel{{Name: "two", Title: "CJK", Kind: protocol.KindTicker, Rate: 1, Repertoire: "漢", Width: 2}},
+		`[{"name":"two","title":"CJK","kind":"ticker","rate":1,"repertoire":"漢","width":2}]`},
 }
 
 // TestJSONShapes checks that every wire type marshals to exactly the field

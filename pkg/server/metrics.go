@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,9 +12,10 @@ import (
 // metrics exports the hub's counters, read at scrape time so the hot path
 // pays only its atomic adds, plus the POST latency histogram.
 type metrics struct {
-	hub  *broadcast.Hub
-	post *prometheus.HistogramVec
-	desc map[string]*prometheus.Desc
+	hub     *broadcast.Hub
+	post    *prometheus.HistogramVec
+	pubReqs *prometheus.CounterVec
+	desc    map[string]*prometheus.Desc
 }
 
 func newMetrics(reg *prometheus.Registry, hub *broadcast.Hub) *metrics {
@@ -24,6 +26,10 @@ func newMetrics(reg *prometheus.Registry, hub *broadcast.Hub) *metrics {
 			Help:    "Time to answer a POST, by route.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"route"}),
+		pubReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xhrsse_publish_requests_total",
+			Help: "Publish requests (POST /channels/NAME/events), by status of the answer.",
+		}, []string{"status"}),
 		desc: map[string]*prometheus.Desc{},
 	}
 	add := func(name, help string, labels ...string) {
@@ -46,8 +52,14 @@ func newMetrics(reg *prometheus.Registry, hub *broadcast.Hub) *metrics {
 	add("xhrsse_bulk_chunks_total", "Bulk chunk events written.")
 	add("xhrsse_channel_ticks_total", "Ticks of a channel.", "channel")
 	add("xhrsse_channel_deliveries_total", "Ticks queued to sessions, by channel.", "channel")
-	reg.MustRegister(m, m.post)
+	add("xhrsse_published_events_total", "Events published, by published channel.", "channel")
+	add("xhrsse_published_deliveries_total", "Published events queued to sessions, by channel.", "channel")
+	reg.MustRegister(m, m.post, m.pubReqs)
 	return m
+}
+
+func (m *metrics) publishRequest(status int) {
+	m.pubReqs.WithLabelValues(strconv.Itoa(status)).Inc()
 }
 
 func (m *metrics) observePost(route string, d time.Duration) {
@@ -90,5 +102,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for name, v := range s.TickDeliveries {
 		counter("xhrsse_channel_deliveries_total", v, name)
+	}
+	for name, v := range s.Published {
+		counter("xhrsse_published_events_total", v, name)
+	}
+	for name, v := range s.PublishDeliveries {
+		counter("xhrsse_published_deliveries_total", v, name)
 	}
 }

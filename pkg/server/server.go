@@ -41,6 +41,12 @@ type Config struct {
 	Cluster Cluster
 	// Collectors are more metrics for /metrics (e.g. the cluster's).
 	Collectors []prometheus.Collector
+	// PublishTokens are the bearer tokens that may publish to published
+	// channels; none turns publishing off (403). They are never logged.
+	PublishTokens []string
+	// PublishRate is each published channel's allowance in events a second
+	// (bursts of a second's worth); zero means protocol.DefaultPublishRate.
+	PublishRate float64
 }
 
 // A Cluster lets the API answer for sessions that live on another node of a
@@ -73,6 +79,7 @@ type Server struct {
 	static  http.Handler
 	staticF fs.FS
 	metrics *metrics
+	pub     *publisher
 }
 
 // New returns the API for hub.
@@ -95,6 +102,7 @@ func New(hub *broadcast.Hub, cfg Config) (*Server, error) {
 		mux:     http.NewServeMux(),
 		static:  http.FileServerFS(cfg.Static),
 		staticF: cfg.Static,
+		pub:     newPublisher(cfg),
 	}
 	for _, o := range cfg.AllowOrigins {
 		u, err := url.Parse(o)
@@ -135,6 +143,12 @@ func New(hub *broadcast.Hub, cfg Config) (*Server, error) {
 		s.mux.Handle(rt.pattern, h)
 		allow[path] = append(allow[path], method)
 	}
+	// Publishing needs a token, not a page of this origin: no origin check,
+	// and its body may stream for as long as the publisher sends. PUT is
+	// POST's twin, for `curl -T -`, which streams standard input with PUT.
+	s.mux.HandleFunc("POST /channels/{name}/events", s.publish)
+	s.mux.HandleFunc("PUT /channels/{name}/events", s.publish)
+	allow["/channels/{name}/events"] = []string{http.MethodPost, http.MethodPut}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	allow["/metrics"] = []string{http.MethodGet}
 	for path, methods := range allow {
