@@ -48,7 +48,7 @@ func (m *model) dial() tea.Cmd {
 		}
 		pub := map[string]bool{}
 		for _, c := range chs {
-			if isPublished(c) {
+			if c.Published() {
 				pub[c.Name] = true
 			}
 		}

@@ -165,3 +165,53 @@ func paneState(s, title string) string {
 	}
 	return ""
 }
+
+// TestPublishedTmux runs the built client in tmux at 80x24 against a server
+// with a published channel, publishes over HTTP, and reads the lines off
+// the terminal: escape sequences and bidi controls arrive as plain text.
+func TestPublishedTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatalf("tmux is required for this test (apt-get install -y tmux): %v", err)
+	}
+	bin := buildTUI(t)
+	srv := withPublished(t, 5)
+	publish := publisher(t, srv.URL)
+
+	x := &tmuxTerm{t: t, socket: fmt.Sprintf("xhrsse-tui-pub-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	t.Cleanup(func() { _, _ = x.run("kill-server") })
+	script := fmt.Sprintf("%s -server %s -name e2e -dir %s; echo client-exit=$?; sleep 600",
+		shellQuote(bin), shellQuote(srv.URL), shellQuote(t.TempDir()))
+	x.must("new-session", "-d", "-s", "tui", "-x", "80", "-y", "24",
+		"env", "TERM=xterm-256color", "sh", "-c", script)
+	x.waitScreen("the log pane, on", func(s string) bool {
+		return paneState(s, "4 Build log") == "on" && strings.Contains(s, "connected")
+	})
+
+	publish("hello from a publisher")
+	publish("\x1b[31mred\x1b[0m \x1b[2J \u202Eevil\u202C <i>x</i>")
+	s := x.waitScreen("both lines on the terminal", func(s string) bool {
+		return strings.Contains(s, "hello from a publisher") && strings.Contains(s, "<i>x</i>")
+	})
+	if !strings.Contains(s, "\uFFFD[31mred\uFFFD[0m \uFFFD[2J \uFFFDevil\uFFFD <i>x</i>") {
+		t.Fatalf("the escape sequences are not shown as text:\n%s", s)
+	}
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) != 24 {
+		t.Fatalf("%d lines on an 80x24 terminal:\n%s", len(lines), s)
+	}
+	for i, l := range lines {
+		if w := len([]rune(l)); w > 80 {
+			t.Fatalf("line %d is %d characters:\n%s", i, w, s)
+		}
+	}
+	// The newest line is below the older one.
+	if strings.Index(s, "hello from a publisher") > strings.Index(s, "<i>x</i>") {
+		t.Fatalf("the newest line is not at the bottom:\n%s", s)
+	}
+
+	x.must("send-keys", "-t", "tui", "q")
+	s = x.waitScreen("the client exits", func(s string) bool { return strings.Contains(s, "client-exit=") })
+	if !strings.Contains(s, "client-exit=0") {
+		t.Fatalf("the client did not end cleanly:\n%s", s)
+	}
+}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/charmbracelet/lipgloss"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // Bounds on what a published channel's pane remembers. Its events are text
@@ -74,21 +76,41 @@ func (f *feed) Last(h int) []string {
 	return out
 }
 
-// wrapCells breaks s into rows of at most w cells, at spaces where it can,
-// measured as lipgloss measures (the borders around it are drawn by
-// lipgloss, which must agree). A character wider than w becomes "…".
+// wrapCells breaks s into rows of at most w cells, at a space where there
+// is one. Characters are measured one by one, as a terminal lays them out;
+// a row that lipgloss (which draws the border around it) measures wider is
+// cut until both agree, and a character wider than the pane becomes "…".
 func wrapCells(s string, w int) []string {
-	if s == "" {
-		return []string{""}
+	var rows []string
+	var row []rune
+	used, space := 0, -1 // cells in row; index in row of its last space
+	for _, r := range s {
+		rw := protocol.RuneWidth(r)
+		if used+rw > w && used > 0 {
+			if space > 0 {
+				rows = append(rows, string(row[:space]))
+				row = append([]rune(nil), row[space+1:]...)
+			} else {
+				rows = append(rows, string(row))
+				row = nil
+			}
+			used, space = cellWidth(string(row)), slices.Index(row, ' ')
+		}
+		if r == ' ' {
+			space = len(row)
+		}
+		row = append(row, r)
+		used += rw
 	}
-	if lipgloss.Width(s) <= w {
-		return []string{s}
-	}
-	rows := strings.Split(lipgloss.NewStyle().Width(w).Render(s), "\n")
+	rows = append(rows, string(row))
 	for i, r := range rows {
-		r = strings.TrimRight(r, " ")
-		if lipgloss.Width(r) > w {
-			r = "…"
+		for lipgloss.Width(r) > w {
+			rr := []rune(r)
+			if len(rr) <= 1 {
+				r = "…"
+				break
+			}
+			r = string(rr[:len(rr)-1])
 		}
 		rows[i] = r
 	}

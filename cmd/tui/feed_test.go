@@ -35,7 +35,8 @@ func TestFeedWrapsByCells(t *testing.T) {
 		want  []string
 	}{
 		{"fits", 12, "build ok", []string{"build ok"}},
-		{"latin wraps at a space", 12, "tests passed in 3s", []string{"tests", "passed in 3s"}},
+		{"latin wraps at a space", 12, "tests passed in 3s", []string{"tests", "passed in", "3s"}},
+		{"leading spaces kept", 14, "  indented xyz", []string{"  indented", "xyz"}},
 		{"long word is cut hard", 8, "abcdefghijkl", []string{"abcdef", "ghijkl"}},
 		{"cjk by cells", 8, "漢字漢字漢字漢字", []string{"漢字漢", "字漢字", "漢字"}},
 		{"cjk in one cell", 3, "漢", []string{"…"}},

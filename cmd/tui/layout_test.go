@@ -33,6 +33,7 @@ func fixedModel(t *testing.T, w, h int) *model {
 		{Name: "one", Title: "Letters", Rate: 5, Width: 1},
 		{Name: "two", Title: "Ideographs", Rate: 3, Width: 2},
 		{Name: "three", Title: "Arrows & symbols", Rate: 2, Width: 1},
+		{Name: "log", Title: "Build log", Kind: protocol.KindPublished},
 	})
 	m.streamGen = 1
 	m.str = &stream{gen: 1, out: make(chan batchMsg), stop: func() {}}
@@ -40,8 +41,9 @@ func fixedModel(t *testing.T, w, h int) *model {
 
 	at := time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
 	b := newBatch(1)
+	b.pub = map[string]bool{"log": true}
 	b.add(client.Event{Kind: client.State, State: client.Connected,
-		Session: &protocol.SessionEvent{Session: "Zq3kP0aaBBccDDeeFF", Channels: []string{"one", "two"}}})
+		Session: &protocol.SessionEvent{Session: "Zq3kP0aaBBccDDeeFF", Channels: []string{"one", "two", "log"}}})
 	for _, c := range []struct{ ch, text string }{
 		{"one", strings.Repeat("AbΓδЖжQwΣλ", 9)},
 		{"two", strings.Repeat("漢字仮名亜", 11)},
@@ -49,7 +51,15 @@ func fixedModel(t *testing.T, w, h int) *model {
 	} {
 		b.add(client.Event{Kind: client.Tick, Channel: c.ch, Text: c.text})
 	}
-	b.add(client.Event{Kind: client.Tuned, Tuned: &protocol.Tuned{Channels: []string{"one", "two"}}})
+	for _, line := range []string{
+		"go vet ./... ok",
+		"go test ./cmd/tui: wide 漢字 characters and long lines wrap by cells, never past the border",
+		"step 3\nof a multi-line event",
+		"\x1b[31mred\x1b[0m and \u202Ereversed\u202C stay inert",
+	} {
+		b.add(client.Event{Kind: client.Tick, Channel: "log", Text: line})
+	}
+	b.add(client.Event{Kind: client.Tuned, Tuned: &protocol.Tuned{Channels: []string{"one", "two", "log"}}})
 	for i, c := range []protocol.Chat{
 		{ID: 1, Name: "bob", Text: "from the history", History: true},
 		{ID: 2, Name: "ann", Text: "hello everyone"},

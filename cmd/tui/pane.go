@@ -44,7 +44,7 @@ func newPane(ch protocol.Channel, index int, st Styles) pane {
 		title = ch.Name
 	}
 	p := pane{ch: ch, title: sanitize(title), index: index, st: st}
-	if isPublished(ch) {
+	if ch.Published() {
 		p.feed = &feed{}
 	}
 	return p
