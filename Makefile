@@ -13,14 +13,15 @@ build:
 	$(GO) build -o $(BIN)/xhrsse-server ./cmd/server
 	$(GO) build -o $(BIN)/xhrsse-tui ./cmd/tui
 
-# run: the server in the background, the TUI in the foreground; the server
-# stops when the TUI quits.
+# run: the server in the background, with the published channel "log" (token
+# $$XHRSSE_PUBLISH_TOKEN, default demo-token; README "Publishing"), the TUI in
+# the foreground; the server stops when the TUI quits.
 run: build
 	@./scripts/run.sh "$(ADDR)"
 
 # server: only the server, in the foreground.
 server:
-	$(GO) run ./cmd/server -addr $(ADDR)
+	XHRSSE_PUBLISH_TOKEN=$${XHRSSE_PUBLISH_TOKEN:-demo-token} $(GO) run ./cmd/server -addr $(ADDR) -channel log=Log
 
 vet:
 	$(GO) vet ./...

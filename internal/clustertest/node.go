@@ -41,6 +41,13 @@ func StartNode(t testing.TB, b *Broker, name string, opts ...broadcast.Option) *
 // not nil) before the node dials: a logger, say.
 func StartNodeWith(t testing.TB, b *Broker, name string, with func(*cluster.Config), opts ...broadcast.Option) *Node {
 	t.Helper()
+	return StartNodeServer(t, b, name, with, server.Config{}, opts...)
+}
+
+// StartNodeServer is StartNodeWith with the HTTP API's settings (publish
+// tokens, say); its Cluster and Collectors are the node's.
+func StartNodeServer(t testing.TB, b *Broker, name string, with func(*cluster.Config), scfg server.Config, opts ...broadcast.Option) *Node {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	described, err := broadcast.Describe(broadcast.DefaultChannelsAt(ChannelRate))
@@ -67,7 +74,8 @@ func StartNodeWith(t testing.TB, b *Broker, name string, with func(*cluster.Conf
 		cn.Close()
 		t.Fatal(err)
 	}
-	api, err := server.New(hub, server.Config{Cluster: cn, Collectors: cn.Collectors()})
+	scfg.Cluster, scfg.Collectors = cn, append(scfg.Collectors, cn.Collectors()...)
+	api, err := server.New(hub, scfg)
 	if err != nil {
 		cn.Close()
 		hub.Close(context.Background())

@@ -99,6 +99,7 @@ type Node struct {
 
 	chat       jetstream.ConsumeContext
 	chatStream jetstream.Stream
+	published  jetstream.ConsumeContext // published events (publish.go)
 	metrics    metrics
 }
 
@@ -174,6 +175,9 @@ func (n *Node) setup(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("cluster: chat stream: %w", err)
 	}
+	if err := n.setupPublished(ctx); err != nil {
+		return err
+	}
 	n.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: n.cfg.Prefix + "_sessions", Storage: jetstream.FileStorage, TTL: n.cfg.RecordTTL,
 	})
@@ -236,12 +240,17 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 	if err := n.startChat(); err != nil {
 		return err
 	}
+	if err := n.startPublished(); err != nil {
+		n.chat.Stop()
+		return err
+	}
 	// Before recovering one of this node's sessions from its record,
 	// another node asks here whether the session is still held.
 	if _, err := n.nc.Subscribe(n.nodeSubject(n.cfg.Node), func(m *nats.Msg) {
 		_ = m.Respond([]byte(n.whereIs(string(m.Data))))
 	}); err != nil {
 		n.chat.Stop()
+		n.published.Stop()
 		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
 	for range 16 {
@@ -267,6 +276,9 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 func (n *Node) Close() error {
 	if n.chat != nil {
 		n.chat.Stop()
+	}
+	if n.published != nil {
+		n.published.Stop()
 	}
 	n.mu.Lock()
 	n.closing = true

@@ -145,6 +145,9 @@ func (s *Server) publishJSON(w http.ResponseWriter, r *http.Request, name string
 	if err == nil {
 		err = decodeJSON(body, &req, false)
 	}
+	if err == nil {
+		err = broadcast.CheckPublish([]byte(req.Data)) // before the rate: a refusal spends nothing
+	}
 	if err != nil {
 		s.publishFail(w, err, 0)
 		return
