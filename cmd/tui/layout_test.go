@@ -149,3 +149,51 @@ func TestLayoutFitsUnconnected(t *testing.T) {
 		}
 	}
 }
+
+// TestLayoutManyChannels lays out from one to a dozen panes, tickers and
+// published, at sizes down to 40x12: every pane is drawn, in rows, and the
+// screen is exactly filled.
+func TestLayoutManyChannels(t *testing.T) {
+	sizes := [][2]int{{80, 24}, {200, 60}, {100, 30}, {120, 40}, {60, 18}, {40, 12}}
+	for tickers := 0; tickers <= 8; tickers++ {
+		for published := 0; published <= 4; published++ {
+			if tickers+published == 0 {
+				continue
+			}
+			var chs []protocol.Channel
+			pub := map[string]bool{}
+			for i := range tickers {
+				chs = append(chs, protocol.Channel{Name: fmt.Sprintf("t%d", i), Title: "Ticker", Kind: protocol.KindTicker, Rate: 1, Width: 1})
+			}
+			for i := range published {
+				name := fmt.Sprintf("p%d", i)
+				pub[name] = true
+				chs = append(chs, protocol.Channel{Name: name, Title: "Published", Kind: protocol.KindPublished})
+			}
+			for _, size := range sizes {
+				w, h := size[0], size[1]
+				m := fixedModel(t, w, h)
+				m.setChannels(chs)
+				m.layout()
+				b := newBatch(1)
+				b.pub = pub
+				for _, c := range chs {
+					b.add(client.Event{Kind: client.Tick, Channel: c.Name, Text: strings.Repeat("漢字 and text ", 20)})
+				}
+				m.Update(b)
+				view := m.View()
+				checkScreen(t, view, w, h)
+				if got, want := strings.Count(view, "╭"), len(chs)+1; got != want {
+					t.Fatalf("%d tickers, %d published at %dx%d: %d boxes, want %d:\n%s", tickers, published, w, h, got, want, view)
+				}
+				for _, row := range m.grid {
+					for _, i := range row {
+						if p := m.panes[i]; p.height < 3 || p.width < 3 {
+							t.Fatalf("%d tickers, %d published at %dx%d: pane %d is %dx%d", tickers, published, w, h, i, p.width, p.height)
+						}
+					}
+				}
+			}
+		}
+	}
+}
