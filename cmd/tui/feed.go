@@ -45,6 +45,14 @@ func (f *feed) SetWidth(w int) {
 
 // Add takes one event's data.
 func (f *feed) Add(data string) {
+	// Only the last maxFeedLines lines of an event can stay.
+	for i, n := len(data), 0; i > 0; n++ {
+		i = strings.LastIndexByte(data[:i], '\n')
+		if n == maxFeedLines-1 && i >= 0 {
+			data = data[i+1:]
+			break
+		}
+	}
 	for l := range strings.SplitSeq(data, "\n") {
 		l = sanitize(cutRunes(l, maxFeedLineRunes))
 		r := wrapCells(l, max(f.width, 1))

@@ -97,6 +97,11 @@ func TestFeedBounded(t *testing.T) {
 	if total != p.feed.nrows {
 		t.Fatalf("row count %d, counted %d", p.feed.nrows, total)
 	}
+	// One event of more lines than the pane keeps: its last ones stay.
+	p.Publish([]string{strings.Repeat("x\n", 2*maxFeedLines) + "end"})
+	if n := len(p.feed.lines); n != maxFeedLines || p.feed.lines[n-1] != "end" || p.feed.lines[0] != "x" {
+		t.Fatalf("after a long event: %d lines, first %q, last %q", n, p.feed.lines[0], p.feed.lines[n-1])
+	}
 	for _, l := range p.feed.lines {
 		if n := len([]rune(l)); n > maxFeedLineRunes {
 			t.Fatalf("a line of %d runes kept, want at most %d", n, maxFeedLineRunes)
