@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -96,6 +97,26 @@ func TestPagePublished(t *testing.T) {
 	p.waitFor("the line after tuning in", fmt.Sprintf(`%s.at(-1) === 'back on'`, feedLines("log")))
 	if lines := eval[[]string](p, feedLines("log")); len(lines) != 4 {
 		t.Errorf("lines %q: want the three before and the one after, nothing while off", lines)
+	}
+
+	// A long line without a space wraps inside the card, on a phone too.
+	gc.publish("log", strings.Repeat("x", 400))
+	p.waitFor("the long line", fmt.Sprintf(`%s.at(-1).length === 400`, feedLines("log")))
+	p.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulatePortrait))
+	p.waitFor("a phone-sized layout", `window.innerWidth === 390`)
+	overflow := eval[[]string](p, `(() => {
+		const w = document.documentElement.clientWidth, out = [];
+		if (document.documentElement.scrollWidth > w) out.push('page scrolls sideways: ' + document.documentElement.scrollWidth);
+		for (const id of ['ch-log-toggle', 'ch-log-lines', 'ch-one-toggle']) {
+			const r = document.getElementById(id).getBoundingClientRect();
+			if (r.width <= 0 || r.left < 0 || r.right > w + 1) out.push(id + ' at ' + r.left + '..' + r.right);
+		}
+		const l = document.getElementById('ch-log-lines');
+		if (l.scrollWidth > l.clientWidth + 1) out.push('the list scrolls sideways');
+		return out;
+	})()`)
+	for _, o := range overflow {
+		t.Errorf("phone layout: %s", o)
 	}
 	p.checkClean()
 }

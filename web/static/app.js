@@ -393,7 +393,12 @@ function shownOn(name) {
 }
 
 function buildChannels(list) {
-  els.channels.replaceChildren();
+  // Ticker cards side by side; published cards below them, full width.
+  const tickers = document.createElement('div');
+  tickers.className = 'channel-grid';
+  const feeds = document.createElement('div');
+  feeds.className = 'channel-feeds';
+  els.channels.replaceChildren(tickers, feeds);
   boxes.clear();
   for (const ch of list) {
     const box = {
@@ -457,7 +462,7 @@ function buildChannels(list) {
 
     box.el.append(head, screen, box.counter);
     box.el.setAttribute('aria-labelledby', h.id);
-    els.channels.append(box.el);
+    (box.feed ? feeds : tickers).append(box.el);
     box.draw = () => drawBox(box);
     boxes.set(ch.name, box);
   }
