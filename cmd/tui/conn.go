@@ -104,15 +104,15 @@ func (m *model) dialed(msg dialedMsg) tea.Cmd {
 }
 
 // setChannels builds one pane per channel, keeping the content and tuning
-// of panes whose channel is still there (a redial after the server
-// restarted).
+// of panes whose channel is still there, of the same kind (a redial after
+// the server restarted).
 func (m *model) setChannels(chs []protocol.Channel) {
 	old := m.panes
 	m.panes = make([]pane, 0, len(chs))
 	for i, ch := range chs {
 		p := newPane(ch, i, m.st)
 		for j := range old {
-			if old[j].ch.Name == p.ch.Name {
+			if old[j].ch.Name == p.ch.Name && old[j].ch.Published() == p.ch.Published() {
 				keep := old[j]
 				keep.ch, keep.title, keep.index, keep.cache = p.ch, p.title, i, ""
 				p = keep
