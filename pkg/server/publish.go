@@ -184,7 +184,7 @@ func (s *Server) publishText(w http.ResponseWriter, r *http.Request, rc *http.Re
 		}
 	}()
 
-	lines := newLineReader(r.Body)
+	lines := newLineReader(r.Body, protocol.MaxPublishData)
 	n := 0
 	for {
 		line, err := lines.next()
@@ -226,20 +226,21 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
-// errLineTooLong: a line of a text body is over protocol.MaxPublishData.
+// errLineTooLong: a line of a text body is over the limit.
 var errLineTooLong = fmt.Errorf("%w: a line is longer than %d bytes", broadcast.ErrEventTooLarge, protocol.MaxPublishData)
 
 // lineReader splits a text body into lines as they arrive: a line ends at LF
-// (a CR before it is dropped), and the last line may end at the end of the
+// (a CR at its end is dropped), and the last line may end at the end of the
 // body instead. A line is returned as soon as its end has been read.
 type lineReader struct {
-	br *bufio.Reader
+	br  *bufio.Reader
+	max int // the longest line, in bytes
 }
 
-func newLineReader(r io.Reader) *lineReader {
+func newLineReader(r io.Reader, max int) *lineReader {
 	// Room for the longest line and its CR LF: a longer one fills the
-	// buffer without an end.
-	return &lineReader{br: bufio.NewReaderSize(r, protocol.MaxPublishData+2)}
+	// buffer without an end. (bufio makes a buffer of at least 16 bytes.)
+	return &lineReader{br: bufio.NewReaderSize(r, max+2), max: max}
 }
 
 // next returns the next line without its end, valid until the next call;
@@ -257,7 +258,7 @@ func (l *lineReader) next() ([]byte, error) {
 	}
 	line = bytes.TrimSuffix(line, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))
-	if len(line) > protocol.MaxPublishData {
+	if len(line) > l.max {
 		return nil, errLineTooLong
 	}
 	return line, nil
