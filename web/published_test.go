@@ -1,12 +1,8 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -14,7 +10,7 @@ import (
 
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
-	"github.com/xhrsse/xhrsse/pkg/protocol"
+	"github.com/xhrsse/xhrsse/pkg/publish"
 )
 
 const publishToken = "page-test-token"
@@ -23,26 +19,11 @@ const publishToken = "page-test-token"
 // would, and fails the test unless the server accepts it.
 func (c *goClient) publish(channel, data string) {
 	c.t.Helper()
-	b, err := json.Marshal(protocol.PublishPost{Data: data})
-	if err != nil {
-		c.t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/channels/"+channel+"/events", bytes.NewReader(b))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+publishToken)
-	res, err := c.hc.Do(req)
-	if err != nil {
-		c.t.Fatalf("publish: %v", err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusAccepted {
-		c.t.Fatalf("publish %q: %s: %s", data, res.Status, body)
+	p := &publish.Publisher{URL: c.base, Token: publishToken, Client: c.hc}
+	if err := p.Publish(ctx, channel, data); err != nil {
+		c.t.Fatalf("publish %q: %v", data, err)
 	}
 }
 

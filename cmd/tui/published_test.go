@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
-	"github.com/xhrsse/xhrsse/pkg/client"
+	"github.com/xhrsse/xhrsse/pkg/publish"
 )
 
 const publishToken = "tui-test-token"
@@ -29,14 +30,12 @@ func withPublished(t *testing.T, rate float64) *testserver.Server {
 // HTTP, as a backend would, failing the test on any error.
 func publisher(t *testing.T, url string) func(data string) {
 	t.Helper()
-	cl, err := client.New(url, client.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.CloseIdleConnections)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	p := &publish.Publisher{URL: url, Token: publishToken, Client: &http.Client{Transport: tr}}
 	return func(data string) {
 		t.Helper()
-		if err := cl.Publish(context.Background(), publishToken, "log", data); err != nil {
+		if err := p.Publish(context.Background(), "log", data); err != nil {
 			t.Fatalf("publish %q: %v", data, err)
 		}
 	}

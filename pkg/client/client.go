@@ -221,22 +221,9 @@ func (c *Client) create(ctx context.Context, channels []string) (protocol.Sessio
 	return out, nil
 }
 
-// Publish publishes data as one event of a published channel (POST
-// /channels/NAME/events) with a publish token, and returns once the server
-// has accepted it. data may hold line ends: the event's data then has
-// several lines, and a reader gets them back joined by "\n".
-func (c *Client) Publish(ctx context.Context, token, channel, data string) error {
-	return c.doAuth(ctx, http.MethodPost, "/channels/"+url.PathEscape(channel)+"/events", "Bearer "+token, protocol.PublishPost{Data: data}, nil)
-}
-
 // do makes one request. in, if not nil, is sent as JSON; a 2xx answer is
 // decoded into out (if not nil); any other answer becomes an *APIError.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	return c.doAuth(ctx, method, path, "", in, out)
-}
-
-// doAuth is do with an Authorization header (none if auth is empty).
-func (c *Client) doAuth(ctx context.Context, method, path, auth string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -250,9 +237,6 @@ func (c *Client) doAuth(ctx context.Context, method, path, auth string, in, out 
 		return fmt.Errorf("client: %s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
