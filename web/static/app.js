@@ -265,18 +265,24 @@ function openStream(gen, delay = RETRY_MS) {
   url += '&at=' + Date.now();
   const es = new EventSource(url);
   conn.es = es;
-  const mine = (fn) => (e) => {
+  // mine wraps a listener so that it acts only for the current stream; the
+  // stream's events (MessageEvents) are relayed to the followers, once: the
+  // listeners of the connection's own open and error do not relay.
+  const mine = (fn, relays = true) => (e) => {
     if (conn.es !== es || gen !== conn.generation) return;
     if (e.lastEventId) conn.lastId = e.lastEventId;
-    if (e.type !== 'open' && e.type !== 'error') {
+    if (relays && e instanceof MessageEvent) {
       relay({ t: 'ev', s: conn.session, id: e.lastEventId, name: e.type, data: e.data });
     }
     fn(e);
   };
   es.addEventListener('open', mine(() => {
     delay = RETRY_MS;
-  }));
-  es.addEventListener('error', mine(() => {
+  }, false));
+  es.addEventListener('error', mine((e) => {
+    // An event named "error" (a published channel may be called so) is a
+    // MessageEvent with data, not a failure of the stream.
+    if (e instanceof MessageEvent) return;
     if (es.readyState === EventSource.CLOSED) {
       // The server answered with an error status instead of a stream, and
       // EventSource gives up on those. 404 means it forgot the session; 503
@@ -308,7 +314,7 @@ function openStream(gen, delay = RETRY_MS) {
       // retry, sending Last-Event-ID, and the server resumes the session.
       setConn('reconnecting');
     }
-  }));
+  }, false));
   es.addEventListener('session', mine((e) => {
     const d = JSON.parse(e.data);
     applyTuned(d.channels);
