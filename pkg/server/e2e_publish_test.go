@@ -1,17 +1,21 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -495,4 +499,75 @@ func TestPublishStormDelaysNobody(t *testing.T) {
 	if snap := h.srv.Hub.Snapshot(); snap.Published["log"] != 2*half {
 		t.Fatalf("published %d, want %d", snap.Published["log"], 2*half)
 	}
+}
+
+// The request timeout bounds JSON publishes, not a text body that stays
+// open: one that sends a line now and then, with silences longer than the
+// timeout, is read to its end.
+func TestPublishTextOutlivesTimeouts(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	h := startPublish(t, server.Config{RequestTimeout: timeout}, 0.5)
+	sid := h.newSession(t, "log")
+	s := h.events(t, sid)
+	s.expect(t, protocol.EventSession)
+	p := h.startText(t, http.MethodPost, "log", nil)
+	const n = 6
+	for i := range n {
+		p.write(t, fmt.Sprintf("line %d\n", i))
+		if m := s.expect(t, "log"); m.Data != fmt.Sprintf("line %d", i) {
+			t.Fatalf("got %q", m.Data)
+		}
+		time.Sleep(timeout + 50*time.Millisecond) // longer than the timeout, each time
+	}
+	r := p.finish(t)
+	if r.status != http.StatusOK {
+		t.Fatalf("long text publish: %d %s", r.status, r.body)
+	}
+	if got := decodeReply[protocol.PublishAnswer](t, "long text publish", r); got.Events != n {
+		t.Fatalf("answer %+v, want %d events", got, n)
+	}
+	// A JSON body that stalls is cut by the timeout, as any POST (its
+	// answer's deadline has passed too, so the connection just closes).
+	conn, err := net.DialTimeout("tcp", h.srv.Addr, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(wait))
+	fmt.Fprintf(conn, "POST /channels/log/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"data\":", h.srv.Addr, pubToken)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+	case err != nil:
+		t.Fatalf("stalled JSON publish: %v, want the connection closed", err)
+	default:
+		resp.Body.Close()
+		if resp.StatusCode/100 == 2 {
+			t.Fatalf("stalled JSON publish: %d", resp.StatusCode)
+		}
+	}
+}
+
+// Shutting down ends an open text body with 503 and the count of what it
+// published; those lines stay published.
+func TestPublishTextAtShutdown(t *testing.T) {
+	h := startPublish(t, server.Config{}, 0.5)
+	sid := h.newSession(t, "log")
+	s := h.events(t, sid)
+	s.expect(t, protocol.EventSession)
+	p := h.startText(t, http.MethodPost, "log", nil)
+	p.write(t, "before\n")
+	s.expect(t, "log")
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		h.srv.Close()
+	}()
+	s.expectBye(t, protocol.ByeShutdown)
+	r := <-p.answer
+	wantPublishError(t, "text publish at shutdown", r, http.StatusServiceUnavailable, 1)
+	if r.header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	<-closed
 }
