@@ -43,7 +43,7 @@ func (f *feed) SetWidth(w int) {
 	}
 }
 
-// Add takes one event's data.
+// Add takes one event's data; Trim bounds what is kept.
 func (f *feed) Add(data string) {
 	// Only the last maxFeedLines lines of an event can stay.
 	for i, n := len(data), 0; i > 0; n++ {
@@ -60,6 +60,11 @@ func (f *feed) Add(data string) {
 		f.rows = append(f.rows, r)
 		f.nrows += len(r)
 	}
+}
+
+// Trim drops the oldest lines beyond maxFeedLines; it is called once after a
+// batch of Adds, so the lines kept are moved once, not once an event.
+func (f *feed) Trim() {
 	if n := len(f.lines) - maxFeedLines; n > 0 {
 		for _, r := range f.rows[:n] {
 			f.nrows -= len(r)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -142,5 +143,21 @@ func TestWrapCellsFits(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// BenchmarkPublishedFrame is one frame of a busy published channel: a batch
+// of 100 log lines of 120 characters (some wide) taken by an 80-column pane,
+// then drawn.
+func BenchmarkPublishedFrame(b *testing.B) {
+	p := testFeedPane(80, 12)
+	batch := make([]string, 100)
+	for i := range batch {
+		batch[i] = fmt.Sprintf("%06d 2026-12-07T17:50:00Z INFO build: compiling package 漢字 %s", i, strings.Repeat("x", 70))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Publish(batch)
+		_ = p.View()
 	}
 }

@@ -109,6 +109,7 @@ func (p *pane) Publish(data []string) {
 	for _, d := range data {
 		p.feed.Add(d)
 	}
+	p.feed.Trim()
 }
 
 func (p *pane) append(text string) {
