@@ -35,7 +35,7 @@ type Snapshot struct {
 	Events, BytesOut                         int64
 	Chats, ChatDeliveries, ChatLimited       int64
 	BulkStarted, BulkDone, BulkChunks        int64
-	// Ticks and TickDeliveries are by channel name.
+	// Ticks and TickDeliveries are by ticking channel's name.
 	Ticks, TickDeliveries map[string]int64
 	// Published and PublishDeliveries are by published channel's name:
 	// events published, and those queued to sessions.
@@ -54,7 +54,7 @@ func (h *Hub) Snapshot() Snapshot {
 		BulkStarted: st.bulkStarted.Load(), BulkDone: st.bulkDone.Load(), BulkChunks: st.bulkChunks.Load(),
 		Ticks: map[string]int64{}, TickDeliveries: map[string]int64{},
 	}
-	for _, c := range h.channels {
+	for _, c := range h.tickers {
 		snap.Ticks[c.Name] = st.ticks[c.index].Load()
 		snap.TickDeliveries[c.Name] = st.tickDeliveries[c.index].Load()
 	}
