@@ -195,17 +195,23 @@ func TestPublishedTmux(t *testing.T) {
 	if !strings.Contains(s, "\uFFFD[31mred\uFFFD[0m \uFFFD[2J \uFFFDevil\uFFFD <i>x</i>") {
 		t.Fatalf("the escape sequences are not shown as text:\n%s", s)
 	}
+	// A long line of wide characters wraps by cells: every box line on the
+	// terminal is exactly 80 cells, its right border in the last column.
+	publish(strings.Repeat("漢字かな ", 12) + "end")
+	s = x.waitScreen("the wide line", func(s string) bool { return strings.Contains(s, "end") })
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) != 24 {
 		t.Fatalf("%d lines on an 80x24 terminal:\n%s", len(lines), s)
 	}
 	for i, l := range lines {
-		if w := len([]rune(l)); w > 80 {
-			t.Fatalf("line %d is %d characters:\n%s", i, w, s)
+		if strings.HasPrefix(l, "╭") || strings.HasPrefix(l, "│") || strings.HasPrefix(l, "╰") {
+			if w := cellWidth(l); w != 80 {
+				t.Fatalf("line %d is %d cells:\n%s", i, w, s)
+			}
 		}
 	}
 	// The newest line is below the older one.
-	if strings.Index(s, "hello from a publisher") > strings.Index(s, "<i>x</i>") {
+	if older, newer := strings.Index(s, "<i>x</i>"), strings.Index(s, "end"); older < 0 || older > newer {
 		t.Fatalf("the newest line is not at the bottom:\n%s", s)
 	}
 
