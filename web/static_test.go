@@ -13,7 +13,7 @@ import (
 // root, as http.FileServerFS needs it to answer "/" with index.html.
 func TestStaticFiles(t *testing.T) {
 	static := web.Static()
-	for _, name := range []string{"index.html", "app.js", "sha256.js", "style.css"} {
+	for _, name := range []string{"index.html", "app.js", "sha256.js", "share.js", "published.js", "style.css"} {
 		b, err := fs.ReadFile(static, name)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)

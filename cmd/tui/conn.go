@@ -13,7 +13,8 @@ import (
 )
 
 // dial is a Cmd that fetches the channels and files, opens a session tuned
-// to what the panes show and starts reading its stream.
+// to what the panes show (to every channel, before there are panes) and
+// starts reading its stream.
 func (m *model) dial() tea.Cmd {
 	m.dialGen++
 	gen, ctx, cl, ts := m.dialGen, m.ctx, m.cl, m.tasks
@@ -30,6 +31,13 @@ func (m *model) dial() tea.Cmd {
 		if err != nil {
 			files = nil // bulk by size still works
 		}
+		if want == nil {
+			// A new client starts with every channel on, as the page does.
+			want = make([]string, len(chs))
+			for i, c := range chs {
+				want[i] = c.Name
+			}
+		}
 		// Tune what the user had on, of what this server still has.
 		want = slices.DeleteFunc(want, func(name string) bool {
 			return !slices.ContainsFunc(chs, func(c protocol.Channel) bool { return c.Name == name })
@@ -38,7 +46,13 @@ func (m *model) dial() tea.Cmd {
 		if err != nil {
 			return dialedMsg{gen: gen, err: err}
 		}
-		str := startStream(ctx, ts, sess, streamGen)
+		pub := map[string]bool{}
+		for _, c := range chs {
+			if c.Published() {
+				pub[c.Name] = true
+			}
+		}
+		str := startStream(ctx, ts, sess, streamGen, pub)
 		if str == nil {
 			return dialedMsg{gen: gen, err: errors.New("stopping")}
 		}
@@ -90,15 +104,15 @@ func (m *model) dialed(msg dialedMsg) tea.Cmd {
 }
 
 // setChannels builds one pane per channel, keeping the content and tuning
-// of panes whose channel is still there (a redial after the server
-// restarted).
+// of panes whose channel is still there, of the same kind (a redial after
+// the server restarted).
 func (m *model) setChannels(chs []protocol.Channel) {
 	old := m.panes
 	m.panes = make([]pane, 0, len(chs))
 	for i, ch := range chs {
 		p := newPane(ch, i, m.st)
 		for j := range old {
-			if old[j].ch.Name == p.ch.Name {
+			if old[j].ch.Name == p.ch.Name && old[j].ch.Published() == p.ch.Published() {
 				keep := old[j]
 				keep.ch, keep.title, keep.index, keep.cache = p.ch, p.title, i, ""
 				p = keep
@@ -130,6 +144,7 @@ func (m *model) batch(b batchMsg) tea.Cmd {
 	for _, name := range b.order {
 		if p := m.pane(name); p != nil {
 			p.Append(b.ticks[name])
+			p.Publish(b.posts[name])
 		}
 	}
 	if b.tuned != nil {

@@ -92,18 +92,28 @@ func TestEndToEndTmux(t *testing.T) {
 	x.must("new-session", "-d", "-s", "tui", "-x", "100", "-y", "30",
 		"env", "TERM=xterm-256color", "sh", "-c", script)
 
-	x.waitScreen("three panes, tuned out", func(s string) bool {
+	x.waitScreen("three panes, every one on from the start", func(s string) bool {
+		return paneState(s, "1 Letters") == "on" && paneState(s, "2 Ideographs") == "on" &&
+			paneState(s, "3 Arrows") == "on" && strings.Contains(s, "connected")
+	})
+	x.must("send-keys", "-t", "tui", "n")
+	s := x.waitScreen("three panes, tuned out", func(s string) bool {
 		return paneState(s, "1 Letters") == "off" && paneState(s, "2 Ideographs") == "off" &&
-			paneState(s, "3 Arrows") == "off" && strings.Contains(s, "connected")
+			paneState(s, "3 Arrows") == "off"
 	})
 
-	// Tune in channel one: its title says on and its characters appear.
+	// Tune in channel one: its title says on and new characters appear,
+	// while the others' (from before n) stay as they were.
 	x.must("send-keys", "-t", "tui", "1")
-	s := x.waitScreen("channel one on with characters", func(s string) bool {
-		return paneState(s, "1 Letters") == "on" && strings.Count(s, "Ж") >= 5
+	zhe := strings.Count(s, "Ж")
+	s = x.waitScreen("channel one on with characters", func(s string) bool {
+		return paneState(s, "1 Letters") == "on" && strings.Count(s, "Ж") >= zhe+5
 	})
-	if strings.Contains(s, "漢") || strings.Contains(s, "∀") {
-		t.Fatalf("untuned channels show characters:\n%s", s)
+	han, all := strings.Count(s, "漢"), strings.Count(s, "∀")
+	zhe = strings.Count(s, "Ж")
+	s = x.waitScreen("channel one goes on", func(s string) bool { return strings.Count(s, "Ж") >= zhe+5 })
+	if strings.Count(s, "漢") != han || strings.Count(s, "∀") != all {
+		t.Fatalf("untuned channels show new characters:\n%s", s)
 	}
 
 	// Chat: type a line, see it come back in the chat pane, and at another
@@ -154,4 +164,60 @@ func paneState(s, title string) string {
 		return f[len(f)-1]
 	}
 	return ""
+}
+
+// TestPublishedTmux runs the built client in tmux at 80x24 against a server
+// with a published channel, publishes over HTTP, and reads the lines off
+// the terminal: escape sequences and bidi controls arrive as plain text.
+func TestPublishedTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatalf("tmux is required for this test (apt-get install -y tmux): %v", err)
+	}
+	bin := buildTUI(t)
+	srv := withPublished(t, 5)
+	publish := publisher(t, srv.URL)
+
+	x := &tmuxTerm{t: t, socket: fmt.Sprintf("xhrsse-tui-pub-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	t.Cleanup(func() { _, _ = x.run("kill-server") })
+	script := fmt.Sprintf("%s -server %s -name e2e -dir %s; echo client-exit=$?; sleep 600",
+		shellQuote(bin), shellQuote(srv.URL), shellQuote(t.TempDir()))
+	x.must("new-session", "-d", "-s", "tui", "-x", "80", "-y", "24",
+		"env", "TERM=xterm-256color", "sh", "-c", script)
+	x.waitScreen("the log pane, on", func(s string) bool {
+		return paneState(s, "4 Build log") == "on" && strings.Contains(s, "connected")
+	})
+
+	publish("hello from a publisher")
+	publish("\x1b[31mred\x1b[0m \x1b[2J \u202Eevil\u202C <i>x</i>")
+	s := x.waitScreen("both lines on the terminal", func(s string) bool {
+		return strings.Contains(s, "hello from a publisher") && strings.Contains(s, "<i>x</i>")
+	})
+	if !strings.Contains(s, "\uFFFD[31mred\uFFFD[0m \uFFFD[2J \uFFFDevil\uFFFD <i>x</i>") {
+		t.Fatalf("the escape sequences are not shown as text:\n%s", s)
+	}
+	// A long line of wide characters wraps by cells: every box line on the
+	// terminal is exactly 80 cells, its right border in the last column.
+	publish(strings.Repeat("漢字かな ", 12) + "end")
+	s = x.waitScreen("the wide line", func(s string) bool { return strings.Contains(s, "end") })
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) != 24 {
+		t.Fatalf("%d lines on an 80x24 terminal:\n%s", len(lines), s)
+	}
+	for i, l := range lines {
+		if strings.HasPrefix(l, "╭") || strings.HasPrefix(l, "│") || strings.HasPrefix(l, "╰") {
+			if w := cellWidth(l); w != 80 {
+				t.Fatalf("line %d is %d cells:\n%s", i, w, s)
+			}
+		}
+	}
+	// The newest line is below the older one.
+	if older, newer := strings.Index(s, "<i>x</i>"), strings.Index(s, "end"); older < 0 || older > newer {
+		t.Fatalf("the newest line is not at the bottom:\n%s", s)
+	}
+
+	x.must("send-keys", "-t", "tui", "q")
+	s = x.waitScreen("the client exits", func(s string) bool { return strings.Contains(s, "client-exit=") })
+	if !strings.Contains(s, "client-exit=0") {
+		t.Fatalf("the client did not end cleanly:\n%s", s)
+	}
 }

@@ -33,6 +33,7 @@ func fixedModel(t *testing.T, w, h int) *model {
 		{Name: "one", Title: "Letters", Rate: 5, Width: 1},
 		{Name: "two", Title: "Ideographs", Rate: 3, Width: 2},
 		{Name: "three", Title: "Arrows & symbols", Rate: 2, Width: 1},
+		{Name: "log", Title: "Build log", Kind: protocol.KindPublished},
 	})
 	m.streamGen = 1
 	m.str = &stream{gen: 1, out: make(chan batchMsg), stop: func() {}}
@@ -40,8 +41,9 @@ func fixedModel(t *testing.T, w, h int) *model {
 
 	at := time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
 	b := newBatch(1)
+	b.pub = map[string]bool{"log": true}
 	b.add(client.Event{Kind: client.State, State: client.Connected,
-		Session: &protocol.SessionEvent{Session: "Zq3kP0aaBBccDDeeFF", Channels: []string{"one", "two"}}})
+		Session: &protocol.SessionEvent{Session: "Zq3kP0aaBBccDDeeFF", Channels: []string{"one", "two", "log"}}})
 	for _, c := range []struct{ ch, text string }{
 		{"one", strings.Repeat("AbΓδЖжQwΣλ", 9)},
 		{"two", strings.Repeat("漢字仮名亜", 11)},
@@ -49,7 +51,15 @@ func fixedModel(t *testing.T, w, h int) *model {
 	} {
 		b.add(client.Event{Kind: client.Tick, Channel: c.ch, Text: c.text})
 	}
-	b.add(client.Event{Kind: client.Tuned, Tuned: &protocol.Tuned{Channels: []string{"one", "two"}}})
+	for _, line := range []string{
+		"go vet ./... ok",
+		"go test ./cmd/tui: wide 漢字 characters and long lines wrap by cells, never past the border",
+		"step 3\nof a multi-line event",
+		"\x1b[31mred\x1b[0m and \u202Ereversed\u202C stay inert",
+	} {
+		b.add(client.Event{Kind: client.Tick, Channel: "log", Text: line})
+	}
+	b.add(client.Event{Kind: client.Tuned, Tuned: &protocol.Tuned{Channels: []string{"one", "two", "log"}}})
 	for i, c := range []protocol.Chat{
 		{ID: 1, Name: "bob", Text: "from the history", History: true},
 		{ID: 2, Name: "ann", Text: "hello everyone"},
@@ -136,6 +146,54 @@ func TestLayoutFitsUnconnected(t *testing.T) {
 		}
 		if w >= 80 && !strings.Contains(view, "cannot reach http://127.0.0.1:8080: connection refused; retrying in 2s") {
 			t.Fatalf("%dx%d: no explanation on screen:\n%s", w, h, view)
+		}
+	}
+}
+
+// TestLayoutManyChannels lays out from one to a dozen panes, tickers and
+// published, at sizes down to 40x12: every pane is drawn, in rows, and the
+// screen is exactly filled.
+func TestLayoutManyChannels(t *testing.T) {
+	sizes := [][2]int{{80, 24}, {200, 60}, {100, 30}, {120, 40}, {60, 18}, {40, 12}}
+	for tickers := 0; tickers <= 8; tickers++ {
+		for published := 0; published <= 4; published++ {
+			if tickers+published == 0 {
+				continue
+			}
+			var chs []protocol.Channel
+			pub := map[string]bool{}
+			for i := range tickers {
+				chs = append(chs, protocol.Channel{Name: fmt.Sprintf("t%d", i), Title: "Ticker", Kind: protocol.KindTicker, Rate: 1, Width: 1})
+			}
+			for i := range published {
+				name := fmt.Sprintf("p%d", i)
+				pub[name] = true
+				chs = append(chs, protocol.Channel{Name: name, Title: "Published", Kind: protocol.KindPublished})
+			}
+			for _, size := range sizes {
+				w, h := size[0], size[1]
+				m := fixedModel(t, w, h)
+				m.setChannels(chs)
+				m.layout()
+				b := newBatch(1)
+				b.pub = pub
+				for _, c := range chs {
+					b.add(client.Event{Kind: client.Tick, Channel: c.Name, Text: strings.Repeat("漢字 and text ", 20)})
+				}
+				m.Update(b)
+				view := m.View()
+				checkScreen(t, view, w, h)
+				if got, want := strings.Count(view, "╭"), len(chs)+1; got != want {
+					t.Fatalf("%d tickers, %d published at %dx%d: %d boxes, want %d:\n%s", tickers, published, w, h, got, want, view)
+				}
+				for _, row := range m.grid {
+					for _, i := range row {
+						if p := m.panes[i]; p.height < 3 || p.width < 3 {
+							t.Fatalf("%d tickers, %d published at %dx%d: pane %d is %dx%d", tickers, published, w, h, i, p.width, p.height)
+						}
+					}
+				}
+			}
 		}
 	}
 }

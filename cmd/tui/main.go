@@ -1,11 +1,12 @@
-// Command tui is the terminal client of xhrsse: three panes fill with the
-// characters of the channels you tune in, a chat pane talks with everyone on
-// the server, and bulk downloads arrive over the same event stream, verified
-// by sha256. It joins any xhrsse server:
+// Command tui is the terminal client of xhrsse: a pane for every channel of
+// the server fills with the characters of a ticking channel or the lines of
+// a published one, a chat pane talks with everyone on the server, and bulk
+// downloads arrive over the same event stream, verified by sha256. It joins
+// any xhrsse server, tuned to every channel at first:
 //
 //	go run ./cmd/tui -server http://host:port -name ann
 //
-// Keys: 1-3 tune a channel in or out, a all, n none, c or tab chat, b bulk
+// Keys: 1-9 tune a channel in or out, a all, n none, c or tab chat, b bulk
 // download, ? help, q quit.
 package main
 

@@ -57,8 +57,9 @@ type model struct {
 	tunePending bool
 
 	width, height int
-	panesH        int  // height of the row of panes
-	ready         bool // a WindowSizeMsg has arrived
+	panesH        int     // height of the rows of panes
+	grid          [][]int // the rows of panes, by index into panes
+	ready         bool    // a WindowSizeMsg has arrived
 
 	// Render accounting, for -log: View calls since start.
 	views int64

@@ -29,16 +29,18 @@ type dialedMsg struct {
 // batchMsg is everything the stream delivered since the last batch: at most
 // one of these reaches the program per frame, whatever the event rate.
 type batchMsg struct {
-	gen    int                // the stream it came from
-	events int                // how many stream events it folds together
-	ticks  map[string]string  // per channel, the newest characters, in order
-	order  []string           // channels in the order they first ticked
-	tuned  *protocol.Tuned    // the newest tuned set
-	chats  []protocol.Chat    // in order
-	states []client.Event     // connection changes, in order
-	gaps   []protocol.Gap     // gap events, in order
-	bye    *protocol.Bye      // the newest bye
-	xfers  []*client.Transfer // transfers that progressed or ended
+	gen    int                 // the stream it came from
+	events int                 // how many stream events it folds together
+	ticks  map[string]string   // per ticker channel, the newest characters, in order
+	posts  map[string][]string // per published channel, the newest events' data, in order
+	order  []string            // channels in the order they first had an event
+	pub    map[string]bool     // the published channels (the stream's, read only)
+	tuned  *protocol.Tuned     // the newest tuned set
+	chats  []protocol.Chat     // in order
+	states []client.Event      // connection changes, in order
+	gaps   []protocol.Gap      // gap events, in order
+	bye    *protocol.Bye       // the newest bye
+	xfers  []*client.Transfer  // transfers that progressed or ended
 	// closed says the stream ended (Run returned err); no batch follows.
 	closed bool
 	err    error

@@ -16,7 +16,8 @@ const maxPaneRunes = 4096
 // characters, wrapped to the pane's width by terminal cells, filling from the
 // top and then scrolling so the newest line is at the bottom. It keeps its
 // text as lines so that new characters only ever touch the last line and old
-// ones never shift.
+// ones never shift. A published channel's pane shows its events as lines
+// instead (feed).
 type pane struct {
 	ch     protocol.Channel // as the server sent it (Name is used on the wire)
 	title  string           // what the title bar says, sanitised
@@ -32,7 +33,9 @@ type pane struct {
 	lastW   int      // cells used by last
 	runes   int      // runes held in lines and last
 	cache   string   // rendered view; "" when stale
-	arrived int64    // characters received in total
+	arrived int64    // characters received in total (events, if published)
+
+	feed *feed // the body of a published channel; nil for a ticker
 }
 
 func newPane(ch protocol.Channel, index int, st Styles) pane {
@@ -40,7 +43,11 @@ func newPane(ch protocol.Channel, index int, st Styles) pane {
 	if title == "" {
 		title = ch.Name
 	}
-	return pane{ch: ch, title: sanitize(title), index: index, st: st}
+	p := pane{ch: ch, title: sanitize(title), index: index, st: st}
+	if ch.Published() {
+		p.feed = &feed{}
+	}
+	return p
 }
 
 // innerWidth is the number of cells available for characters.
@@ -58,6 +65,10 @@ func (p *pane) SetSize(w, h int) {
 	oldInner := p.innerWidth()
 	p.width, p.height = w, h
 	p.cache = ""
+	if p.feed != nil {
+		p.feed.SetWidth(p.innerWidth())
+		return
+	}
 	if p.innerWidth() != oldInner {
 		p.rewrap()
 	}
@@ -79,9 +90,26 @@ func (p *pane) Append(text string) {
 	if text == "" {
 		return
 	}
+	if p.feed != nil {
+		p.Publish([]string{text})
+		return
+	}
 	p.cache = ""
 	p.arrived += int64(utf8.RuneCountInString(text))
 	p.append(text)
+}
+
+// Publish adds the events of a published channel, oldest first.
+func (p *pane) Publish(data []string) {
+	if p.feed == nil || len(data) == 0 {
+		return
+	}
+	p.cache = ""
+	p.arrived += int64(len(data))
+	for _, d := range data {
+		p.feed.Add(d)
+	}
+	p.feed.Trim()
 }
 
 func (p *pane) append(text string) {
@@ -176,6 +204,11 @@ func (p *pane) View() string {
 	// Body: the newest lines that fit, filling from the top until the pane
 	// is full, then scrolling.
 	h := p.innerHeight()
+	if p.feed != nil {
+		for _, line := range p.feed.Last(h) {
+			rows = append(rows, line+strings.Repeat(" ", max(w-lipgloss.Width(line), 0)))
+		}
+	}
 	total := len(p.lines)
 	if len(p.last) > 0 {
 		total++

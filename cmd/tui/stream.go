@@ -26,13 +26,16 @@ type stream struct {
 	gen  int
 	out  chan batchMsg // unbuffered: a batch is handed over only when taken
 	stop context.CancelFunc
+	pub  map[string]bool // the published channels (read only)
 }
 
 // startStream starts reading sess's stream; batches are taken with next.
 // It returns nil if the tasks are closed (the program is stopping).
-func startStream(ctx context.Context, ts *tasks, sess *client.Session, gen int) *stream {
+// The events of the channels in pub are kept one by one (published
+// channels); the others' are folded into one text per channel (tickers).
+func startStream(ctx context.Context, ts *tasks, sess *client.Session, gen int, pub map[string]bool) *stream {
 	ctx, stop := context.WithCancel(ctx)
-	s := &stream{gen: gen, out: make(chan batchMsg), stop: stop}
+	s := &stream{gen: gen, out: make(chan batchMsg), stop: stop, pub: pub}
 	events := make(chan client.Event, 256)
 	runErr := make(chan error, 1)
 	ok := ts.Go(
@@ -62,7 +65,7 @@ func (s *stream) next(ctx context.Context) tea.Cmd {
 // once per frameInterval. While the program is busy the batch keeps growing
 // (bounded), so a burst of a thousand ticks becomes one message.
 func (s *stream) loop(ctx context.Context, events <-chan client.Event, runErr <-chan error) {
-	b := newBatch(s.gen)
+	b := s.newBatch()
 	var (
 		timer  *time.Timer
 		timerC <-chan time.Time
@@ -104,7 +107,7 @@ func (s *stream) loop(ctx context.Context, events <-chan client.Event, runErr <-
 			outC = s.out
 		case outC <- b:
 			last = time.Now()
-			b = newBatch(s.gen)
+			b = s.newBatch()
 			outC = nil
 		case err := <-runErr:
 			// Run has returned: nothing more will be sent on events.
@@ -136,7 +139,13 @@ func (s *stream) loop(ctx context.Context, events <-chan client.Event, runErr <-
 }
 
 func newBatch(gen int) batchMsg {
-	return batchMsg{gen: gen, ticks: map[string]string{}}
+	return batchMsg{gen: gen, ticks: map[string]string{}, posts: map[string][]string{}}
+}
+
+func (s *stream) newBatch() batchMsg {
+	b := newBatch(s.gen)
+	b.pub = s.pub
+	return b
 }
 
 // add folds one event into the batch.
@@ -149,11 +158,20 @@ func (b *batchMsg) add(ev client.Event) {
 		}
 		return // not a stream event
 	case client.Tick:
-		prev, ok := b.ticks[ev.Channel]
-		if !ok {
+		_, ticked := b.ticks[ev.Channel]
+		posts, posted := b.posts[ev.Channel]
+		if !ticked && !posted {
 			b.order = append(b.order, ev.Channel)
 		}
-		b.ticks[ev.Channel] = keepTail(prev+ev.Text, maxPaneRunes)
+		if b.pub[ev.Channel] {
+			posts = append(posts, ev.Text)
+			if n := len(posts) - maxFeedLines; n > 0 {
+				posts = append(posts[:0], posts[n:]...)
+			}
+			b.posts[ev.Channel] = posts
+			break
+		}
+		b.ticks[ev.Channel] = keepTail(b.ticks[ev.Channel]+ev.Text, maxPaneRunes)
 	case client.Tuned:
 		b.tuned = ev.Tuned
 	case client.Chat:

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -144,5 +145,28 @@ func TestKeepTail(t *testing.T) {
 		if got := keepTail(tt.in, tt.n); got != tt.want {
 			t.Errorf("keepTail(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
 		}
+	}
+}
+
+// TestBatchKeepsPublishedEvents: a ticker's characters fold into one text,
+// a published channel's events stay one by one (each is a line), bounded.
+func TestBatchKeepsPublishedEvents(t *testing.T) {
+	b := newBatch(1)
+	b.pub = map[string]bool{"log": true}
+	b.add(client.Event{Kind: client.Tick, Channel: "log", Text: "first"})
+	b.add(client.Event{Kind: client.Tick, Channel: "one", Text: "a"})
+	b.add(client.Event{Kind: client.Tick, Channel: "one", Text: "b"})
+	b.add(client.Event{Kind: client.Tick, Channel: "log", Text: "second\nline"})
+	if b.ticks["one"] != "ab" || strings.Join(b.posts["log"], "|") != "first|second\nline" {
+		t.Fatalf("ticks %q, posts %q", b.ticks, b.posts)
+	}
+	if strings.Join(b.order, ",") != "log,one" || b.events != 4 {
+		t.Fatalf("order %q, %d events", b.order, b.events)
+	}
+	for i := range 2 * maxFeedLines {
+		b.add(client.Event{Kind: client.Tick, Channel: "log", Text: fmt.Sprint(i)})
+	}
+	if n := len(b.posts["log"]); n != maxFeedLines || b.posts["log"][n-1] != fmt.Sprint(2*maxFeedLines-1) {
+		t.Fatalf("batch keeps %d events of log, the last %q", n, b.posts["log"][n-1])
 	}
 }

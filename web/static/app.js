@@ -16,6 +16,7 @@
 
 import { sha256Hex } from './sha256.js';
 import { TabGroup, supported as sharingSupported } from './share.js';
+import { Feed, isPublished } from './published.js';
 
 // MAX_CHARS bounds each channel box, in UTF-16 code units (a pair is never
 // split), so a fast channel cannot grow the page without limit.
@@ -264,18 +265,24 @@ function openStream(gen, delay = RETRY_MS) {
   url += '&at=' + Date.now();
   const es = new EventSource(url);
   conn.es = es;
-  const mine = (fn) => (e) => {
+  // mine wraps a listener so that it acts only for the current stream; the
+  // stream's events (MessageEvents) are relayed to the followers, once: the
+  // listeners of the connection's own open and error do not relay.
+  const mine = (fn, relays = true) => (e) => {
     if (conn.es !== es || gen !== conn.generation) return;
     if (e.lastEventId) conn.lastId = e.lastEventId;
-    if (e.type !== 'open' && e.type !== 'error') {
+    if (relays && e instanceof MessageEvent) {
       relay({ t: 'ev', s: conn.session, id: e.lastEventId, name: e.type, data: e.data });
     }
     fn(e);
   };
   es.addEventListener('open', mine(() => {
     delay = RETRY_MS;
-  }));
-  es.addEventListener('error', mine(() => {
+  }, false));
+  es.addEventListener('error', mine((e) => {
+    // An event named "error" (a published channel may be called so) is a
+    // MessageEvent with data, not a failure of the stream.
+    if (e instanceof MessageEvent) return;
     if (es.readyState === EventSource.CLOSED) {
       // The server answered with an error status instead of a stream, and
       // EventSource gives up on those. 404 means it forgot the session; 503
@@ -307,7 +314,7 @@ function openStream(gen, delay = RETRY_MS) {
       // retry, sending Last-Event-ID, and the server resumes the session.
       setConn('reconnecting');
     }
-  }));
+  }, false));
   es.addEventListener('session', mine((e) => {
     const d = JSON.parse(e.data);
     applyTuned(d.channels);
@@ -392,7 +399,12 @@ function shownOn(name) {
 }
 
 function buildChannels(list) {
-  els.channels.replaceChildren();
+  // Ticker cards side by side; published cards below them, full width.
+  const tickers = document.createElement('div');
+  tickers.className = 'channel-grid';
+  const feeds = document.createElement('div');
+  feeds.className = 'channel-feeds';
+  els.channels.replaceChildren(tickers, feeds);
   boxes.clear();
   for (const ch of list) {
     const box = {
@@ -409,6 +421,7 @@ function buildChannels(list) {
     box.el.dataset.channel = ch.name;
     box.el.dataset.on = 'false';
     box.el.dataset.width = String(ch.width);
+    box.el.dataset.kind = isPublished(ch) ? 'published' : 'ticker';
 
     const head = document.createElement('div');
     head.className = 'channel-head';
@@ -417,7 +430,9 @@ function buildChannels(list) {
     h.textContent = ch.title || ch.name;
     const meta = document.createElement('span');
     meta.className = 'channel-meta';
-    meta.textContent = `${ch.name} · ${ch.rate}/s · ${ch.width} cell${ch.width === 1 ? '' : 's'}`;
+    meta.textContent = isPublished(ch)
+      ? `${ch.name} · published`
+      : `${ch.name} · ${ch.rate}/s · ${ch.width} cell${ch.width === 1 ? '' : 's'}`;
     box.toggle = document.createElement('button');
     box.toggle.type = 'button';
     box.toggle.id = idp + '-toggle';
@@ -428,14 +443,22 @@ function buildChannels(list) {
     box.toggle.addEventListener('click', () => toggleChannel(box));
     head.append(h, meta, box.toggle);
 
-    const screen = document.createElement('div');
-    screen.className = 'channel-screen';
-    screen.setAttribute('aria-hidden', 'true'); // a stream of characters is noise to a screen reader
-    box.screen = document.createElement('div');
-    box.screen.className = 'channel-text';
-    box.screen.id = idp + '-text';
-    box.screen.lang = 'und';
-    screen.append(box.screen);
+    let screen;
+    if (isPublished(ch)) {
+      // Lines of text from publishers: a list the reader can scroll back.
+      box.feed = new Feed(idp + '-lines');
+      screen = box.feed.el;
+      screen.setAttribute('aria-labelledby', h.id);
+    } else {
+      screen = document.createElement('div');
+      screen.className = 'channel-screen';
+      screen.setAttribute('aria-hidden', 'true'); // a stream of characters is noise to a screen reader
+      box.screen = document.createElement('div');
+      box.screen.className = 'channel-text';
+      box.screen.id = idp + '-text';
+      box.screen.lang = 'und';
+      screen.append(box.screen);
+    }
 
     box.counter = document.createElement('span');
     box.counter.className = 'channel-count';
@@ -445,7 +468,7 @@ function buildChannels(list) {
 
     box.el.append(head, screen, box.counter);
     box.el.setAttribute('aria-labelledby', h.id);
-    els.channels.append(box.el);
+    (box.feed ? feeds : tickers).append(box.el);
     box.draw = () => drawBox(box);
     boxes.set(ch.name, box);
   }
@@ -467,6 +490,11 @@ function onTick(name, data) {
 }
 
 function tick(box, data) {
+  if (box.feed) {
+    box.feed.add(data);
+    redraw(box.draw);
+    return;
+  }
   // Count characters, not code units: channel two's ideographs may be pairs.
   let n = 0;
   for (const _ of data) n++;
@@ -476,6 +504,12 @@ function tick(box, data) {
 }
 
 function drawBox(box) {
+  if (box.feed) {
+    box.feed.draw();
+    box.counter.dataset.count = String(box.feed.count);
+    box.counter.textContent = `${box.feed.count} event${box.feed.count === 1 ? '' : 's'}`;
+    return;
+  }
   if (box.pendingText) {
     box.text = keepTail(box.text + box.pendingText, MAX_CHARS);
     box.pendingText = '';
@@ -1185,7 +1219,7 @@ async function main() {
     }
   }
   api('GET', 'files').then(addFiles, (err) => showError(els.bulkError, `cannot list files: ${errorText(err)}`));
-  // Everything is on at first: the page is a demo of all three channels.
+  // Everything is on at first: the page is a demo of every channel.
   wish = new Set(boxes.keys());
   for (const box of boxes.values()) drawToggle(box);
   if (sharingSupported()) {
