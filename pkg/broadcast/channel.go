@@ -125,8 +125,12 @@ func (c ChannelConfig) validate() (width int, err error) {
 	}
 	switch c.Name {
 	case protocol.EventSession, protocol.EventTuned, protocol.EventChat, protocol.EventBulk,
-		protocol.EventBulkEnd, protocol.EventGap, protocol.EventBye, "message":
+		protocol.EventBulkEnd, protocol.EventGap, protocol.EventBye:
 		return 0, fmt.Errorf("broadcast: channel name %q is an event name of the protocol", c.Name)
+	case "message", "open", "error":
+		// EventSource's own: an event named "error" reaches a page's
+		// error listeners as if the stream had failed.
+		return 0, fmt.Errorf("broadcast: channel name %q is an event name of EventSource", c.Name)
 	}
 	if c.Published {
 		if c.Rate != 0 || len(c.Repertoire) != 0 {

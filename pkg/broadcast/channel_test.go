@@ -69,6 +69,9 @@ func TestChannelValidation(t *testing.T) {
 		{Name: "", Rate: 1, Repertoire: ok},
 		{Name: "a\nb", Rate: 1, Repertoire: ok},
 		{Name: "chat", Rate: 1, Repertoire: ok},
+		{Name: "error", Published: true},
+		{Name: "open", Published: true},
+		{Name: "message", Published: true},
 		{Name: "x", Rate: 0, Repertoire: ok},
 		{Name: "x", Rate: 1},
 		{Name: "x", Rate: 1, Repertoire: []rune("a語")}, // mixed widths

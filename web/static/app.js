@@ -279,10 +279,7 @@ function openStream(gen, delay = RETRY_MS) {
   es.addEventListener('open', mine(() => {
     delay = RETRY_MS;
   }, false));
-  es.addEventListener('error', mine((e) => {
-    // An event named "error" (a published channel may be called so) is a
-    // MessageEvent with data, not a failure of the stream.
-    if (e instanceof MessageEvent) return;
+  es.addEventListener('error', mine(() => {
     if (es.readyState === EventSource.CLOSED) {
       // The server answered with an error status instead of a stream, and
       // EventSource gives up on those. 404 means it forgot the session; 503
