@@ -40,8 +40,22 @@ var ErrUnavailable = broadcast.ErrUnavailable
 
 // Config says how a node joins.
 type Config struct {
-	// URL is the broker's, e.g. nats://127.0.0.1:4222 (several, comma-separated).
+	// URL is the broker's, e.g. nats://127.0.0.1:4222; for a NATS cluster,
+	// several, comma-separated, so that the node reaches another broker when
+	// one is away. Credentials may be in it (nats://user:pass@host:4222);
+	// tls:// asks for TLS.
 	URL string
+	// Replicas is how many brokers keep each copy of the chat stream and the
+	// buckets (JetStream's replicas: 1, or 3 for a cluster of three brokers
+	// that survives the loss of any one). Default 1. A larger count given to
+	// an existing stream or bucket raises it there.
+	Replicas int
+	// Credentials is a NATS credentials file (a user JWT and its nkey seed),
+	// for a broker that asks for one; empty: none.
+	Credentials string
+	// RootCA is a PEM file of the certificate authorities to trust for the
+	// broker's TLS certificate instead of the system's; empty: the system's.
+	RootCA string
 	// Node names this process; it must differ between the nodes.
 	Node string
 	// Prefix starts every subject, stream and bucket name, so clusters can
@@ -123,6 +137,9 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.ReconnectWait <= 0 {
 		cfg.ReconnectWait = 250 * time.Millisecond
 	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -136,8 +153,8 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 		metrics: newMetrics(),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	nc, err := nats.Connect(cfg.URL,
-		nats.Name("xhrsse "+cfg.Node),
+	opts := []nats.Option{
+		nats.Name("xhrsse " + cfg.Node),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait),
 		// Nothing is buffered while the broker is away: a chat POST then
@@ -148,7 +165,14 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 			n.log.Warn("broker lost", "err", err)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { n.log.Info("broker back") }),
-	)
+	}
+	if cfg.Credentials != "" {
+		opts = append(opts, nats.UserCredentials(cfg.Credentials))
+	}
+	if cfg.RootCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.RootCA))
+	}
+	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: connect %s: %w", cfg.URL, err)
 	}
@@ -171,17 +195,20 @@ func (n *Node) setup(ctx context.Context) error {
 		Subjects: []string{n.cfg.Prefix + ".chat"},
 		Storage:  jetstream.FileStorage,
 		MaxMsgs:  10_000,
+		Replicas: n.cfg.Replicas,
 	}); err != nil {
 		return fmt.Errorf("cluster: chat stream: %w", err)
 	}
 	n.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: n.cfg.Prefix + "_sessions", Storage: jetstream.FileStorage, TTL: n.cfg.RecordTTL,
+		Replicas: n.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: sessions bucket: %w", err)
 	}
 	conf, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: n.cfg.Prefix + "_config", Storage: jetstream.FileStorage,
+		Replicas: n.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: config bucket: %w", err)
