@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // Brokers is a NATS cluster of three brokers routed over loopback, with
@@ -126,4 +128,24 @@ func (c *Brokers) StepDown(stream string) (from, to string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// BrokerOf is the broker node n is connected to now, or nil if none.
+func (c *Brokers) BrokerOf(n *Node) *Broker {
+	c.t.Helper()
+	for _, b := range c.bs {
+		if !b.srv.Running() {
+			continue
+		}
+		cz, err := b.srv.Connz(&natsserver.ConnzOptions{})
+		if err != nil {
+			c.t.Fatalf("broker %s: connz: %v", b.name, err)
+		}
+		for _, ci := range cz.Conns {
+			if ci.Name == "xhrsse "+n.Name() {
+				return b
+			}
+		}
+	}
+	return nil
 }

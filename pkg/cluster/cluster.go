@@ -104,6 +104,20 @@ type Node struct {
 	pending map[string]broadcast.SessionChange // guarded by mu; records to write
 	taking  map[string]chan struct{}           // guarded by mu; takes under way here
 	wake    chan struct{}                      // "pending has something"
+	// Without a broker (partition.go): parkTimer counts down to parking,
+	// parked holds the sessions taken off the hub, by key, suspects those
+	// to check once back, and calm is closed while none are parked (nil
+	// before the first park). Guarded by mu.
+	// link ends when the connection to the broker is lost: requests in
+	// flight then fail at once rather than wait out requestTimeout for a
+	// reply the lost broker will never pass on. Guarded by mu.
+	link      context.Context
+	linkDown  context.CancelFunc
+	parkTimer *time.Timer
+	parked    map[string]broadcast.SessionState
+	suspects  map[string]string // by key: held when the broker was lost, to be checked
+	settling  bool              // a settle goroutine runs
+	calm      chan struct{}
 
 	// records is held while this node writes one session's record and
 	// while it hands a session over: a write that checked the session was
@@ -153,6 +167,7 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 		metrics: newMetrics(),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.link, n.linkDown = context.WithCancel(n.ctx)
 	opts := []nats.Option{
 		nats.Name("xhrsse " + cfg.Node),
 		nats.MaxReconnects(-1),
@@ -163,8 +178,12 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			n.log.Warn("broker lost", "err", err)
+			n.brokerLost()
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { n.log.Info("broker back") }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			n.log.Info("broker back", "url", c.ConnectedUrlRedacted())
+			n.brokerBack()
+		}),
 	}
 	if cfg.Credentials != "" {
 		opts = append(opts, nats.UserCredentials(cfg.Credentials))
@@ -297,6 +316,9 @@ func (n *Node) Close() error {
 	}
 	n.mu.Lock()
 	n.closing = true
+	if n.parkTimer != nil {
+		n.parkTimer.Stop()
+	}
 	for id, s := range n.subs {
 		if s.retire != nil {
 			s.retire.Stop()
