@@ -58,11 +58,13 @@ func (n *Node) register(ctx context.Context, s *broadcast.Session, keep bool) er
 	// (or, if the writer put the record already, a ping) is answered, so is
 	// the subscription sent before it.
 	var err error
+	wctx, cancel := context.WithTimeout(ctx, recordWait)
 	if ok {
-		err = n.writeRecord(ctx, c)
-	} else if err = n.flush(ctx); err != nil {
+		err = n.writeRecord(wctx, c)
+	} else if err = n.flush(wctx); err != nil {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	cancel()
 	switch {
 	case err == nil:
 	case keep:
@@ -89,6 +91,13 @@ func (n *Node) requeue(c broadcast.SessionChange) {
 	default:
 	}
 }
+
+// recordWait bounds one record write. The writer holds the records lock
+// meanwhile, which a hand-over waits for, and a session moving here waits
+// for its record: while the bucket has no leader (its broker died, and
+// JetStream elects another, which takes seconds), a write fails after this
+// and is queued again, rather than hold every hand-over of the node up.
+const recordWait = 2 * time.Second
 
 // write writes queued records until the node closes. Runs in its own
 // goroutine.
@@ -119,7 +128,7 @@ func (n *Node) flushRecords(ctx context.Context) {
 		if hook := testHookRecordWrite.Load(); hook != nil {
 			(*hook)(c.ID)
 		}
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordWait)
 		err := n.writeRecord(wctx, c)
 		cancel()
 		n.records.Unlock()

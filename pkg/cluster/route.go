@@ -293,14 +293,20 @@ func (n *Node) ask(origin, ctx context.Context, req request) (rep reply, found b
 			return reply{}, false, fmt.Errorf("%w: the client left: %v", ErrUnavailable, origin.Err())
 		}
 		link := n.linkContext()
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		timeout := requestTimeout
+		if req.Op == "take" {
+			timeout = takeTimeout
+		}
+		rctx, cancel := context.WithTimeout(ctx, timeout)
 		stop := context.AfterFunc(link, cancel)
 		m, err := n.nc.RequestWithContext(rctx, subject, data)
 		stop()
 		cancel()
 		switch {
-		case err != nil && link.Err() != nil && ctx.Err() == nil:
+		case err != nil && ctx.Err() == nil && link.Err() != nil:
 			return reply{}, false, fmt.Errorf("%w: %w: %v", ErrUnavailable, errLinkLost, err)
+		case err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			return reply{}, false, fmt.Errorf("%w: %w", ErrUnavailable, errNoReply)
 		case err == nil:
 			rep = reply{} // Unmarshal keeps fields the new reply omits
 			if err := json.Unmarshal(m.Data, &rep); err != nil {
@@ -397,13 +403,15 @@ func (n *Node) Take(ctx context.Context, id string, p broadcast.Position) (*broa
 
 func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
 	req := request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt, TakeID: newTakeID()}
-	for tries := 0; tries < 3; {
+	for tries, again := 0, 0; tries < 3; {
 		rep, found, err := n.ask(origin, ctx, req)
-		if errors.Is(err, errLinkLost) && n.awaitLink(ctx) {
+		if (errors.Is(err, errLinkLost) && n.awaitLink(ctx) || errors.Is(err, errNoReply)) && again < 3 {
 			// The take may have been answered, the session handed over,
-			// and the reply lost with the broker: asked again under the
-			// same take id, the old node sends it again.
+			// and the reply lost with a broker (this node's, or the old
+			// node's): asked again under the same take id within linger,
+			// the old node sends it again.
 			origin = ctx // asked already: see it through
+			again++
 			continue
 		}
 		tries++
@@ -472,6 +480,14 @@ func (n *Node) lock(ctx context.Context, id string) (release func(), s *broadcas
 }
 
 var errTryAgain = errors.New("try again")
+
+// errNoReply says a request's reply did not come in time.
+var errNoReply = errors.New("no reply")
+
+// takeTimeout bounds the wait for a take's reply: the old node answers at
+// once but for a record write under way (recordWait). Well within linger,
+// so that a take asked again after a lost reply finds the reply kept.
+const takeTimeout = recordWait + time.Second
 
 // errLinkLost says the connection to the broker was lost while a request
 // waited for its reply.
