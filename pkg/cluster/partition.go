@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,7 +19,7 @@ import (
 // nodes, each numbering its events and taking its requests apart. So a node
 // cut off for longer than half of Claim, before any other node may conclude
 // it died, parks its sessions: it takes them off its hub (their streams end
-// with bye "replaced", and requests for them are answered 503, for want of
+// with bye "shutdown", and requests for them are answered 503, for want of
 // a broker) and keeps their state aside. When a broker is back it returns
 // each one to its hub if its record still names this node, without a gap;
 // one that another node recovered meanwhile is let go (its client goes on
@@ -97,8 +96,7 @@ func (n *Node) park() {
 	for _, id := range ids {
 		// As a hand-over: a record write under way ends first.
 		n.records.Lock()
-		// All of its history: it stays in this process.
-		st, err := n.hub.Export(id, math.MaxInt, broadcast.Position{})
+		st, err := n.hub.Withdraw(id)
 		n.records.Unlock()
 		if err != nil {
 			continue // it ended or left meanwhile
@@ -164,7 +162,7 @@ func (n *Node) settle() {
 		case !mine:
 			if !parked {
 				n.records.Lock()
-				_, err := n.hub.Export(id, 0, broadcast.Position{})
+				_, err := n.hub.Withdraw(id)
 				n.records.Unlock()
 				if err != nil {
 					break // it left meanwhile
