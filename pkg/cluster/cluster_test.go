@@ -312,8 +312,8 @@ func TestShutdownHandsSessionsOver(t *testing.T) {
 }
 
 // The broker restarts: the nodes reconnect, chat works again and reaches
-// every node, and ids go on from where they were. Away for longer than half
-// of Claim, the broker takes the sessions' streams along (each node parks
+// every node, and ids go on from where they were. Away for longer than three
+// quarters of Claim, the broker takes the sessions' streams along (each node parks
 // its sessions, lest another recover them meanwhile: partition.go); once it
 // is back, every session resumes where it was, with no gap.
 func TestBrokerRestart(t *testing.T) {

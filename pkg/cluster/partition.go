@@ -17,7 +17,7 @@ import (
 // after Claim they recover them) or everybody is (the brokers are down). If
 // it kept serving its sessions, a partition would leave a session on two
 // nodes, each numbering its events and taking its requests apart. So a node
-// cut off for longer than half of Claim, before any other node may conclude
+// cut off for three quarters of Claim, before any other node may conclude
 // it died, parks its sessions: it takes them off its hub (their streams end
 // with bye "shutdown", and requests for them are answered 503, for want of
 // a broker) and keeps their state aside. When a broker is back it returns
@@ -27,9 +27,12 @@ import (
 // waits until the parked sessions are home, so none of them misses any.
 
 // parkAfter is how long the node may be without a broker before it parks
-// its sessions: well below Claim, the least time after which another node
-// may recover one of them.
-func (n *Node) parkAfter() time.Duration { return n.cfg.Claim / 2 }
+// its sessions: below Claim, the least time after which another node may
+// recover one of them (it must find the node silent for that long, askNode),
+// but not so far below that a reconnect to another broker of a cluster,
+// which takes a few hundred milliseconds on a busy machine, ends every
+// stream of the node.
+func (n *Node) parkAfter() time.Duration { return n.cfg.Claim * 3 / 4 }
 
 // brokerLost starts the countdown to parking and notes the sessions held
 // now, to be checked once a broker is back. Called by nats.go when the
@@ -138,6 +141,12 @@ func (n *Node) settle() {
 		}
 		st, parked := n.parked[k]
 		n.mu.Unlock()
+		if _, here := n.hub.Session(id); !parked && !here {
+			n.mu.Lock()
+			delete(n.suspects, k) // it moved on since: not this node's to check
+			n.mu.Unlock()
+			continue
+		}
 		mine, err := n.reclaim(id, parked)
 		switch {
 		case err != nil:
@@ -152,6 +161,9 @@ func (n *Node) settle() {
 			}
 			continue
 		case parked && mine:
+			if _, here := n.hub.Session(id); here {
+				break // a take brought it back meanwhile, newer than st
+			}
 			if _, err := n.hub.Import(st); err != nil {
 				// Lost until a node recovers it from its record.
 				n.log.Warn("parked session not imported", "session", broadcast.ShortID(id), "err", err)
@@ -160,6 +172,9 @@ func (n *Node) settle() {
 				home++
 			}
 		case !mine:
+			if _, here := n.hub.Session(id); parked && here {
+				break // a take brought it back meanwhile: it is live here
+			}
 			if !parked {
 				n.records.Lock()
 				_, err := n.hub.Withdraw(id)

@@ -150,18 +150,26 @@ func (n *Node) whereIs(k string) string {
 	return moving
 }
 
-// handedTo returns the reply that handed a session over to req, if req is
-// that take asked again; nil otherwise.
-func (n *Node) handedTo(req request) []byte {
+// handedTo returns the reply that handed a session over to req, and the
+// session's id, if req is that take asked again; nil otherwise.
+func (n *Node) handedTo(req request) ([]byte, string) {
 	if req.Op != "take" || req.TakeID == "" {
-		return nil
+		return nil, ""
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if s, ok := n.subs[req.Key]; ok && s.retire != nil && s.takeID == req.TakeID {
-		return s.handed
+		return s.handed, s.id
 	}
-	return nil
+	return nil, ""
+}
+
+// recordNamesMe reports whether session id's record names this node.
+func (n *Node) recordNamesMe(id string) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, recordWait)
+	defer cancel()
+	rec, _, found, err := n.readRecord(ctx, id)
+	return err == nil && found && rec.Node == n.cfg.Node
 }
 
 // idOf is the id of the session of key k, if this node answers for it.
@@ -194,7 +202,13 @@ func (n *Node) answer(m *nats.Msg) {
 		n.log.Warn("bad request on the broker", "err", err)
 		return
 	}
-	if again := n.handedTo(req); again != nil {
+	if again, id := n.handedTo(req); again != nil {
+		// Unless another node recovered the session meanwhile (this node
+		// lost the broker with the reply, and stayed away): its record
+		// names that node now.
+		if !n.recordNamesMe(id) {
+			again, _ = json.Marshal(reply{Moved: true})
+		}
 		if err := m.Respond(again); err != nil {
 			n.log.Warn("reply", "err", err)
 		}
@@ -443,6 +457,9 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 		}
 		s, err := n.claim(ctx, id)
 		if errors.Is(err, errTryAgain) {
+			// Given up on the old node: a reply it kept for this take
+			// must not be taken now (the session may be elsewhere).
+			req.TakeID = newTakeID()
 			continue
 		}
 		return s, err
