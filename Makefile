@@ -60,18 +60,21 @@ clean:
 	rm -rf $(BIN)
 
 # soak: the reliability soak for longer than the 15 s each of `make test`
-# (docs/RELIABILITY.md): SOAK=30m runs each soak test for 30 minutes.
+# (docs/RELIABILITY.md): SOAK=30m runs each soak test for 30 minutes, the
+# cluster soaks and the broker faults (5 s each in `make test`) included.
 SOAK        ?= 5m
 SOAKTIMEOUT ?= 3h
 .PHONY: soak
 soak:
-	XHRSSE_SOAK=$(SOAK) $(GO) test -race -count=1 -v -run 'Soak' -timeout $(SOAKTIMEOUT) ./internal/soak
+	XHRSSE_SOAK=$(SOAK) XHRSSE_CLUSTER_SOAK=$(SOAK) $(GO) test -race -count=1 -v -run 'Soak' -timeout $(SOAKTIMEOUT) ./internal/soak
 
-# cluster: an embedded NATS broker, NODES server processes joined to it and
-# a round-robin proxy (no stickiness) on ADDR in front of them (cmd/cluster,
-# docs/SCALING.md); Ctrl-C stops everything.
-NODES ?= 3
+# cluster: BROKERS embedded NATS brokers (3: clustered over loopback routes,
+# every stream and bucket on all three; or 1), NODES server processes joined
+# to them and a round-robin proxy (no stickiness) on ADDR in front of them
+# (cmd/cluster, docs/SCALING.md); Ctrl-C stops everything.
+NODES   ?= 3
+BROKERS ?= 3
 .PHONY: cluster
 cluster: build
 	$(GO) build -o $(BIN)/xhrsse-cluster ./cmd/cluster
-	./$(BIN)/xhrsse-cluster -nodes $(NODES) -addr $(ADDR) -server $(BIN)/xhrsse-server
+	./$(BIN)/xhrsse-cluster -brokers $(BROKERS) -nodes $(NODES) -addr $(ADDR) -server $(BIN)/xhrsse-server

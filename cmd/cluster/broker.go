@@ -5,17 +5,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
-// A broker is the NATS server the nodes share, embedded in the launcher's
+// A broker is a NATS server the nodes share, embedded in the launcher's
 // process so that `make cluster` needs nothing but Go: no nats-server binary
 // from the distribution, no container. JetStream is on, because the nodes
-// keep sessions and the replay window in it.
+// keep sessions and the replay window in it. There are one or three; three
+// form a NATS cluster that keeps every stream and bucket on all three.
 type broker struct {
 	ns      *natsserver.Server
 	monitor string // the monitoring endpoint's base URL; empty when off
@@ -23,28 +26,111 @@ type broker struct {
 	ownDir  bool   // dir is a temporary directory the broker removes
 }
 
-// startBroker starts NATS with JetStream on addr ("127.0.0.1:4222"; port 0
-// picks a free one), storing into storeDir, or into a new temporary
-// directory when storeDir is empty. With monitorAddr it also serves NATS's
-// monitoring endpoints (/varz: messages and bytes through the broker), to
-// see what crosses it. It returns once the broker accepts connections.
-func startBroker(addr, monitorAddr, storeDir string, log *slog.Logger) (*broker, error) {
+// startBrokers starts n brokers (1, or 3 for a NATS cluster with no single
+// point of failure) and returns once JetStream answers. The first listens on
+// addr, the others on the ports after it (any free one when addr's port is
+// 0); each stores into its own directory under storeDir, or into a new
+// temporary directory when storeDir is empty. monitorAddr, if set, serves
+// the first one's monitoring endpoints. Clustered brokers are routed to one
+// another over loopback ports of their own.
+func startBrokers(n int, addr, monitorAddr, storeDir string, log *slog.Logger) (_ []*broker, err error) {
 	host, port, err := hostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("broker address: %w", err)
 	}
-	opts := &natsserver.Options{
-		ServerName: "xhrsse-dev",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		NoSigs:     true, // the launcher owns SIGINT and SIGTERM
-	}
-	if monitorAddr != "" {
-		if opts.HTTPHost, opts.HTTPPort, err = hostPort(monitorAddr); err != nil {
-			return nil, fmt.Errorf("broker monitor address: %w", err)
+	var routes []*url.URL
+	var routePorts []int
+	if n > 1 {
+		for range n {
+			p, err := freePort(host)
+			if err != nil {
+				return nil, fmt.Errorf("broker routes: %w", err)
+			}
+			routePorts = append(routePorts, p)
+			routes = append(routes, &url.URL{Scheme: "nats-route", Host: net.JoinHostPort(host, strconv.Itoa(p))})
 		}
 	}
+	var bs []*broker
+	defer func() {
+		if err != nil {
+			for _, b := range bs {
+				b.stop()
+			}
+		}
+	}()
+	for i := range n {
+		opts := &natsserver.Options{
+			ServerName: fmt.Sprintf("xhrsse-dev-%d", i+1),
+			Host:       host,
+			Port:       port,
+			JetStream:  true,
+			NoSigs:     true, // the launcher owns SIGINT and SIGTERM
+		}
+		if port != natsserver.RANDOM_PORT {
+			opts.Port = port + i
+		}
+		if n > 1 {
+			opts.Cluster = natsserver.ClusterOpts{Name: "xhrsse-dev", Host: host, Port: routePorts[i]}
+			opts.Routes = routes
+		}
+		if monitorAddr != "" && i == 0 {
+			if opts.HTTPHost, opts.HTTPPort, err = hostPort(monitorAddr); err != nil {
+				return nil, fmt.Errorf("broker monitor address: %w", err)
+			}
+		}
+		dir := storeDir
+		if dir != "" && n > 1 {
+			dir = filepath.Join(storeDir, opts.ServerName)
+		}
+		b, err := startBroker(opts, dir, log)
+		if err != nil {
+			return nil, err
+		}
+		bs = append(bs, b)
+	}
+	if n > 1 {
+		if err := jetStreamReady(bs, 30*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	return bs, nil
+}
+
+// jetStreamReady waits until the brokers' JetStream has a leader that every
+// one of them follows, so that the nodes can make their stream and buckets.
+func jetStreamReady(bs []*broker, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		leader, current := false, true
+		for _, b := range bs {
+			leader = leader || b.ns.JetStreamIsLeader()
+			current = current && b.ns.JetStreamIsCurrent()
+		}
+		if leader && current {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("brokers: JetStream has no leader after %v", within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freePort is a loopback port free a moment ago, for a broker's routes.
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startBroker starts NATS with opts, storing into storeDir, or into a new
+// temporary directory when storeDir is empty. It returns once the broker
+// accepts connections.
+func startBroker(opts *natsserver.Options, storeDir string, log *slog.Logger) (*broker, error) {
+	var err error
 	b := &broker{dir: storeDir}
 	if b.dir == "" {
 		if b.dir, err = os.MkdirTemp("", "xhrsse-nats-"); err != nil {
@@ -58,7 +144,7 @@ func startBroker(addr, monitorAddr, storeDir string, log *slog.Logger) (*broker,
 		b.removeDir()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	ns.SetLoggerV2(natsLogger{log.With("from", "nats")}, false, false, false)
+	ns.SetLoggerV2(natsLogger{log.With("from", "nats", "broker", opts.ServerName)}, false, false, false)
 	go ns.Start()
 	if !ns.ReadyForConnections(15 * time.Second) {
 		ns.Shutdown()

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -17,7 +19,8 @@ type config struct {
 	serverBin  string        // the xhrsse-server binary
 	nodes      int           // how many server processes
 	addr       string        // the proxy's listen address
-	natsAddr   string        // the broker's listen address
+	brokers    int           // how many brokers: 1, or 3 clustered (0: 1)
+	natsAddr   string        // the first broker's listen address
 	monitor    string        // the broker's monitoring address; empty: none
 	storeDir   string        // JetStream store; empty: a temporary directory
 	nodeArgs   []string      // extra flags for every node
@@ -29,7 +32,8 @@ type config struct {
 
 // A cluster is a running broker, its nodes and the proxy in front of them.
 type cluster struct {
-	broker   *broker
+	broker   *broker // the first of brokers
+	brokers  []*broker
 	nodes    []*node
 	proxy    *proxy
 	srv      *http.Server
@@ -60,13 +64,22 @@ func launch(ctx context.Context, cfg config) (_ *cluster, err error) {
 			c.stop()
 		}
 	}()
-	if c.broker, err = startBroker(cfg.natsAddr, cfg.monitor, cfg.storeDir, cfg.log); err != nil {
+	if cfg.brokers == 0 {
+		cfg.brokers = 1
+	}
+	if cfg.brokers != 1 && cfg.brokers != 3 {
+		return nil, fmt.Errorf("brokers: 1 or 3, not %d", cfg.brokers)
+	}
+	if c.brokers, err = startBrokers(cfg.brokers, cfg.natsAddr, cfg.monitor, cfg.storeDir, cfg.log); err != nil {
 		return nil, err
 	}
+	c.broker = c.brokers[0]
 	out := &lineWriter{w: cfg.nodeOutput}
 	for k := 1; k <= cfg.nodes; k++ {
 		name := fmt.Sprintf("node%d", k)
-		args := append([]string{"-addr", "127.0.0.1:0", "-nats", c.broker.url(), "-node", name}, cfg.nodeArgs...)
+		// Every node knows every broker, and keeps its streams and
+		// buckets on all of them.
+		args := append([]string{"-addr", "127.0.0.1:0", "-nats", c.natsURL(), "-nats-replicas", strconv.Itoa(len(c.brokers)), "-node", name}, cfg.nodeArgs...)
 		sctx, cancel := context.WithTimeout(ctx, cfg.startWait)
 		n, err := startNode(sctx, cfg.serverBin, name, args, out)
 		cancel()
@@ -120,12 +133,21 @@ func (c *cluster) stop() error {
 		if c.proxy != nil {
 			c.proxy.close()
 		}
-		if c.broker != nil {
-			c.broker.stop()
+		for _, b := range c.brokers {
+			b.stop()
 		}
 		c.stopErr = errors.Join(errs...)
 	})
 	return c.stopErr
+}
+
+// natsURL is every broker's client URL, comma-separated, as the nodes get it.
+func (c *cluster) natsURL() string {
+	urls := make([]string, len(c.brokers))
+	for i, b := range c.brokers {
+		urls[i] = b.url()
+	}
+	return strings.Join(urls, ",")
 }
 
 // nodeByName finds a node by name ("node2").

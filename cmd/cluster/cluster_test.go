@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -150,5 +152,53 @@ func TestLaunchFailsCleanly(t *testing.T) {
 func TestLaunchNeedsANode(t *testing.T) {
 	if _, err := launch(context.Background(), config{nodes: 0}); err == nil {
 		t.Error("launch of 0 nodes: no error")
+	}
+}
+
+// TestLaunchThreeBrokers: with -brokers 3 the brokers form one JetStream
+// cluster, the nodes get all three URLs, and the stream and buckets the
+// nodes make are on all three (R3); one broker stopping leaves the cluster
+// working.
+func TestLaunchThreeBrokers(t *testing.T) {
+	cfg := testConfig(t, 2)
+	cfg.brokers = 3
+	c, err := launch(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.stop() })
+	if len(c.brokers) != 3 || strings.Count(c.natsURL(), "nats://") != 3 {
+		t.Fatalf("%d brokers, nodes given %q", len(c.brokers), c.natsURL())
+	}
+	jsz, err := c.broker.ns.Jsz(&natsserver.JSzOptions{Accounts: true, Streams: true, Config: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicas := map[string]int{}
+	for _, a := range jsz.AccountDetails {
+		for _, s := range a.Streams {
+			replicas[s.Name] = s.Config.Replicas
+		}
+	}
+	for _, name := range []string{"xhrsse_CHAT", "KV_xhrsse_sessions", "KV_xhrsse_config"} {
+		if replicas[name] != 3 {
+			t.Errorf("stream %s: %d replicas, want 3 (all: %v)", name, replicas[name], replicas)
+		}
+	}
+	c.brokers[0].ns.Shutdown()
+	c.brokers[0].ns.WaitForShutdown()
+	cl := newClient(t)
+	deadline := time.Now().Add(wait)
+	for _, n := range c.nodes {
+		for {
+			status, _ := cl.post(n.url+"/sessions", protocol.CreateSession{}, nil)
+			if status == http.StatusCreated {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: POST /sessions %d with a broker of three down", n.name, status)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }

@@ -1,13 +1,14 @@
 // Command cluster is a development launcher for xhrsse's NATS cluster mode
-// (`make cluster`): it starts an embedded NATS broker with JetStream, N
-// server processes (the real binary) joined to it, and a round-robin
-// reverse proxy in front of them with no stickiness, then prints the URLs.
+// (`make cluster`): it starts three embedded NATS brokers with JetStream,
+// clustered over loopback routes (or one, -brokers 1), N server processes
+// (the real binary) joined to them, and a round-robin reverse proxy in front
+// of them with no stickiness, then prints the URLs.
 //
 //	cluster -nodes 3 -addr 127.0.0.1:8080 -server bin/xhrsse-server [-- extra server flags]
 //
 // Point a browser or the TUI at the proxy: every request goes to the next
 // node, so a session's POSTs land on other nodes than its stream. Ctrl-C or
-// SIGTERM stops the nodes (SIGTERM, waited for), the proxy and the broker.
+// SIGTERM stops the nodes (SIGTERM, waited for), the proxy and the brokers.
 package main
 
 import (
@@ -45,8 +46,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.serverBin, "server", "bin/xhrsse-server", "the xhrsse server binary to run as each node")
 	fs.IntVar(&cfg.nodes, "nodes", 3, "how many server processes")
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "the round-robin proxy's listen address (port 0: any free port)")
-	fs.StringVar(&cfg.natsAddr, "nats-addr", "127.0.0.1:4222", "the embedded NATS broker's listen address (port 0: any free port)")
-	fs.StringVar(&cfg.monitor, "nats-monitor", "", "serve the broker's monitoring endpoints (/varz, /jsz) on this address, e.g. 127.0.0.1:8222 (empty: off)")
+	fs.IntVar(&cfg.brokers, "brokers", 3, "how many embedded NATS brokers: 3 (a NATS cluster over loopback routes, every stream and bucket on all three) or 1")
+	fs.StringVar(&cfg.natsAddr, "nats-addr", "127.0.0.1:4222", "the first embedded NATS broker's listen address; the others listen on the next ports (port 0: any free port)")
+	fs.StringVar(&cfg.monitor, "nats-monitor", "", "serve the first broker's monitoring endpoints (/varz, /jsz) on this address, e.g. 127.0.0.1:8222 (empty: off)")
 	fs.StringVar(&cfg.storeDir, "store", "", "JetStream store directory (default: a temporary directory, removed at the end)")
 	fs.DurationVar(&cfg.startWait, "start-timeout", 30*time.Second, "longest wait for each node to listen")
 	fs.DurationVar(&cfg.stopGrace, "stop-timeout", 15*time.Second, "longest wait for each node after SIGTERM before SIGKILL")
@@ -110,7 +112,9 @@ func printURLs(w io.Writer, c *cluster) {
 		urls = append(urls, n.url)
 		pids = append(pids, strconv.Itoa(n.cmd.Process.Pid))
 	}
-	fmt.Fprintf(w, "  nats   %s  JetStream in %s; in this process, pid %d (with the proxy)\n", c.broker.url(), c.broker.dir, os.Getpid())
+	for _, b := range c.brokers {
+		fmt.Fprintf(w, "  nats   %s  JetStream in %s; in this process, pid %d (with the proxy)\n", b.url(), b.dir, os.Getpid())
+	}
 	if c.broker.monitor != "" {
 		fmt.Fprintf(w, "  broker monitoring  %s/varz\n", c.broker.monitor)
 	}

@@ -70,7 +70,10 @@ func run(args []string, stderr *os.File) error {
 		tlsKey      = fs.String("tls-key", "", "the private key file (PEM) for -tls-cert")
 		selfSigned  = fs.Bool("tls-self-signed", false, "serve HTTPS (and HTTP/2) with a new self-signed certificate for localhost, printing its fingerprint")
 		pprofAddr   = fs.String("pprof", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); off when empty")
-		natsURL     = fs.String("nats", "", "join a cluster through this NATS broker (JetStream on), e.g. nats://127.0.0.1:4222; see docs/SCALING.md")
+		natsURL     = fs.String("nats", "", "join a cluster through this NATS broker (JetStream on), e.g. nats://127.0.0.1:4222, or these brokers of a NATS cluster, comma-separated; see docs/SCALING.md")
+		natsReps    = fs.Int("nats-replicas", 1, "with -nats: how many brokers keep each copy of the cluster's stream and buckets (3 for a NATS cluster of three)")
+		natsCreds   = fs.String("nats-creds", "", "with -nats: a NATS credentials file (user JWT and nkey seed)")
+		natsCA      = fs.String("nats-ca", "", "with -nats: PEM file of the CAs to trust for the brokers' TLS certificates (default: the system's)")
 		nodeName    = fs.String("node", "", "this node's name in the cluster (default: host-pid); letters, digits, - and _")
 		handoverTO  = fs.Duration("handover", 3*time.Second, "with -nats: after the streams end at shutdown, how long to keep handing sessions over to the nodes their clients come back to")
 		tokenFile   = fs.String("publish-token-file", "", "file of bearer tokens (one a line) that may publish to the -channel channels; also $"+tokenEnv)
@@ -147,7 +150,10 @@ func run(args []string, stderr *os.File) error {
 			return err
 		}
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		node, err = cluster.Dial(dctx, cluster.Config{URL: *natsURL, Node: *nodeName, Channels: described, Logger: log})
+		node, err = cluster.Dial(dctx, cluster.Config{
+			URL: *natsURL, Replicas: *natsReps, Credentials: *natsCreds, RootCA: *natsCA,
+			Node: *nodeName, Channels: described, Logger: log,
+		})
 		cancel()
 		if err != nil {
 			return err

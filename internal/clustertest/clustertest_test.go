@@ -81,3 +81,34 @@ func TestBrokerRestartKeepsItsURL(t *testing.T) {
 		}
 	}
 }
+
+// Nodes on three brokers keep working with one of them away: the chat
+// stream and buckets are on all three, and a node whose broker stopped
+// reconnects to another. (The soak's broker faults stop each in turn.)
+func TestThreeBrokersSurviveOneDown(t *testing.T) {
+	bs := clustertest.StartBrokers(t)
+	if got := strings.Count(bs.URL(), "nats://"); got != 3 || bs.Replicas() != 3 {
+		t.Fatalf("URL %q, replicas %d", bs.URL(), bs.Replicas())
+	}
+	nodes := clustertest.StartNodes(t, bs, "a", "b")
+	for _, b := range bs.All()[:1] {
+		start := time.Now()
+		b.Stop()
+		for _, n := range nodes {
+			deadline := time.Now().Add(20 * time.Second)
+			for createSession(t, n) != http.StatusCreated {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: no session created within 20 s with broker %s down", n.Name(), b.Name())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		t.Logf("broker %s down: sessions created on every node %v later", b.Name(), time.Since(start).Round(time.Millisecond))
+		b.Start()
+		bs.WaitReady()
+	}
+	from, to := bs.StepDown("xhrsse_CHAT")
+	if from == to || to == "" {
+		t.Fatalf("step down: leader %q then %q", from, to)
+	}
+}

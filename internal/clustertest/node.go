@@ -29,17 +29,17 @@ type Node struct {
 	gone atomic.Bool   // killed or shut down
 }
 
-// StartNode starts node name of the cluster on b, with the default channels
+// StartNode starts node name of the cluster on b (a broker or three), with the default channels
 // at ChannelRate ticks a second and opts after the cluster's own hub
 // options. The test's cleanup kills it.
-func StartNode(t testing.TB, b *Broker, name string, opts ...broadcast.Option) *Node {
+func StartNode(t testing.TB, b NATS, name string, opts ...broadcast.Option) *Node {
 	t.Helper()
 	return StartNodeWith(t, b, name, nil, opts...)
 }
 
 // StartNodeWith is StartNode with the cluster's config changed by with (if
 // not nil) before the node dials: a logger, say.
-func StartNodeWith(t testing.TB, b *Broker, name string, with func(*cluster.Config), opts ...broadcast.Option) *Node {
+func StartNodeWith(t testing.TB, b NATS, name string, with func(*cluster.Config), opts ...broadcast.Option) *Node {
 	t.Helper()
 	return StartNodeServer(t, b, name, with, server.Config{}, opts...)
 }
@@ -55,7 +55,7 @@ func StartNodeServer(t testing.TB, b *Broker, name string, with func(*cluster.Co
 		t.Fatal(err)
 	}
 	cfg := cluster.Config{
-		URL: b.URL(), Node: name, Claim: 300 * time.Millisecond, ReconnectWait: 50 * time.Millisecond,
+		URL: b.URL(), Replicas: b.Replicas(), Node: name, Claim: 300 * time.Millisecond, ReconnectWait: 50 * time.Millisecond,
 		Channels: described,
 	}
 	if with != nil {
@@ -140,7 +140,7 @@ func (n *Node) Shutdown(handover time.Duration) int {
 }
 
 // StartNodes starts a node of each name on b, with the default options.
-func StartNodes(t testing.TB, b *Broker, names ...string) []*Node {
+func StartNodes(t testing.TB, b NATS, names ...string) []*Node {
 	t.Helper()
 	nodes := make([]*Node, len(names))
 	for i, name := range names {

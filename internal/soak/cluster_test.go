@@ -34,30 +34,94 @@ const (
 	clusterMaxBulk       = 768 << 10
 )
 
-// What happens to one node part way through.
-const (
-	nodeKilled   = "killed"
-	nodeShutdown = "shut down"
-)
-
 // TestSoakClusterNodeKilled: cuts everywhere, and one node crashes part
 // way: its sessions come back elsewhere after one gap each, and nothing
 // else is lost.
 func TestSoakClusterNodeKilled(t *testing.T) {
-	runClusterSoak(t, nodeKilled)
+	runClusterSoak(t, clusterFault{name: "node b killed", inject: func(t *testing.T, env *clusterEnv) {
+		env.run.nodeLost.Store(true)
+		env.lost.Store(env.nodes[1])
+		env.run.killed.Store(time.Now().UnixNano())
+		env.mark("node b killed")
+		env.nodes[1].Kill()
+	}, check: func(t *testing.T, env *clusterEnv) {
+		if env.logs.get(msgRecovered) == 0 {
+			t.Error("no session was recovered from the killed node")
+		}
+	}})
 }
 
 // TestSoakClusterNodeShutdown: cuts everywhere, and one node shuts down
 // gracefully part way: its sessions are handed over, and nothing is lost.
 func TestSoakClusterNodeShutdown(t *testing.T) {
-	runClusterSoak(t, nodeShutdown)
+	left := -1 // sessions the node did not hand over
+	runClusterSoak(t, clusterFault{name: "node b shut down", inject: func(t *testing.T, env *clusterEnv) {
+		env.run.nodeLost.Store(true)
+		env.lost.Store(env.nodes[1])
+		env.mark("node b shut down")
+		// Streams end with bye; the node answers hand-overs for 10 s.
+		env.bg.Go(func() { left = env.nodes[1].Shutdown(10 * time.Second) })
+	}, check: func(t *testing.T, env *clusterEnv) {
+		if left != 0 {
+			t.Errorf("%d sessions left on the node shut down after its hand-over time", left)
+		}
+	}})
 }
 
-func runClusterSoak(t *testing.T, fate string) {
+// A clusterFault is what befalls a cluster soak part way through.
+type clusterFault struct {
+	name string
+	// brokers: three clustered brokers (streams and buckets on all three)
+	// instead of one.
+	brokers bool
+	// linked: the last node reaches the brokers through a Proxy
+	// (clusterEnv.link), which can cut it off from all of them.
+	linked bool
+	// inject brings the fault about, at 2/5 of the run; it may take its
+	// time (a broker stopped and started again), and marks each moment
+	// whose recovery is measured (clusterEnv.mark).
+	inject func(t *testing.T, env *clusterEnv)
+	// check fails the test for what the fault's promise rules out, after
+	// the run; nil checks nothing more.
+	check func(t *testing.T, env *clusterEnv)
+}
+
+// A clusterEnv is one cluster soak's parts, for its fault.
+type clusterEnv struct {
+	run     *soakRun
+	single  *clustertest.Broker  // without clusterFault.brokers
+	brokers *clustertest.Brokers // with it
+	nodes   []*clustertest.Node
+	front   *Proxy // the clients' balancer over the nodes
+	link    *Proxy // between the last node and the brokers, if linked
+	logs    *logCounter
+	crowd   *crowd
+	lost    atomic.Pointer[clustertest.Node] // killed or shut down: its hub is not looked at
+	bg      sync.WaitGroup                   // what the fault leaves running; waited for before the report
+
+	load       context.Context // ends with the load
+	recoveries recoveries
+}
+
+// mark notes a moment of the fault whose recovery is measured: how long
+// until each client got its next event, and its next chat.
+func (env *clusterEnv) mark(what string) {
+	env.recoveries.watch(env.load, &env.bg, env.crowd, what)
+}
+
+func runClusterSoak(t *testing.T, fault clusterFault) {
 	const chatEvery = 700 * time.Millisecond // by each client
 	duration := clusterSoakDuration(t)
-	logs := &logCounter{counts: map[string]*atomic.Int64{}}
-	b := clustertest.StartBroker(t)
+	env := &clusterEnv{logs: &logCounter{counts: map[string]*atomic.Int64{}}}
+	logs := env.logs
+	var nats clustertest.NATS
+	if fault.brokers {
+		env.brokers = clustertest.StartBrokers(t)
+		nats = env.brokers
+	} else {
+		env.single = clustertest.StartBroker(t)
+		nats = env.single
+	}
 	opts := []broadcast.Option{
 		broadcast.WithChatRate(1000, 1000),
 		broadcast.WithWriteTimeout(2 * time.Second),
@@ -65,54 +129,65 @@ func runClusterSoak(t *testing.T, fate string) {
 		broadcast.WithSessionTTL(time.Hour),
 	}
 	withLog := func(c *cluster.Config) { c.Logger = slog.New(logs) }
-	var nodes []*clustertest.Node
 	var addrs []string
 	var hubs []*broadcast.Hub
-	for _, name := range []string{"a", "b", "c"} {
-		n := clustertest.StartNodeWith(t, b, name, withLog, opts...)
-		nodes, addrs, hubs = append(nodes, n), append(addrs, n.Addr), append(hubs, n.Hub)
+	for i, name := range []string{"a", "b", "c"} {
+		with := withLog
+		if fault.linked && i == 2 {
+			var targets []string
+			for _, b := range env.brokers.All() {
+				targets = append(targets, strings.TrimPrefix(b.URL(), "nats://"))
+			}
+			link, err := NewProxy(targets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { link.Close() })
+			env.link = link
+			with = func(c *cluster.Config) {
+				withLog(c)
+				c.URL = "nats://" + strings.TrimPrefix(link.URL(), "http://")
+			}
+		}
+		n := clustertest.StartNodeWith(t, nats, name, with, opts...)
+		env.nodes, addrs, hubs = append(env.nodes, n), append(addrs, n.Addr), append(hubs, n.Hub)
 	}
+	nodes := env.nodes
 	proxy, err := NewProxy(addrs, WithRetry(50), WithHold(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proxy.Close() })
+	env.front = proxy
 
 	run := newSoakRun(gapsAfterKill, true, clusterTransferLimit, proxy.Requests)
+	env.run = run
 	// Every request through the proxy, each on a connection of its own: a
 	// keep-alive connection would stay on one node.
 	cr := startCrowd(t, run, crowdConfig{
 		raw: 3, goClients: 8, streamURL: proxy.URL(), postURL: proxy.URL(),
 		oneConnPerRequest: true, idle: time.Second, // ticks come every ~17 ms
 	})
+	env.crowd = cr
 
 	start := time.Now()
 	load, stopLoad := context.WithCancel(context.Background())
+	env.load = load
 	var loadWG sync.WaitGroup
 	defer func() { stopLoad(); loadWG.Wait() }()
+	defer env.bg.Wait() // before the cleanups kill the nodes
 	loadWG.Go(func() { cutter(load, proxy, [2]time.Duration{100 * time.Millisecond, 300 * time.Millisecond}, 11) })
 	cr.load(load, &loadWG, clusterMinBulk, clusterMaxBulk, chatEvery, stallDiag(proxy, hubs...))
 
 	// A session is on one node at a time: a take removes it from the old
 	// node before the new one has it. Two hubs holding one session at once
 	// is a split, whose two copies would number events apart.
-	victim := nodes[1]
-	var victimGone atomic.Bool // the victim's hub holds what it lost: skip it
 	splits := &splitWatch{seen: map[string]string{}}
 	sessions := cr.sessions()
 	loadWG.Go(func() {
 		for load.Err() == nil {
 			for id, name := range sessions {
-				var on []string
-				for _, n := range nodes {
-					if n == victim && victimGone.Load() {
-						continue
-					}
-					if _, ok := n.Hub.Session(id); ok {
-						on = append(on, n.Name())
-					}
-				}
-				if len(on) > 1 {
+				if on := env.holders(id); len(on) > 1 {
 					splits.note(name, fmt.Sprintf("%s at %s", strings.Join(on, "+"), time.Now().Format("15:04:05.000")))
 				}
 			}
@@ -121,21 +196,11 @@ func runClusterSoak(t *testing.T, fate string) {
 	})
 
 	time.Sleep(duration * 2 / 5)
-	left := -1 // sessions the victim did not hand over
-	var fateWG sync.WaitGroup
-	defer fateWG.Wait() // before the cleanups kill the nodes
-	run.nodeLost.Store(true)
-	victimGone.Store(true)
-	switch fate {
-	case nodeKilled:
-		run.killed.Store(time.Now().UnixNano())
-		victim.Kill()
-	case nodeShutdown:
-		// Streams end with bye; the node answers hand-overs for 10 s.
-		fateWG.Go(func() { left = victim.Shutdown(10 * time.Second) })
-	}
-	t.Logf("node %s %s at %v (%s)", victim.Name(), fate, time.Since(start).Round(time.Millisecond), time.Now().Format("15:04:05.000"))
-	time.Sleep(duration - time.Since(start))
+	t.Logf("%s at %v (%s)", fault.name, time.Since(start).Round(time.Millisecond), time.Now().Format("15:04:05.000"))
+	fault.inject(t, env)
+	// The load goes on for the rest of the run, and for at least a few
+	// seconds after the fault, to see everybody hear again.
+	time.Sleep(max(duration-time.Since(start), 4*time.Second))
 	stopLoad()
 	loadWG.Wait() // every transfer asked for has ended
 	ran := time.Since(start)
@@ -147,7 +212,7 @@ func runClusterSoak(t *testing.T, fate string) {
 	}
 	cr.endChat(t, posters...)
 	cr.stop()
-	fateWG.Wait()
+	env.bg.Wait()
 
 	total, chatsVerified := cr.report(t)
 	accepted, unknown, refused, moving := run.chatCounts()
@@ -156,11 +221,12 @@ func runClusterSoak(t *testing.T, fate string) {
 	for i, ts := range proxy.Targets() {
 		perNode = append(perNode, fmt.Sprintf("%s %d/%d", nodes[i].Name(), ts.Streams, ts.Requests))
 	}
-	t.Logf("cluster soak of %v, node %s %s: cuts %d (close %d, reset %d, stall %d); streams/other requests by node: %s; streams on another node than the last %d; takes %d, recoveries %d (%d by the node the record named); dials refused %d; chats accepted %d (503 while moving %d), no answer %d, refused %d; chat deliveries verified %d; transfers verified %d (%.1f MiB), failed by a gap %d; resumes %d, gaps %d",
-		ran.Round(time.Millisecond), victim.Name(), fate, cuts, by[CutClose], by[CutReset], by[CutStall],
+	t.Logf("cluster soak of %v, %s: cuts %d (close %d, reset %d, stall %d); streams/other requests by node: %s; streams on another node than the last %d; takes %d, recoveries %d (%d by the node the record named); dials refused %d; chats accepted %d (503 while moving %d), no answer %d, refused %d; chat deliveries verified %d; transfers verified %d (%.1f MiB), failed by a gap %d; resumes %d, gaps %d",
+		ran.Round(time.Millisecond), fault.name, cuts, by[CutClose], by[CutReset], by[CutStall],
 		strings.Join(perNode, ", "), proxy.Moves(), logs.get(msgTaken), logs.get(msgRecovered), logs.get(msgSelfClaim), proxy.Refused(),
 		accepted, moving, unknown, refused, chatsVerified, total.Verified, float64(total.BulkBytes)/(1<<20), total.FailedByGap, total.Resumes, total.Gaps)
 	t.Logf("recoveries: %s", logs.recoveries())
+	env.recoveries.report(t, cr)
 	defer func() {
 		if t.Failed() {
 			var names []string
@@ -173,6 +239,14 @@ func runClusterSoak(t *testing.T, fate string) {
 	for name, where := range splits.all() {
 		t.Errorf("%s: the session was on two nodes at once (%s)", name, where)
 	}
+	// Afterwards every session the clients still have is on one node.
+	for _, m := range cr.all {
+		if tl := m.record(); !tl.isLost() {
+			if on := env.holders(tl.sid); len(on) != 1 {
+				t.Errorf("%s: the session is on %d nodes after the run (%v)", tl.name, len(on), on)
+			}
+		}
+	}
 	// The soak proved something only if these happened.
 	if logs.get(msgTaken) == 0 {
 		t.Error("no session moved between nodes")
@@ -180,16 +254,24 @@ func runClusterSoak(t *testing.T, fate string) {
 	if accepted < 10 {
 		t.Errorf("only %d chats accepted", accepted)
 	}
-	switch fate {
-	case nodeKilled:
-		if logs.get(msgRecovered) == 0 {
-			t.Error("no session was recovered from the killed node")
+	if fault.check != nil {
+		fault.check(t, env)
+	}
+}
+
+// holders names the nodes whose hubs hold session id, the lost node aside
+// (its hub keeps what it lost).
+func (env *clusterEnv) holders(id string) []string {
+	var on []string
+	for _, n := range env.nodes {
+		if n == env.lost.Load() {
+			continue
 		}
-	case nodeShutdown:
-		if left != 0 {
-			t.Errorf("%d sessions left on the node shut down after its hand-over time", left)
+		if _, ok := n.Hub.Session(id); ok {
+			on = append(on, n.Name())
 		}
 	}
+	return on
 }
 
 // The messages of pkg/cluster the soak counts.

@@ -17,8 +17,12 @@
 //
 // The cluster soak (TestSoakCluster*) runs the same clients and checks
 // against three nodes of a cluster (internal/clustertest), the Proxy
-// spreading connections over them, while one node dies or shuts down. It
-// runs for XHRSSE_CLUSTER_SOAK (default 5s):
+// spreading connections over them, while one node dies or shuts down; the
+// broker faults (TestSoakBrokerRestarts, TestSoakNodesBrokerKilled,
+// TestSoakChatLeaderChange, TestSoakNodePartitioned) do the same on three
+// clustered brokers while a broker stops, a stream leader steps down or a
+// node loses every broker, and log how soon each client hears again. They
+// run for XHRSSE_CLUSTER_SOAK (default 5s):
 //
 //	XHRSSE_CLUSTER_SOAK=3m go test -race -count=1 -run SoakCluster -timeout 30m ./internal/soak
 package soak

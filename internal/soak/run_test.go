@@ -43,6 +43,10 @@ type soakRun struct {
 	// closed under it (a balancer's connection still in the accept queue
 	// of a node that stops listening is reset), with an unknown outcome.
 	nodeLost atomic.Bool
+	// A broker was lost or changed leaders: a chat POST answered 503 may
+	// still have been stored (its acknowledgement was lost with the broker),
+	// so its fate is unknown (docs/SCALING.md).
+	brokerLost atomic.Bool
 
 	mu       sync.Mutex
 	accepted map[string]int64 // text → id, answered 202
@@ -83,7 +87,7 @@ func (r *soakRun) chatted(who, text string, status int, id int64, err error) {
 		r.accepted[text] = id
 		r.order = append(r.order, id)
 		return
-	case status == 0, status == http.StatusServiceUnavailable && r.killed.Load() != 0:
+	case status == 0, status == http.StatusServiceUnavailable && (r.killed.Load() != 0 || r.brokerLost.Load()):
 		// After a kill, a 503 may come from the dying node after it
 		// published the chat (its context ended before the broker's
 		// acknowledgement): a crashed process would not have answered.

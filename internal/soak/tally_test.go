@@ -80,6 +80,9 @@ type tally struct {
 	// unreachableSince is when the stream's requests began to be answered
 	// 503 (zero: they are not); a session moving answers 503 for a moment.
 	unreachableSince time.Time
+	// eventAt and chatAt are when the last event and the last live chat
+	// came, to measure how soon clients hear again after a fault.
+	eventAt, chatAt time.Time
 }
 
 // unreachableLimit is how long a session may answer 503 before it counts as
@@ -211,6 +214,7 @@ func (t *tally) event(id uint64, name string, gapMissed uint64) {
 	}
 	t.last = id
 	t.st.Events++
+	t.eventAt = time.Now()
 }
 
 // gapRule reports a gap the run's rule does not allow. t.mu is held.
@@ -249,6 +253,7 @@ func (t *tally) chat(id int64, text string, history bool) {
 		if n := len(t.gaps); n > 0 && t.gaps[n-1].after == 0 {
 			t.gaps[n-1].after = id
 		}
+		t.chatAt = time.Now()
 	}
 	t.chats = append(t.chats, seenChat{id: id, text: text, history: history})
 	t.st.Chats++
@@ -327,6 +332,13 @@ func (t *tally) isLost() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.lost
+}
+
+// lastHeard is when the last event and the last live chat came.
+func (t *tally) lastHeard() (event, chat time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eventAt, t.chatAt
 }
 
 func (t *tally) stats() clientStats {

@@ -2,6 +2,7 @@ package broadcast
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -58,6 +59,18 @@ type TransferState struct {
 // moves for resumes: an export for a request that came late is refused
 // (ErrSuperseded, see AttachAt).
 func (h *Hub) Export(id string, budget int, p Position) (SessionState, error) {
+	return h.export(id, budget, p, protocol.ByeReplaced)
+}
+
+// Withdraw takes the session away from the hub with all its history, as
+// Export does, for a hub that can no longer vouch for it (a cluster node cut
+// off from its broker): its stream, if any, ends with bye "shutdown", so the
+// client comes back, wherever the session is by then.
+func (h *Hub) Withdraw(id string) (SessionState, error) {
+	return h.export(id, math.MaxInt, Position{}, protocol.ByeShutdown)
+}
+
+func (h *Hub) export(id string, budget int, p Position, bye string) (SessionState, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s, ok := h.sessions[id]
@@ -75,7 +88,7 @@ func (h *Hub) Export(id string, budget int, p Position) (SessionState, error) {
 	}
 	if s.stream != nil {
 		st.Sent = s.stream.cursor - 1
-		s.stream.end = protocol.ByeReplaced
+		s.stream.end = bye
 		s.stream.wake()
 	}
 	// Newest first, to keep the newest that fit.

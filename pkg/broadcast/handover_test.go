@@ -437,3 +437,36 @@ func TestMovingInIsNeverRefused(t *testing.T) {
 		})
 	}
 }
+
+// Withdraw keeps all the history, however much, and ends the stream with bye
+// "shutdown", so that the client comes back rather than give up.
+func TestWithdrawKeepsAllAndSaysShutdown(t *testing.T) {
+	_, hubs := relayedHubs(t, 1)
+	h := hubs[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, _ := h.NewSession([]string{"one"})
+	st, _ := h.Attach(s, nil)
+	c := testStream(t, ctx, st)
+	next(t, c) // session
+	for i := range 100 {
+		tick(h, 0, strconv.Itoa(i))
+	}
+	state, err := h.Withdraw(s.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(state.Events) != 100 || state.First != 1 || state.Next != 101 {
+		t.Fatalf("withdrawn: %d events, first %d next %d", len(state.Events), state.First, state.Next)
+	}
+	m := next(t, c)
+	for m.Name != protocol.EventBye {
+		m = next(t, c)
+	}
+	if m.Data != `{"reason":"shutdown"}` {
+		t.Fatalf("bye %s, want shutdown", m.Data)
+	}
+	if _, ok := h.Session(s.ID()); ok {
+		t.Fatal("withdrawn session still on the hub")
+	}
+}

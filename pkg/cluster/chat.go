@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -12,17 +15,53 @@ import (
 
 // PublishChat stores msg in the cluster's chat stream; the stream's sequence
 // number is its id. Every node, this one included, delivers it from there.
+//
+// A publish whose acknowledgement does not come (the broker died, the
+// stream's leader changed) is sent again, for up to publishFor, under the
+// same message id: the stream keeps the first copy and acknowledges the
+// others with its sequence number, so a chat is stored once however often
+// it was sent.
 func (n *Node) PublishChat(ctx context.Context, msg protocol.Chat) (int64, error) {
 	data, err := json.Marshal(msg)
 	if err != nil {
 		return 0, fmt.Errorf("cluster: chat: %w", err)
 	}
-	ack, err := n.js.Publish(ctx, n.cfg.Prefix+".chat", data)
-	if err != nil {
-		return 0, fmt.Errorf("%w: chat: %v", ErrUnavailable, err)
+	var idb [16]byte
+	_, _ = rand.Read(idb[:])
+	msgID := base64.RawURLEncoding.EncodeToString(idb[:])
+	deadline := time.Now().Add(publishFor)
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 250*time.Millisecond) {
+		tctx, cancel := context.WithTimeout(ctx, publishTry)
+		ack, err := n.js.Publish(tctx, n.cfg.Prefix+".chat", data, jetstream.WithMsgID(msgID))
+		cancel()
+		if err == nil {
+			return int64(ack.Sequence), nil
+		}
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return 0, fmt.Errorf("%w: chat: %v", ErrUnavailable, err)
+		}
+		n.log.Debug("chat publish again", "err", err)
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: chat: %v", ErrUnavailable, ctx.Err())
+		case <-time.After(wait):
+		}
 	}
-	return int64(ack.Sequence), nil
 }
+
+// A chat's publish waits publishTry for its acknowledgement, and is tried
+// again for publishFor in all: long enough for a broker of a cluster to be
+// replaced or a stream leader elected (about a second), short enough that
+// a POST is answered (503) well within a client's patience when there is no
+// broker at all. The stream's duplicate window (2 min) is far longer.
+const (
+	publishTry = time.Second
+	publishFor = 4 * time.Second
+)
+
+// chatHeartbeat is how often the broker tells the chat consumer it is
+// still there while no chat comes.
+const chatHeartbeat = 500 * time.Millisecond
 
 // startChat delivers the chat stream to the hub in order, from the last
 // protocol.ChatHistory messages on, so a new node has the same history as
@@ -61,10 +100,17 @@ func (n *Node) startChat() error {
 			return
 		}
 		msg.ID = int64(md.Sequence.Stream)
-		n.hub.Deliver(msg)
+		if n.waitCalm() {
+			n.hub.Deliver(msg)
+		}
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		n.log.Debug("chat consumer", "err", err)
-	}))
+	}),
+		// The consumer lives on one broker; when that broker goes, the
+		// missing heartbeats are how the node learns it and makes a new
+		// one elsewhere. At the default 5 s, chat stalled up to ten
+		// seconds after a broker of a cluster died.
+		jetstream.PullHeartbeat(chatHeartbeat), jetstream.PullExpiry(10*chatHeartbeat))
 	if err != nil {
 		return fmt.Errorf("cluster: chat consumer: %w", err)
 	}

@@ -40,8 +40,22 @@ var ErrUnavailable = broadcast.ErrUnavailable
 
 // Config says how a node joins.
 type Config struct {
-	// URL is the broker's, e.g. nats://127.0.0.1:4222 (several, comma-separated).
+	// URL is the broker's, e.g. nats://127.0.0.1:4222; for a NATS cluster,
+	// several, comma-separated, so that the node reaches another broker when
+	// one is away. Credentials may be in it (nats://user:pass@host:4222);
+	// tls:// asks for TLS.
 	URL string
+	// Replicas is how many brokers keep each copy of the chat stream and the
+	// buckets (JetStream's replicas: 1, or 3 for a cluster of three brokers
+	// that survives the loss of any one). Default 1. A larger count given to
+	// an existing stream or bucket raises it there.
+	Replicas int
+	// Credentials is a NATS credentials file (a user JWT and its nkey seed),
+	// for a broker that asks for one; empty: none.
+	Credentials string
+	// RootCA is a PEM file of the certificate authorities to trust for the
+	// broker's TLS certificate instead of the system's; empty: the system's.
+	RootCA string
 	// Node names this process; it must differ between the nodes.
 	Node string
 	// Prefix starts every subject, stream and bucket name, so clusters can
@@ -90,6 +104,20 @@ type Node struct {
 	pending map[string]broadcast.SessionChange // guarded by mu; records to write
 	taking  map[string]chan struct{}           // guarded by mu; takes under way here
 	wake    chan struct{}                      // "pending has something"
+	// Without a broker (partition.go): parkTimer counts down to parking,
+	// parked holds the sessions taken off the hub, by key, suspects those
+	// to check once back, and calm is closed while none are parked (nil
+	// before the first park). Guarded by mu.
+	// link ends when the connection to the broker is lost: requests in
+	// flight then fail at once rather than wait out requestTimeout for a
+	// reply the lost broker will never pass on. Guarded by mu.
+	link      context.Context
+	linkDown  context.CancelFunc
+	parkTimer *time.Timer
+	parked    map[string]broadcast.SessionState
+	suspects  map[string]string // by key: held when the broker was lost, to be checked
+	settling  bool              // a settle goroutine runs
+	calm      chan struct{}
 
 	// records is held while this node writes one session's record and
 	// while it hands a session over: a write that checked the session was
@@ -124,6 +152,9 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.ReconnectWait <= 0 {
 		cfg.ReconnectWait = 250 * time.Millisecond
 	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -137,8 +168,9 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 		metrics: newMetrics(),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	nc, err := nats.Connect(cfg.URL,
-		nats.Name("xhrsse "+cfg.Node),
+	n.link, n.linkDown = context.WithCancel(n.ctx)
+	opts := []nats.Option{
+		nats.Name("xhrsse " + cfg.Node),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait),
 		// Nothing is buffered while the broker is away: a chat POST then
@@ -147,9 +179,20 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			n.log.Warn("broker lost", "err", err)
+			n.brokerLost()
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { n.log.Info("broker back") }),
-	)
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			n.log.Info("broker back", "url", c.ConnectedUrlRedacted())
+			n.brokerBack()
+		}),
+	}
+	if cfg.Credentials != "" {
+		opts = append(opts, nats.UserCredentials(cfg.Credentials))
+	}
+	if cfg.RootCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.RootCA))
+	}
+	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: connect %s: %w", cfg.URL, err)
 	}
@@ -172,6 +215,7 @@ func (n *Node) setup(ctx context.Context) error {
 		Subjects: []string{n.cfg.Prefix + ".chat"},
 		Storage:  jetstream.FileStorage,
 		MaxMsgs:  10_000,
+		Replicas: n.cfg.Replicas,
 	}); err != nil {
 		return fmt.Errorf("cluster: chat stream: %w", err)
 	}
@@ -180,12 +224,14 @@ func (n *Node) setup(ctx context.Context) error {
 	}
 	n.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: n.cfg.Prefix + "_sessions", Storage: jetstream.FileStorage, TTL: n.cfg.RecordTTL,
+		Replicas: n.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: sessions bucket: %w", err)
 	}
 	conf, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: n.cfg.Prefix + "_config", Storage: jetstream.FileStorage,
+		Replicas: n.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: config bucket: %w", err)
@@ -282,6 +328,9 @@ func (n *Node) Close() error {
 	}
 	n.mu.Lock()
 	n.closing = true
+	if n.parkTimer != nil {
+		n.parkTimer.Stop()
+	}
 	for id, s := range n.subs {
 		if s.retire != nil {
 			s.retire.Stop()

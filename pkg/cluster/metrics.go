@@ -13,6 +13,7 @@ type metrics struct {
 	handedOver  prometheus.Counter // sessions given to another node
 	recovered   prometheus.Counter // sessions carried on after their node died
 	unavailable prometheus.Counter // requests answered 503: broker unreachable
+	parked      prometheus.Counter // sessions taken off the hub while no broker was reachable
 }
 
 func newMetrics() metrics {
@@ -26,6 +27,7 @@ func newMetrics() metrics {
 		handedOver:  c("sessions_handed_over_total", "Sessions handed over to another node."),
 		recovered:   c("sessions_recovered_total", "Sessions recovered here from their record after their node died."),
 		unavailable: c("unavailable_total", "Requests for a session elsewhere answered 503: broker unreachable, or the session kept moving."),
+		parked:      c("sessions_parked_total", "Sessions taken off this node while it had no broker, lest another node recover them meanwhile."),
 	}
 }
 
@@ -40,5 +42,5 @@ func (n *Node) Collectors() []prometheus.Collector {
 		}
 		return 0
 	})
-	return []prometheus.Collector{m.forwarded, m.served, m.taken, m.handedOver, m.recovered, m.unavailable, connected}
+	return []prometheus.Collector{m.forwarded, m.served, m.taken, m.handedOver, m.recovered, m.unavailable, m.parked, connected}
 }

@@ -36,6 +36,17 @@ func (n *Node) SessionChanged(c broadcast.SessionChange) {
 // Register makes a new session reachable from every node before its id is
 // handed out: its subject is answered here and its record is on the broker.
 func (n *Node) Register(ctx context.Context, s *broadcast.Session) error {
+	return n.register(ctx, s, false)
+}
+
+// register is Register; keep is for a session that moved here (taken over
+// or recovered): its old node let it go, so if only its record cannot be
+// written (the broker went away that moment), it stays here, answered on
+// its subject (nats.go subscribes again once a broker is back) and its
+// record queued for the writer, rather than be lost until another node
+// recovers it after a gap. Meanwhile its old node answers "moving" for it
+// (linger), so none recovers it from the old record.
+func (n *Node) register(ctx context.Context, s *broadcast.Session, keep bool) error {
 	if err := n.subscribe(s.ID()); err != nil {
 		return err
 	}
@@ -47,17 +58,46 @@ func (n *Node) Register(ctx context.Context, s *broadcast.Session) error {
 	// (or, if the writer put the record already, a ping) is answered, so is
 	// the subscription sent before it.
 	var err error
+	wctx, cancel := context.WithTimeout(ctx, recordWait)
 	if ok {
-		err = n.writeRecord(ctx, c)
-	} else if err = n.flush(ctx); err != nil {
+		err = n.writeRecord(wctx, c)
+	} else if err = n.flush(wctx); err != nil {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if err != nil {
+	cancel()
+	switch {
+	case err == nil:
+	case keep:
+		n.log.Warn("session moved here, its record not written yet", "session", broadcast.ShortID(s.ID()), "err", err)
+		if ok {
+			n.requeue(c)
+		}
+	default:
 		n.unsubscribe(s.ID(), true)
 		return err
 	}
 	return nil
 }
+
+// requeue queues c for the writer again, unless a newer change came.
+func (n *Node) requeue(c broadcast.SessionChange) {
+	n.mu.Lock()
+	if _, newer := n.pending[c.ID]; !newer {
+		n.pending[c.ID] = c
+	}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// recordWait bounds one record write. The writer holds the records lock
+// meanwhile, which a hand-over waits for, and a session moving here waits
+// for its record: while the bucket has no leader (its broker died, and
+// JetStream elects another, which takes seconds), a write fails after this
+// and is queued again, rather than hold every hand-over of the node up.
+const recordWait = 2 * time.Second
 
 // write writes queued records until the node closes. Runs in its own
 // goroutine.
@@ -88,7 +128,7 @@ func (n *Node) flushRecords(ctx context.Context) {
 		if hook := testHookRecordWrite.Load(); hook != nil {
 			(*hook)(c.ID)
 		}
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordWait)
 		err := n.writeRecord(wctx, c)
 		cancel()
 		n.records.Unlock()

@@ -3,6 +3,8 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ type request struct {
 	Op          string  `json:"op"` // "http" or "take"
 	Key         string  `json:"key"`
 	LastID      *uint64 `json:"lastId,omitempty"` // of the stream a take is for
+	TakeID      string  `json:"takeId,omitempty"` // one take, the same when it is asked again
 	SentAt      int64   `json:"sentAt,omitempty"` // of that stream's request
 	Method      string  `json:"method,omitempty"`
 	Path        string  `json:"path,omitempty"` // with the query
@@ -64,6 +67,11 @@ type subscription struct {
 	sub    *nats.Subscription
 	retire *time.Timer // set once the session left
 	ended  bool        // it left by ending, not by moving
+	// handed is the reply that handed the session over, to the take
+	// takeID: while the subscription lingers, that take asked again (its
+	// node lost the broker, and the reply with it) gets the same reply.
+	takeID string
+	handed []byte
 }
 
 // linger is how long a subscription outlives its session here.
@@ -81,6 +89,7 @@ func (n *Node) subscribe(id string) error {
 		if s.retire != nil {
 			s.retire.Stop() // back before it retired
 			s.retire, s.ended = nil, false
+			s.takeID, s.handed = "", nil
 		}
 		return nil
 	}
@@ -141,6 +150,28 @@ func (n *Node) whereIs(k string) string {
 	return moving
 }
 
+// handedTo returns the reply that handed a session over to req, and the
+// session's id, if req is that take asked again; nil otherwise.
+func (n *Node) handedTo(req request) ([]byte, string) {
+	if req.Op != "take" || req.TakeID == "" {
+		return nil, ""
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s, ok := n.subs[req.Key]; ok && s.retire != nil && s.takeID == req.TakeID {
+		return s.handed, s.id
+	}
+	return nil, ""
+}
+
+// recordNamesMe reports whether session id's record names this node.
+func (n *Node) recordNamesMe(id string) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, recordWait)
+	defer cancel()
+	rec, _, found, err := n.readRecord(ctx, id)
+	return err == nil && found && rec.Node == n.cfg.Node
+}
+
 // idOf is the id of the session of key k, if this node answers for it.
 func (n *Node) idOf(k string) (string, bool) {
 	n.mu.Lock()
@@ -171,6 +202,18 @@ func (n *Node) answer(m *nats.Msg) {
 		n.log.Warn("bad request on the broker", "err", err)
 		return
 	}
+	if again, id := n.handedTo(req); again != nil {
+		// Unless another node recovered the session meanwhile (this node
+		// lost the broker with the reply, and stayed away): its record
+		// names that node now.
+		if !n.recordNamesMe(id) {
+			again, _ = json.Marshal(reply{Moved: true})
+		}
+		if err := m.Respond(again); err != nil {
+			n.log.Warn("reply", "err", err)
+		}
+		return
+	}
 	var rep reply
 	id, known := n.idOf(req.Key)
 	switch {
@@ -196,6 +239,18 @@ func (n *Node) answer(m *nats.Msg) {
 		rep.State = &st
 		n.metrics.handedOver.Inc()
 		n.log.Debug("session handed over", "session", broadcast.ShortID(id))
+		if req.TakeID != "" {
+			data, _ := json.Marshal(rep)
+			n.mu.Lock()
+			if s, ok := n.subs[req.Key]; ok && s.retire != nil {
+				s.takeID, s.handed = req.TakeID, data
+			}
+			n.mu.Unlock()
+			if err := m.Respond(data); err != nil {
+				n.log.Warn("reply", "err", err)
+			}
+			return
+		}
 	case req.Op == "http":
 		if _, ok := n.hub.Session(id); !ok {
 			rep.Moved = true
@@ -251,10 +306,21 @@ func (n *Node) ask(origin, ctx context.Context, req request) (rep reply, found b
 		if origin.Err() != nil {
 			return reply{}, false, fmt.Errorf("%w: the client left: %v", ErrUnavailable, origin.Err())
 		}
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		link := n.linkContext()
+		timeout := requestTimeout
+		if req.Op == "take" {
+			timeout = takeTimeout
+		}
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		stop := context.AfterFunc(link, cancel)
 		m, err := n.nc.RequestWithContext(rctx, subject, data)
+		stop()
 		cancel()
 		switch {
+		case err != nil && ctx.Err() == nil && link.Err() != nil:
+			return reply{}, false, fmt.Errorf("%w: %w: %v", ErrUnavailable, errLinkLost, err)
+		case err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			return reply{}, false, fmt.Errorf("%w: %w", ErrUnavailable, errNoReply)
 		case err == nil:
 			rep = reply{} // Unmarshal keeps fields the new reply omits
 			if err := json.Unmarshal(m.Data, &rep); err != nil {
@@ -350,8 +416,19 @@ func (n *Node) Take(ctx context.Context, id string, p broadcast.Position) (*broa
 }
 
 func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
-	for range 3 {
-		rep, found, err := n.ask(origin, ctx, request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt})
+	req := request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt, TakeID: newTakeID()}
+	for tries, again := 0, 0; tries < 3; {
+		rep, found, err := n.ask(origin, ctx, req)
+		if (errors.Is(err, errLinkLost) && n.awaitLink(ctx) || errors.Is(err, errNoReply)) && again < 3 {
+			// The take may have been answered, the session handed over,
+			// and the reply lost with a broker (this node's, or the old
+			// node's): asked again under the same take id within linger,
+			// the old node sends it again.
+			origin = ctx // asked already: see it through
+			again++
+			continue
+		}
+		tries++
 		if err != nil {
 			return nil, err
 		}
@@ -369,7 +446,7 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 				n.log.Warn("session taken but not imported", "session", broadcast.ShortID(id), "err", err)
 				return nil, fmt.Errorf("cluster: import: %w", err)
 			}
-			if err := n.Register(ctx, s); err != nil {
+			if err := n.register(ctx, s, true); err != nil {
 				n.log.Warn("session taken but not registered", "session", broadcast.ShortID(id), "err", err)
 				n.release(id)
 				return nil, err
@@ -380,6 +457,9 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 		}
 		s, err := n.claim(ctx, id)
 		if errors.Is(err, errTryAgain) {
+			// Given up on the old node: a reply it kept for this take
+			// must not be taken now (the session may be elsewhere).
+			req.TakeID = newTakeID()
 			continue
 		}
 		return s, err
@@ -417,6 +497,42 @@ func (n *Node) lock(ctx context.Context, id string) (release func(), s *broadcas
 }
 
 var errTryAgain = errors.New("try again")
+
+// errNoReply says a request's reply did not come in time.
+var errNoReply = errors.New("no reply")
+
+// takeTimeout bounds the wait for a take's reply: the old node answers at
+// once but for a record write under way (recordWait). Well within linger,
+// so that a take asked again after a lost reply finds the reply kept.
+const takeTimeout = recordWait + time.Second
+
+// errLinkLost says the connection to the broker was lost while a request
+// waited for its reply.
+var errLinkLost = errors.New("broker connection lost")
+
+// awaitLink waits up to requestTimeout for the connection to the broker to
+// be back, and reports whether it is.
+func (n *Node) awaitLink(ctx context.Context) bool {
+	deadline := time.Now().Add(requestTimeout)
+	for !n.nc.IsConnected() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+// newTakeID names one take.
+func newTakeID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
 
 // requestTimeout bounds one request to another node: a forwarded chat waits
 // for its delivery, at most 5 s (broadcast.Hub.Chat), plus the trip.
@@ -474,14 +590,9 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 	if rec.Node == n.cfg.Node {
 		where = n.whereIs(key(id))
 	} else {
-		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		m, err := n.nc.RequestWithContext(pctx, n.nodeSubject(rec.Node), []byte(key(id)))
-		cancel()
-		switch {
-		case err == nil:
-			where = string(m.Data)
-		case !errors.Is(err, nats.ErrNoResponders):
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		var err error
+		if where, err = n.askNode(ctx, rec.Node, id); err != nil {
+			return nil, err
 		}
 	}
 	n.log.Debug("claim", "session", broadcast.ShortID(id), "recorded", rec.Node, "where", where)
@@ -507,13 +618,39 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: recover: %w", err)
 	}
-	if err := n.Register(ctx, s); err != nil {
+	if err := n.register(ctx, s, true); err != nil {
 		n.release(id)
 		return nil, err
 	}
 	n.metrics.recovered.Inc()
 	n.log.Info("session recovered from a lost node", "session", broadcast.ShortID(id), "lost", rec.Node)
 	return s, nil
+}
+
+// askNode asks node where session id is. A node that has no responder is
+// asked again for Claim: a node whose broker died is away for a moment
+// while it reconnects to another, and one cut off for longer parks its
+// sessions (partition.go) before this gives up on it.
+func (n *Node) askNode(ctx context.Context, node, id string) (string, error) {
+	deadline := time.Now().Add(n.cfg.Claim)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		m, err := n.nc.RequestWithContext(pctx, n.nodeSubject(node), []byte(key(id)))
+		cancel()
+		switch {
+		case err == nil:
+			return string(m.Data), nil
+		case !errors.Is(err, nats.ErrNoResponders):
+			return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+		case time.Now().After(deadline):
+			return unknown, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // release removes a session that could not be made reachable here from the

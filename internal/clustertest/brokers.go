@@ -1,0 +1,151 @@
+package clustertest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+)
+
+// Brokers is a NATS cluster of three brokers routed over loopback, with
+// JetStream clustered among them: what nodes join for a cluster with no
+// single point of failure (docs/SCALING.md). Any one broker can stop and
+// come back (Broker.Stop, Broker.Start) while the other two keep the
+// streams and buckets, which the nodes replicate on all three (Replicas).
+type Brokers struct {
+	t  testing.TB
+	bs []*Broker
+}
+
+// StartBrokers starts three clustered brokers on free loopback ports and
+// waits until JetStream has a leader; the test's cleanup stops them.
+func StartBrokers(t testing.TB) *Brokers {
+	t.Helper()
+	c := &Brokers{t: t}
+	// Every broker routes to every cluster port, its own included (a
+	// broker ignores a route to itself), so a broker restarted on its old
+	// ports finds the others again.
+	var routes []*url.URL
+	ports := make([]int, 3)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])})
+	}
+	for i, p := range ports {
+		b := &Broker{t: t, name: fmt.Sprintf("b%d", i+1), dir: t.TempDir(), port: -1, route: p, routes: routes}
+		c.bs = append(c.bs, b)
+	}
+	for _, b := range c.bs {
+		b.Start()
+		t.Cleanup(b.Stop)
+	}
+	c.WaitReady()
+	return c
+}
+
+// WaitReady waits until JetStream has a meta leader that every running
+// broker follows: streams can be made and found.
+func (c *Brokers) WaitReady() {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leader, current := false, true
+		for _, b := range c.bs {
+			if !b.srv.Running() {
+				continue
+			}
+			leader = leader || b.srv.JetStreamIsLeader()
+			current = current && b.srv.JetStreamIsCurrent()
+		}
+		if leader && current {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatal("brokers: JetStream has no leader after 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// All returns the three brokers.
+func (c *Brokers) All() []*Broker { return c.bs }
+
+// URL is every broker's client URL, comma-separated.
+func (c *Brokers) URL() string {
+	urls := make([]string, len(c.bs))
+	for i, b := range c.bs {
+		urls[i] = b.URL()
+	}
+	return strings.Join(urls, ",")
+}
+
+// Replicas is 3: every stream and bucket on every broker.
+func (c *Brokers) Replicas() int { return len(c.bs) }
+
+// StreamLeader is the broker that leads stream (its name), or nil while
+// none does.
+func (c *Brokers) StreamLeader(stream string) *Broker {
+	for _, b := range c.bs {
+		if b.srv.Running() && b.srv.JetStreamIsStreamLeader("$G", stream) {
+			return b
+		}
+	}
+	return nil
+}
+
+// StepDown makes stream's leader step down, as an operator's `nats stream
+// cluster step-down` does, and waits until another broker leads it. It
+// returns the old and the new leader's names.
+func (c *Brokers) StepDown(stream string) (from, to string) {
+	c.t.Helper()
+	var old *Broker
+	deadline := time.Now().Add(10 * time.Second)
+	for old = c.StreamLeader(stream); old == nil; old = c.StreamLeader(stream) {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("stream %s has no leader", stream)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := old.srv.JetStreamStepdownStream("$G", stream); err != nil {
+		c.t.Fatalf("step down %s: %v", stream, err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if l := c.StreamLeader(stream); l != nil && l != old {
+			return old.name, l.name
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("stream %s: no new leader 10 s after %s stepped down", stream, old.name)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BrokerOf is the broker node n is connected to now, or nil if none.
+func (c *Brokers) BrokerOf(n *Node) *Broker {
+	c.t.Helper()
+	for _, b := range c.bs {
+		if !b.srv.Running() {
+			continue
+		}
+		cz, err := b.srv.Connz(&natsserver.ConnzOptions{})
+		if err != nil {
+			c.t.Fatalf("broker %s: connz: %v", b.name, err)
+		}
+		for _, ci := range cz.Conns {
+			if ci.Name == "xhrsse "+n.Name() {
+				return b
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package soak
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// The broker faults: the cluster soak on three clustered brokers, every
+// stream and bucket replicated on all three (docs/RELIABILITY.md, "A
+// cluster of brokers"). Clients stream, tune, chat and transfer through the
+// round-robin front throughout, with its random cuts; each fault's
+// recovery (first event, first chat) is measured and logged.
+
+// chatStream is the cluster's chat stream (pkg/cluster, default prefix).
+const chatStream = "xhrsse_CHAT"
+
+// TestSoakBrokerRestarts: one broker of three stops and comes back, then
+// another: nothing is lost, no gap, every session stays where it is.
+func TestSoakBrokerRestarts(t *testing.T) {
+	runClusterSoak(t, clusterFault{name: "a broker restarted, twice", brokers: true, inject: func(t *testing.T, env *clusterEnv) {
+		env.run.brokerLost.Store(true)
+		for _, b := range env.brokers.All()[:2] {
+			env.mark(fmt.Sprintf("broker %s stopped", b.Name()))
+			b.Stop()
+			time.Sleep(time.Second)
+			env.mark(fmt.Sprintf("broker %s started", b.Name()))
+			b.Start()
+			env.brokers.WaitReady()
+			time.Sleep(time.Second)
+		}
+	}})
+}
+
+// TestSoakNodesBrokerKilled: the broker node a is connected to dies; node a
+// goes on through another.
+func TestSoakNodesBrokerKilled(t *testing.T) {
+	runClusterSoak(t, clusterFault{name: "node a's broker killed", brokers: true, inject: func(t *testing.T, env *clusterEnv) {
+		env.run.brokerLost.Store(true)
+		b := env.brokers.BrokerOf(env.nodes[0])
+		if b == nil {
+			t.Fatal("node a is connected to no broker")
+		}
+		env.mark(fmt.Sprintf("broker %s (node a's) stopped", b.Name()))
+		b.Stop()
+		eventually(t, "node a on another broker", func() bool {
+			o := env.brokers.BrokerOf(env.nodes[0])
+			return o != nil && o != b
+		})
+		t.Logf("node a moved to broker %s", env.brokers.BrokerOf(env.nodes[0]).Name())
+		time.Sleep(2 * time.Second)
+		b.Start()
+		env.brokers.WaitReady()
+	}})
+}
+
+// TestSoakChatLeaderChange: the chat stream's JetStream leader steps down
+// in the middle of a burst of chat: every chat accepted arrives once.
+func TestSoakChatLeaderChange(t *testing.T) {
+	runClusterSoak(t, clusterFault{name: "the chat stream's leader changed in a chat burst", brokers: true, inject: func(t *testing.T, env *clusterEnv) {
+		env.run.brokerLost.Store(true)
+		// The burst: one session chatting as fast as its POSTs are
+		// answered, besides everybody's chat.
+		say := env.crowd.raws[0].say
+		until := time.Now().Add(10 * time.Second) // bounded, should chat stall
+		burst := func(from, to int) {
+			for i := from; i < to && time.Now().Before(until); i++ {
+				text := fmt.Sprintf("burst #%d", i)
+				ctx, cancel := context.WithTimeout(context.Background(), wait)
+				st, id, err := say(ctx, text)
+				cancel()
+				env.run.chatted("burst", text, st, id, err)
+			}
+		}
+		done := make(chan struct{})
+		env.bg.Go(func() {
+			defer close(done)
+			burst(0, 150)
+		})
+		time.Sleep(100 * time.Millisecond)
+		env.mark("the chat stream's leader stepped down")
+		from, to := env.brokers.StepDown(chatStream)
+		t.Logf("chat stream leader %s → %s", from, to)
+		<-done
+	}})
+}
+
+// pkg/cluster's messages when a node without a broker parks its sessions,
+// and when, back, it lets one go that another node recovered.
+const (
+	msgParked = "no broker: sessions parked until one is back"
+	msgLetGo  = "session recovered elsewhere while this node had no broker: let go"
+)
+
+// TestSoakNodePartitioned: node c loses every broker (the proxy between
+// them goes down) while its clients can still reach it, and gets them back
+// 3 s later. Past three quarters of Claim it parks its sessions (their streams end);
+// their clients come back on the other nodes, which recover the sessions
+// after a gap, as after a crash; those still recorded as c's go home to c
+// when it is back. No session is on two nodes at any time.
+func TestSoakNodePartitioned(t *testing.T) {
+	runClusterSoak(t, clusterFault{name: "node c cut off from every broker", brokers: true, linked: true, inject: func(t *testing.T, env *clusterEnv) {
+		env.run.brokerLost.Store(true)
+		env.run.killed.Store(time.Now().UnixNano())
+		env.mark("node c cut off")
+		env.link.Down()
+		time.Sleep(3 * time.Second)
+		env.mark("node c back")
+		if err := env.link.Up(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "node c on a broker again", func() bool { return env.brokers.BrokerOf(env.nodes[2]) != nil })
+	}, check: func(t *testing.T, env *clusterEnv) {
+		if env.logs.get(msgParked) == 0 {
+			t.Error("node c parked no session")
+		}
+		t.Logf("node c: sessions parked %d times; sessions let go once back, recovered elsewhere: %d", env.logs.get(msgParked), env.logs.get(msgLetGo))
+	}})
+}

@@ -1,0 +1,81 @@
+package cluster_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/soak"
+	"github.com/xhrsse/xhrsse/pkg/cluster"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
+)
+
+// A node cut off from the broker while its clients still reach it parks its
+// sessions: their streams end with bye "shutdown". A session whose client
+// comes back through another node meanwhile is recovered there (after a
+// gap); once the node reaches the broker again, it lets that one go and
+// brings the other home, which resumes on it without a gap. Never is one
+// session on two nodes.
+func TestPartitionedNodeParksAndSettles(t *testing.T) {
+	b := clustertest.StartBroker(t)
+	link := soak.StartProxy(t, []string{strings.TrimPrefix(b.URL(), "nats://")})
+	a := clustertest.StartNode(t, b, "a")
+	c := clustertest.StartNodeWith(t, b, "c", func(cfg *cluster.Config) {
+		cfg.URL = "nats://" + strings.TrimPrefix(link.URL(), "http://")
+	})
+	moving, staying := newSession(t, c, "one"), newSession(t, c, "one")
+	sm, ss := openStream(t, c, moving, ""), openStream(t, c, staying, "")
+	firstM, firstS := sm.until(t, named("one")), ss.until(t, named("one"))
+
+	link.Down()
+	endM, endS := sm.until(t, named(protocol.EventBye)), ss.until(t, named(protocol.EventBye))
+	if bye := endM[len(endM)-1]; bye.Data != `{"reason":"shutdown"}` {
+		t.Fatalf("parked stream ended with %s, want bye shutdown (a client gives up on replaced)", bye.Data)
+	}
+	lastM := ids(t, 0, append(firstM, endM...))
+	lastS := ids(t, 0, append(firstS, endS...))
+	for _, id := range []string{moving, staying} {
+		if _, ok := c.Hub.Session(id); ok {
+			t.Fatal("a parked session is still on the cut-off node")
+		}
+	}
+	// One client comes back through a: a recovers its session, after a gap.
+	back := openStream(t, a, moving, strconv.FormatUint(lastM, 10))
+	if m := back.next(t); m.Name != protocol.EventSession {
+		t.Fatalf("first event on a: %s", m.Name)
+	}
+	if m := back.next(t); m.Name != protocol.EventGap {
+		t.Fatalf("after a recovery: %s %s, want a gap", m.Name, m.Data)
+	}
+
+	if err := link.Up(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, homeOnC := c.Hub.Session(staying)
+		_, movedOnC := c.Hub.Session(moving)
+		_, movedOnA := a.Hub.Session(moving)
+		if homeOnC && !movedOnC && movedOnA {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the partition: staying on c %v; moving on c %v, on a %v", homeOnC, movedOnC, movedOnA)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The session that stayed resumes on c where its stream ended: no gap.
+	again := openStream(t, c, staying, strconv.FormatUint(lastS, 10))
+	evs := []protocol.Message{again.next(t), again.next(t), again.next(t)}
+	ids(t, lastS, evs)
+	for _, m := range evs {
+		if m.Name == protocol.EventGap {
+			t.Fatal("a gap after the partition for a session nobody else took")
+		}
+	}
+	if n := metric(t, c, "xhrsse_cluster_sessions_parked_total"); n != 2 {
+		t.Errorf("parked %v sessions, want 2", n)
+	}
+}
