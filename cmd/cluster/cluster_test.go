@@ -180,7 +180,7 @@ func TestLaunchThreeBrokers(t *testing.T) {
 			replicas[s.Name] = s.Config.Replicas
 		}
 	}
-	for _, name := range []string{"xhrsse_CHAT", "KV_xhrsse_sessions", "KV_xhrsse_config"} {
+	for _, name := range []string{"xhrsse_CHAT", "xhrsse_PUBLISHED", "KV_xhrsse_sessions", "KV_xhrsse_config"} {
 		if replicas[name] != 3 {
 			t.Errorf("stream %s: %d replicas, want 3 (all: %v)", name, replicas[name], replicas)
 		}

@@ -238,7 +238,7 @@ func (n *Node) linkContext() context.Context {
 	return n.link
 }
 
-// waitCalm holds a chat delivery back while sessions are parked, so that
+// waitCalm holds a chat or published delivery back while sessions are parked, so that
 // they get it once home; it reports false if the node closed meanwhile.
 func (n *Node) waitCalm() bool {
 	n.mu.Lock()

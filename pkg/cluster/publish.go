@@ -35,6 +35,7 @@ func (n *Node) setupPublished(ctx context.Context) error {
 		MaxMsgs:  100_000,
 		MaxBytes: 256 << 20,
 		MaxAge:   time.Hour,
+		Replicas: n.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: published stream: %w", err)
@@ -49,11 +50,7 @@ func (n *Node) PublishEvent(ctx context.Context, channel string, data []byte) (u
 	m := nats.NewMsg(n.publishedSubject())
 	m.Header.Set(channelHeader, channel)
 	m.Data = data
-	ack, err := n.js.PublishMsg(ctx, m)
-	if err != nil {
-		return 0, fmt.Errorf("%w: publish: %v", ErrUnavailable, err)
-	}
-	return ack.Sequence, nil
+	return n.store(ctx, "publish", m)
 }
 
 // startPublished delivers the published events to the hub in order, from the
@@ -85,10 +82,13 @@ func (n *Node) startPublished() error {
 			n.log.Warn("published event without metadata", "err", err)
 			return
 		}
-		n.hub.DeliverPublished(md.Sequence.Stream, m.Headers().Get(channelHeader), m.Data())
+		// Held back, as chat is, while sessions are parked.
+		if n.waitCalm() {
+			n.hub.DeliverPublished(md.Sequence.Stream, m.Headers().Get(channelHeader), m.Data())
+		}
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		n.log.Debug("published consumer", "err", err)
-	}))
+	}), jetstream.PullHeartbeat(chatHeartbeat), jetstream.PullExpiry(10*chatHeartbeat))
 	if err != nil {
 		return fmt.Errorf("cluster: published consumer: %w", err)
 	}
