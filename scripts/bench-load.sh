@@ -83,7 +83,7 @@ start_server() {
   case $kind in
     # shellcheck disable=SC2086 # SERVER_FLAGS is a list of flags
     xhrsse) "$BIN/xhrsse-server" -addr "127.0.0.1:$port" -log-level warn -max-streams 20000 "${rates[@]}" $SERVER_FLAGS 2>>"$log" & ;;
-    raw|r3labs) "$BIN/xhrsse-baseline" -kind "$kind" -addr "127.0.0.1:$port" "${rates[@]}" 2>>"$log" & ;;
+    raw|raw-naive|r3labs) "$BIN/xhrsse-baseline" -kind "$kind" -addr "127.0.0.1:$port" "${rates[@]}" 2>>"$log" & ;;
     *)
       [[ $kind =~ ^[A-Za-z0-9_]+$ ]] || { echo "bad server name $kind" >&2; exit 2; }
       local vbin="BIN_$kind" vflags="FLAGS_$kind"
@@ -102,7 +102,7 @@ start_server() {
 }
 
 port_of() {
-  case $1 in raw) echo $((PORT + 1)) ;; r3labs) echo $((PORT + 2)) ;; *) echo "$PORT" ;; esac
+  case $1 in raw) echo $((PORT + 1)) ;; r3labs) echo $((PORT + 2)) ;; raw-naive) echo $((PORT + 3)) ;; *) echo "$PORT" ;; esac
 }
 
 # run_one KIND MULT FILE LOADGEN-FLAGS…: a fresh server, one loadgen run.
