@@ -102,6 +102,11 @@ start_server() {
   local kind=$1 port=$2 mult=$3
   local rates=(-rate-one "$(awk "BEGIN{print 5*$mult}")" -rate-two "$(awk "BEGIN{print 3*$mult}")" -rate-three "$(awk "BEGIN{print 2*$mult}")")
   local log="$OUT/$kind-$port.log"
+  # Another server on the port would answer for this one and be measured.
+  if curl -fsS "http://127.0.0.1:$port/channels" >/dev/null 2>&1; then
+    echo "port $port already serves something (another run? set PORT=…)" >&2
+    exit 1
+  fi
   case $kind in
     # shellcheck disable=SC2086 # SERVER_FLAGS is a list of flags
     xhrsse) "${server_pin[@]}" "$BIN/xhrsse-server" -addr "127.0.0.1:$port" -log-level warn -max-streams 20000 "${rates[@]}" $SERVER_FLAGS 2>>"$log" & ;;
