@@ -1,6 +1,8 @@
 // Command baseline runs one of the yardstick servers of the load benchmarks
-// (see internal/baseline): a minimal net/http SSE broadcaster (-kind raw) or
-// the same service on github.com/r3labs/sse/v2 (-kind r3labs). Both tick the
+// (see internal/baseline): a careful net/http SSE broadcaster that drains its
+// queue into one write per wake-up (-kind raw), the same writing and flushing
+// once per event (-kind raw-naive), or the same service on
+// github.com/r3labs/sse/v2 (-kind r3labs). Both tick the
 // same channels at the same rates as cmd/server (same -rate-* flags) and fan
 // chat out to every session.
 //
@@ -35,7 +37,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("baseline", flag.ContinueOnError)
 	var (
-		kind      = fs.String("kind", "raw", "which baseline: raw or r3labs")
+		kind      = fs.String("kind", "raw", "which baseline: raw, raw-naive or r3labs")
 		addr      = fs.String("addr", "127.0.0.1:8081", "listen address")
 		pprofAddr = fs.String("pprof", "", "serve net/http/pprof on this separate address; off when empty")
 	)
@@ -59,10 +61,12 @@ func run(args []string) error {
 	switch *kind {
 	case "raw":
 		b, err = baseline.NewRaw(channels...)
+	case "raw-naive":
+		b, err = baseline.NewRawNaive(channels...)
 	case "r3labs":
 		b, err = baseline.NewR3labs(channels...)
 	default:
-		return fmt.Errorf("-kind %q: want raw or r3labs", *kind)
+		return fmt.Errorf("-kind %q: want raw, raw-naive or r3labs", *kind)
 	}
 	if err != nil {
 		return err

@@ -9,12 +9,15 @@
 //
 // It refuses any target that is not loopback and always stops by itself.
 // With -compare it instead reads -json reports (files) and prints them side
-// by side with ratios; with -saturation, the outcome of a rate sweep.
+// by side with ratios; with -saturation, the outcome of a rate sweep; with
+// -capacity, the largest N each server held in a sweep over N (-held: exit
+// status 3 unless every report given meets those criteria).
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,8 +32,15 @@ import (
 	"github.com/xhrsse/xhrsse/internal/loadgen"
 )
 
+// errNotHeld: a -held check failed; the exit status tells a script so.
+var errNotHeld = errors.New("not held")
+
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, errNotHeld) {
+		os.Exit(3)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
@@ -46,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		asJSON   = fs.Bool("json", false, "print the report as JSON instead of a table")
 		compare  = fs.Bool("compare", false, "compare the -json reports named as arguments (medians of repeats, ratios)")
 		saturate = fs.Bool("saturation", false, "summarise a rate sweep from the -json reports named as arguments")
+		capacity = fs.Bool("capacity", false, "summarise a sweep over N from the -json reports named as arguments: the largest N each server held")
+		held     = fs.Bool("held", false, "exit with status 3 unless every -json report named as argument meets the capacity criteria")
 		refs     = fs.String("ref", "raw,r3labs", "labels the comparison divides by")
 		verbose  = fs.Bool("v", false, "log progress to stderr")
 	)
@@ -68,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	refList := strings.Split(*refs, ",")
-	if *compare || *saturate {
+	if *compare || *saturate || *capacity || *held {
 		reports, err := loadgen.ReadReports(fs.Args()...)
 		if err != nil {
 			return err
@@ -76,8 +88,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if len(reports) == 0 {
 			return fmt.Errorf("no reports given")
 		}
-		if *saturate {
+		switch {
+		case *saturate:
 			return loadgen.WriteSaturation(stdout, reports, refList)
+		case *capacity:
+			return loadgen.WriteCapacity(stdout, reports, refList)
+		case *held:
+			for _, r := range reports {
+				if ok, why := loadgen.Held(r); !ok {
+					fmt.Fprintf(stdout, "%s at N=%d not held: %s\n", r.Label, r.Wanted, why)
+					return errNotHeld
+				}
+			}
+			return nil
 		}
 		return loadgen.WriteComparison(stdout, reports, refList)
 	}

@@ -31,9 +31,12 @@ func start(t *testing.T, kind string) string {
 		b   Server
 		err error
 	)
-	if kind == "raw" {
+	switch kind {
+	case "raw":
 		b, err = NewRaw(ch...)
-	} else {
+	case "raw-naive":
+		b, err = NewRawNaive(ch...)
+	default:
 		b, err = NewR3labs(ch...)
 	}
 	if err != nil {
@@ -74,7 +77,7 @@ func post(t *testing.T, url, body string) (*http.Response, []byte) {
 // session event first at id 0, ticks of the tuned channel, a chat fanned
 // out, ids 1, 2, 3, … after the session event.
 func TestStream(t *testing.T) {
-	for _, kind := range []string{"raw", "r3labs"} {
+	for _, kind := range []string{"raw", "raw-naive", "r3labs"} {
 		t.Run(kind, func(t *testing.T) {
 			url := start(t, kind)
 			resp, body := post(t, url+"/sessions", `{"channels":["one"]}`)
@@ -127,7 +130,7 @@ func TestStream(t *testing.T) {
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestErrors(t *testing.T) {
-	for _, kind := range []string{"raw", "r3labs"} {
+	for _, kind := range []string{"raw", "raw-naive", "r3labs"} {
 		t.Run(kind, func(t *testing.T) {
 			url := start(t, kind)
 			if resp, _ := post(t, url+"/sessions", `{"channels":["nope"]}`); resp.StatusCode != http.StatusNotFound {

@@ -1,4 +1,4 @@
-// Package baseline holds the yardsticks of the load benchmarks: two small
+// Package baseline holds the yardsticks of the load benchmarks: small
 // SSE servers that do the same work as xhrsse (channel ticks at the same
 // rates, chat fanned out to every session) and answer the API subset the load
 // generator uses:
@@ -8,9 +8,11 @@
 //	GET  /events?session=ID         session, channel ticks and chat events
 //	POST /sessions/ID/chat          {"name":…,"text":…} → 202 {"id":N}
 //
-// Raw is what one writes with net/http alone; R3labs is what a typical user
-// of github.com/r3labs/sse/v2 writes. Both are meant to be honest and minimal:
-// no batching, no tricks, and no sabotage either.
+// Raw is what a careful engineer writes with net/http alone (each stream
+// drains its queue into one write and one flush); RawNaive the same writing
+// and flushing once per event; R3labs is what a typical user of
+// github.com/r3labs/sse/v2 writes. All are meant to be honest and minimal:
+// no xhrsse features, and no sabotage either.
 package baseline
 
 import (

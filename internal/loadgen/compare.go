@@ -74,6 +74,30 @@ var figures = []figure{
 		}
 		return r.Server.CPUPercent / 100 / r.EventsPerSec * 1e6, true
 	}},
+	{name: "server write syscalls/s", get: func(r *Report) (float64, bool) {
+		if r.Server == nil || r.Server.WritesPerSec == 0 {
+			return 0, false
+		}
+		return r.Server.WritesPerSec, true
+	}},
+	{name: "writes/s per stream", get: func(r *Report) (float64, bool) {
+		if r.Server == nil || r.Server.WritesPerSec == 0 || r.Held == 0 {
+			return 0, false
+		}
+		return r.Server.WritesPerSec / float64(r.Held), true
+	}},
+	{name: "bytes/s per stream", get: func(r *Report) (float64, bool) {
+		if r.Server == nil || r.Server.WriteBytesPerSec == 0 || r.Held == 0 {
+			return 0, false
+		}
+		return r.Server.WriteBytesPerSec / float64(r.Held), true
+	}},
+	{name: "server CPU per write", unit: "µs", get: func(r *Report) (float64, bool) {
+		if r.Server == nil || r.Server.WritesPerSec == 0 {
+			return 0, false
+		}
+		return r.Server.CPUPercent / 100 / r.Server.WritesPerSec * 1e6, true
+	}},
 	{name: "server RSS", unit: "MiB", get: func(r *Report) (float64, bool) {
 		if r.Server == nil {
 			return 0, false

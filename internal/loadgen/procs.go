@@ -49,7 +49,10 @@ func (ps *procSet) report(held int) (*ProcReport, []ProcReport) {
 			PID: pid, CPUPercent: CPUPercent(ps.start[i], end[i]),
 			RSSBeforeKiB: ps.before[i].RSSKiB, RSSStartKiB: ps.start[i].RSSKiB, RSSEndKiB: end[i].RSSKiB,
 		}
+		each[i].WritesPerSec, each[i].WriteBytesPerSec = WriteRates(ps.start[i], end[i])
 		sum.CPUPercent += each[i].CPUPercent
+		sum.WritesPerSec += each[i].WritesPerSec
+		sum.WriteBytesPerSec += each[i].WriteBytesPerSec
 		sum.RSSBeforeKiB += each[i].RSSBeforeKiB
 		sum.RSSStartKiB += each[i].RSSStartKiB
 		sum.RSSEndKiB += each[i].RSSEndKiB

@@ -14,11 +14,17 @@ import (
 // user space whatever CONFIG_HZ is), and reading it would need cgo sysconf.
 const clockTicks = 100
 
-// ProcSample is one reading of a process's CPU time and resident memory.
+// ProcSample is one reading of a process's CPU time, resident memory and
+// writes.
 type ProcSample struct {
 	At     time.Time
 	CPU    time.Duration // user + system time so far
 	RSSKiB int64         // VmRSS
+	// From /proc/PID/io, when readable (IO): write syscalls so far (syscw)
+	// and the bytes they wrote (wchar), sockets included.
+	IO     bool
+	Writes int64
+	WBytes int64
 }
 
 // ReadProc samples process pid ("self" for pid 0) from /proc.
@@ -44,7 +50,35 @@ func ReadProc(pid int) (ProcSample, error) {
 	if err != nil {
 		return ProcSample{}, err
 	}
-	return ProcSample{At: now, CPU: cpu, RSSKiB: rss}, nil
+	ps := ProcSample{At: now, CPU: cpu, RSSKiB: rss}
+	// /proc/PID/io needs ptrace rights over the process; without them the
+	// write figures are left out, the rest stands.
+	if io, err := os.ReadFile(dir + "/io"); err == nil {
+		ps.Writes, ps.WBytes, ps.IO = parseIO(io)
+	}
+	return ps, nil
+}
+
+// parseIO reads syscw and wchar of /proc/PID/io; ok is false if either is
+// missing.
+func parseIO(io []byte) (syscw, wchar int64, ok bool) {
+	var have int
+	for line := range strings.Lines(string(io)) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "syscw":
+			syscw = n
+			have |= 1
+		case "wchar":
+			wchar = n
+			have |= 2
+		}
+	}
+	return syscw, wchar, have == 3
 }
 
 // parseStatCPU reads utime and stime (fields 14 and 15) of /proc/PID/stat.
@@ -92,6 +126,16 @@ func CPUPercent(a, b ProcSample) float64 {
 		return 0
 	}
 	return 100 * float64(b.CPU-a.CPU) / float64(wall)
+}
+
+// WriteRates is the write syscalls and bytes written a second between two
+// samples; zero when either sample lacks them.
+func WriteRates(a, b ProcSample) (writes, bytes float64) {
+	wall := b.At.Sub(a.At).Seconds()
+	if !a.IO || !b.IO || wall <= 0 {
+		return 0, 0
+	}
+	return float64(b.Writes-a.Writes) / wall, float64(b.WBytes-a.WBytes) / wall
 }
 
 // LoadAvg reads the one-minute load average, or -1 if it cannot.

@@ -88,3 +88,44 @@ func TestParseMachine(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestParseIO(t *testing.T) {
+	io := []byte("rchar: 100\nwchar: 2048\nsyscr: 3\nsyscw: 17\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n")
+	if w, b, ok := parseIO(io); !ok || w != 17 || b != 2048 {
+		t.Errorf("parseIO = %d, %d, %v; want 17, 2048, true", w, b, ok)
+	}
+	if _, _, ok := parseIO([]byte("rchar: 1\n")); ok {
+		t.Error("no syscw: ok")
+	}
+}
+
+func TestWriteRatesSelf(t *testing.T) {
+	a, err := ReadProc(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.IO {
+		t.Fatal("/proc/self/io not read")
+	}
+	f, err := os.CreateTemp(t.TempDir(), "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for range 10 {
+		if _, err := f.Write(make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(10 * time.Millisecond)
+	b, err := ReadProc(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Writes-a.Writes < 10 || b.WBytes-a.WBytes < 1000 {
+		t.Errorf("after 10 writes of 100 bytes: %d writes, %d bytes", b.Writes-a.Writes, b.WBytes-a.WBytes)
+	}
+	if w, by := WriteRates(a, b); w <= 0 || by <= 0 {
+		t.Errorf("WriteRates = %v, %v", w, by)
+	}
+}

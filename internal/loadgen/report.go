@@ -102,6 +102,10 @@ type ProcReport struct {
 	// KiBPerStream is (RSS at the end of the window - RSS before the
 	// ramp) / streams held.
 	KiBPerStream float64 `json:"kib_per_stream,omitempty"`
+	// Write syscalls (syscw) and the bytes they wrote (wchar) a second over
+	// the window, from /proc/PID/io; absent when it could not be read.
+	WritesPerSec     float64 `json:"writes_per_s,omitempty"`
+	WriteBytesPerSec float64 `json:"write_bytes_per_s,omitempty"`
 }
 
 // WriteText writes the report as a small human-readable table.
@@ -148,6 +152,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	if s := r.Server; s != nil && len(r.Servers) == 0 {
 		p("server process", "pid %d: CPU %.1f%% of a core; RSS %.1f MiB before, %.1f at window start, %.1f at end; %.1f KiB/stream",
 			s.PID, s.CPUPercent, mib(s.RSSBeforeKiB), mib(s.RSSStartKiB), mib(s.RSSEndKiB), s.KiBPerStream)
+		if s.WritesPerSec > 0 && r.Held > 0 {
+			p("", "%.0f write syscalls/s (%.2f per stream), %.0f bytes/s per stream",
+				s.WritesPerSec, s.WritesPerSec/float64(r.Held), s.WriteBytesPerSec/float64(r.Held))
+		}
 	} else if s != nil {
 		p("server processes", "%d together: CPU %.1f%% of a core; RSS %.1f MiB before, %.1f at window start, %.1f at end; %.1f KiB/stream",
 			len(r.Servers), s.CPUPercent, mib(s.RSSBeforeKiB), mib(s.RSSStartKiB), mib(s.RSSEndKiB), s.KiBPerStream)

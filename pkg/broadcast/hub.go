@@ -62,7 +62,8 @@ type Hub struct {
 
 	ctx    context.Context // done when the hub closes
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // clock and sweeper goroutines
+	wg     sync.WaitGroup // clock, sweeper and wheel goroutines
+	wheel  *flushWheel    // the streams' flush interval; nil without one
 
 	mu       sync.RWMutex
 	sessions map[string]*Session     // guarded by mu
@@ -146,6 +147,10 @@ func New(opts ...Option) (*Hub, error) {
 		defer h.wg.Done()
 		h.sweep()
 	}()
+	if o.flushInterval > 0 {
+		h.wheel = newFlushWheel(o.flushInterval)
+		h.wg.Go(func() { h.wheel.run(h.ctx) })
+	}
 	return h, nil
 }
 

@@ -122,11 +122,11 @@ func TestLingerCutShort(t *testing.T) {
 			st, _ := h.Attach(s, nil)
 			defer st.Cancel() // Run is not running it
 			done := make(chan struct{})
-			var timer *time.Timer
+			st.lastWrite.Store(time.Now().UnixNano())
 			go func() {
 				defer close(done)
 				// An hour: only the cut can end it within the test.
-				st.linger(time.Hour, time.Now(), &timer)
+				st.linger(time.Hour)
 			}()
 			c.cut(h, s)
 			select {
@@ -145,18 +145,18 @@ func TestLingerQuietStreamDoesNotWait(t *testing.T) {
 	st, _ := h.Attach(s, nil)
 	defer st.Cancel() // Run is not running it
 	done := make(chan struct{})
-	var timer *time.Timer
+	st.lastWrite.Store(time.Now().Add(-2 * time.Hour).UnixNano())
 	go func() {
 		defer close(done)
-		st.linger(time.Hour, time.Now().Add(-2*time.Hour), &timer)
+		st.linger(time.Hour)
 	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a stream quiet for longer than the interval waited")
 	}
-	if timer != nil {
-		t.Fatal("a timer was made for no wait")
+	if st.onWheel.Load() {
+		t.Fatal("the stream went on the wheel for no wait")
 	}
 }
 

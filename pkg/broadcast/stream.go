@@ -38,18 +38,41 @@ type Stream struct {
 	end string
 
 	flags atomic.Uint32 // flag… bits, raised by other goroutines
+
+	// lastWrite is when the stream last wrote (unix nanoseconds), set by
+	// its writer and read by wake; onWheel says a wake of it is on the
+	// hub's wheel (set by who put it there, cleared by the wheel).
+	lastWrite atomic.Int64
+	onWheel   atomic.Bool
 }
 
 // wake signals the stream without blocking. s.mu is held by the caller, so
-// the ring's newest event is the one just pushed, if any: an urgent one, or
-// an end, cuts a coalescing wait short (linger).
+// the ring's newest event is the one just pushed, if any. With a flush
+// interval, an urgent one or an end wakes the stream at once and cuts a
+// coalescing wait short (linger); any other is held on the hub's wheel until
+// the stream's next write is due, unless that time has come already.
 func (st *Stream) wake() {
-	if st.s.hub.opts.flushInterval > 0 {
+	if d := st.s.hub.opts.flushInterval; d > 0 {
 		if ev := st.s.ring.get(st.s.ring.next - 1); st.end != "" || (ev != nil && ev.urgent) {
 			st.flags.Or(flagUrgent)
+		} else if st.hold(d) {
+			return
 		}
 	}
 	st.signal()
+}
+
+// hold puts the stream's wake on the hub's wheel for d after its last
+// write, and reports whether it did: not when that time has passed.
+func (st *Stream) hold(d time.Duration) bool {
+	due := st.lastWrite.Load() + int64(d)
+	if time.Now().UnixNano() >= due {
+		return false
+	}
+	if !st.onWheel.Swap(true) {
+		st.s.hub.wheel.add(st, due)
+	}
+	return true
 }
 
 // signal wakes the stream's loop without blocking.
@@ -194,6 +217,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	defer st.detach()
 
 	out := newStreamWriter(w, h)
+	out.last = &st.lastWrite
 	// The connection may serve another request after this one.
 	defer out.clearDeadline()
 	stopCtx := context.AfterFunc(ctx, func() { st.raise(flagCtxDone) })
@@ -202,12 +226,6 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	defer stopHub()
 	ping := time.AfterFunc(h.opts.pingInterval, func() { st.raise(flagPing) })
 	defer ping.Stop()
-	var lingerT *time.Timer // made on first use
-	defer func() {
-		if lingerT != nil {
-			lingerT.Stop()
-		}
-	}()
 	defer out.release()
 
 	// Preamble: retry, then the session event at the stream's position.
@@ -261,7 +279,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 		out.idle()
 		<-st.wakeC
 		if d := h.opts.flushInterval; d > 0 {
-			st.linger(d, out.lastWrite, &lingerT)
+			st.linger(d)
 		}
 	}
 }
@@ -270,26 +288,18 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 // so that events arriving close together leave in one write and one flush:
 // each stream writes at most once per d. A stream that has been quiet for d
 // writes at once, so a lone event pays nothing; an urgent event (chat), an
-// end or a stop cuts the wait short.
-func (st *Stream) linger(d time.Duration, last time.Time, t **time.Timer) {
+// end or a stop cuts the wait short. The wait is on the hub's wheel, not a
+// timer of the stream's own.
+func (st *Stream) linger(d time.Duration) {
 	for st.flags.Load()&(flagUrgent|flagCtxDone|flagHubDone) == 0 {
-		wait := d - time.Since(last)
-		if wait <= 0 {
+		due := st.lastWrite.Load() + int64(d)
+		if time.Now().UnixNano() >= due {
 			return
 		}
-		if *t == nil {
-			*t = time.NewTimer(wait)
-		} else {
-			(*t).Reset(wait)
+		if !st.onWheel.Swap(true) {
+			st.s.hub.wheel.add(st, due)
 		}
-		select {
-		case <-st.wakeC: // something new: is it urgent?
-		case <-(*t).C:
-			return
-		}
-	}
-	if *t != nil {
-		(*t).Stop()
+		<-st.wakeC // the wheel, or something new: is it urgent?
 	}
 }
 
@@ -432,6 +442,7 @@ type streamWriter struct {
 
 	deadline  time.Time // the write deadline in force
 	lastWrite time.Time
+	last      *atomic.Int64 // if set, gets lastWrite in unix nanoseconds
 }
 
 func newStreamWriter(w http.ResponseWriter, h *Hub) *streamWriter {
@@ -495,6 +506,9 @@ func (o *streamWriter) write() error {
 		}
 	}
 	o.lastWrite = now
+	if o.last != nil {
+		o.last.Store(now.UnixNano())
+	}
 	n, err := o.w.Write(o.buf)
 	o.stats.bytesOut.Add(int64(n))
 	if err == nil && o.flush != nil {

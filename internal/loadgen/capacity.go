@@ -1,0 +1,130 @@
+package loadgen
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Capacity criteria: a run at N streams holds if every stream stayed open,
+// at least CapacityDelivered of the ticks and of the chat deliveries
+// arrived, and chat p99 stayed within CapacityP99 ms.
+//
+// Ticks lost are counted exactly from the ids (holes in the numbering and
+// the misses a gap event reports), as a fraction of the ticks received. The
+// ticks counted against the nominal rate cannot be that exact: every
+// stream's ticks come from the same three tickers, so a 10 s window is off
+// by up to a tick per channel and edge on every stream at once (about 1-3 %).
+// That count only has to reach CapacityRate: it catches a server whose
+// tickers fall behind without a hole in the ids; one whose queues grow fails
+// the chat p99 first.
+const (
+	CapacityDelivered = 0.999
+	CapacityRate      = 0.95
+	CapacityP99       = 200.0
+)
+
+// Held reports whether r meets the capacity criteria, and if not, why.
+func Held(r *Report) (bool, string) {
+	var why []string
+	if r.Held < r.Wanted || r.ConnectErrors > 0 || r.Drops > 0 {
+		why = append(why, fmt.Sprintf("%d of %d held", r.Held, r.Wanted))
+	}
+	if lost := r.IDs.Missing + r.IDs.ServerMissed; float64(lost) > (1-CapacityDelivered)*float64(r.Ticks+lost) {
+		why = append(why, fmt.Sprintf("%.2f%% of ticks lost", 100*float64(lost)/float64(r.Ticks+lost)))
+	}
+	if r.Delivered < CapacityRate {
+		why = append(why, fmt.Sprintf("%.2f%% of the nominal tick rate", 100*r.Delivered))
+	}
+	if c := r.Chat; r.ChatRate > 0 {
+		switch {
+		case c.Expected == 0 || c.Latency.Count == 0:
+			why = append(why, "no chat delivered")
+		case float64(c.Deliveries) < CapacityDelivered*float64(c.Expected):
+			why = append(why, fmt.Sprintf("%.2f%% of chats", 100*float64(c.Deliveries)/float64(c.Expected)))
+		}
+		if c.Latency.Count > 0 && c.Latency.P99 > CapacityP99 {
+			why = append(why, fmt.Sprintf("chat p99 %.0f ms", c.Latency.P99))
+		}
+	}
+	return len(why) == 0, strings.Join(why, ", ")
+}
+
+// CapacityResult is one server's outcome of a capacity sweep over N.
+type CapacityResult struct {
+	Label string
+	// Best is the run at the largest N held, every smaller N held too; nil
+	// if none. FirstFail is the smallest N not held, nil if none failed.
+	Best, FirstFail *Report
+}
+
+// Capacity finds, per server, the largest N held, going up from the
+// smallest: a lucky run above a failure does not count.
+func Capacity(reports []*Report) []CapacityResult {
+	labels, by := groups(reports)
+	var out []CapacityResult
+	for _, l := range labels {
+		rs := slices.Clone(by[l])
+		slices.SortStableFunc(rs, func(a, b *Report) int { return cmp.Compare(a.Wanted, b.Wanted) })
+		res := CapacityResult{Label: l}
+		for _, r := range rs {
+			if ok, _ := Held(r); !ok {
+				res.FirstFail = r
+				break
+			}
+			res.Best = r
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+// WriteCapacity prints the sweep's outcome: per server the largest N held,
+// its cost there, why the next step failed, and the ratio of the largest N
+// to each reference server's.
+func WriteCapacity(w io.Writer, reports []*Report, refs []string) error {
+	res := Capacity(reports)
+	best := map[string]int{}
+	for _, r := range res {
+		if r.Best != nil {
+			best[r.Label] = r.Best.Wanted
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	head := "server\tlargest N held\tCPU there (% core)\tchat p99 there (ms)\twrites/s per stream\tloadgen CPU\tfirst failure"
+	for _, ref := range refs {
+		head += "\tvs " + ref
+	}
+	fmt.Fprintln(tw, head)
+	for _, r := range res {
+		row := []string{r.Label, "none", "-", "-", "-", "-", "-"}
+		if b := r.Best; b != nil {
+			row[1] = fmt.Sprint(b.Wanted)
+			if b.Server != nil {
+				row[2] = formatValue(b.Server.CPUPercent)
+				if b.Server.WritesPerSec > 0 && b.Held > 0 {
+					row[4] = formatValue(b.Server.WritesPerSec / float64(b.Held))
+				}
+			}
+			row[3] = formatValue(b.Chat.Latency.P99)
+			row[5] = formatValue(b.Loadgen.CPUPercent)
+		}
+		if f := r.FirstFail; f != nil {
+			_, why := Held(f)
+			row[6] = fmt.Sprintf("N=%d: %s", f.Wanted, why)
+		}
+		for _, ref := range refs {
+			b, ok := best[ref]
+			if !ok || r.Best == nil || r.Label == ref {
+				row = append(row, "")
+				continue
+			}
+			row = append(row, fmt.Sprintf("%.2f×", float64(r.Best.Wanted)/float64(b)))
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	return tw.Flush()
+}
