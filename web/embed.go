@@ -1,12 +1,9 @@
 // Package web holds the browser page that the server sends at GET /: plain
-// HTML, CSS and one JavaScript module, embedded in the binary so the server
-// needs no files on disk, no build step and no CDN.
+// HTML, CSS and a few small JavaScript modules, embedded in the binary so the
+// server needs no files on disk, no build step and no CDN.
 //
-// The server serves it with
-//
-//	mux.Handle("GET /", http.FileServerFS(web.Static()))
-//
-// so "/" answers index.html and "/app.js", "/style.css" the rest.
+// pkg/server serves Static's files by name ("/" is index.html), with the
+// page's security headers, and answers a JSON 404 for any other path.
 package web
 
 import (

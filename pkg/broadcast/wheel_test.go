@@ -72,10 +72,12 @@ func TestFlushWheelDeliversEverything(t *testing.T) {
 		t.Fatalf("data lines\n%s\nwant\n%s", data.String(), want.String())
 	}
 	// Flushes are timed as the stream makes them; its interval counts
-	// from the moment just before its write, so allow a little less.
+	// from the moment just before its write, so allow a little less. The
+	// first, the preamble, is left out: what is waiting when a stream
+	// starts (a replay, a tick pushed meanwhile) follows it at once.
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for i := 1; i < len(w.at); i++ {
+	for i := 2; i < len(w.at); i++ {
 		if gap := w.at[i].Sub(w.at[i-1]); gap < d*9/10 {
 			t.Fatalf("writes %d and %d were %v apart; the interval is %v", i-1, i, gap, d)
 		}

@@ -243,8 +243,11 @@ func (n *Node) setup(ctx context.Context) error {
 		return fmt.Errorf("cluster: seed: %w", err)
 	}
 	e, err := conf.Get(ctx, "seed")
-	if err != nil || len(e.Value()) != len(n.seed) {
-		return fmt.Errorf("cluster: seed: %v", err)
+	if err != nil {
+		return fmt.Errorf("cluster: seed: %w", err)
+	}
+	if len(e.Value()) != len(n.seed) {
+		return fmt.Errorf("cluster: seed: the config bucket holds %d bytes, want %d", len(e.Value()), len(n.seed))
 	}
 	copy(n.seed[:], e.Value())
 	if n.cfg.Channels != nil {

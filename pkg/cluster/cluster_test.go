@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"net/http"
 	"strconv"
 	"strings"
@@ -394,5 +396,41 @@ func TestNodeWithOtherChannelsRefused(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "differ") || !strings.Contains(err.Error(), `"rate":1`) {
 		t.Fatalf("error %q does not say what differs", err)
+	}
+}
+
+// A config bucket whose seed is not 32 bytes (written by something else)
+// is refused at Dial, and the error says what it found.
+func TestNodeWithBadSeedRefused(t *testing.T) {
+	b := clustertest.StartBroker(t)
+	nc, err := nats.Connect(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "xhrsse_config", Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "seed", []byte("short")); err != nil {
+		t.Fatal(err)
+	}
+	described, err := broadcast.Describe(broadcast.DefaultChannelsAt(clustertest.ChannelRate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := cluster.Dial(ctx, cluster.Config{URL: b.URL(), Node: "a", Channels: described})
+	if err == nil {
+		n.Close()
+		t.Fatal("a node joined a cluster whose seed is 5 bytes")
+	}
+	if !strings.Contains(err.Error(), "5 bytes") || strings.Contains(err.Error(), "<nil>") {
+		t.Fatalf("error %q does not say what is wrong with the seed", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -308,6 +309,15 @@ func TestStaticAndProbes(t *testing.T) {
 	}
 	if !bytes.Contains(bytes.ToLower(r.body), []byte("<html")) {
 		t.Fatalf("GET /: no <html in %.200q", r.body)
+	}
+	// The header's policy and the page's meta tag are one policy, the
+	// header adding only what a meta tag cannot carry.
+	meta := regexp.MustCompile(`http-equiv="Content-Security-Policy" content="([^"]*)"`).FindSubmatch(r.body)
+	if meta == nil {
+		t.Fatal("GET /: the page has no Content-Security-Policy meta tag")
+	}
+	if got, want := r.header.Get("Content-Security-Policy"), string(meta[1])+"; frame-ancestors 'none'"; got != want {
+		t.Errorf("GET /: Content-Security-Policy header\n%s\nthe page's meta tag (and frame-ancestors)\n%s", got, want)
 	}
 	r = h.get(t, "/healthz")
 	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != "ok" {

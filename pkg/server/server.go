@@ -285,10 +285,16 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'")
+	w.Header().Set("Content-Security-Policy", pagePolicy+"; frame-ancestors 'none'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	s.static.ServeHTTP(w, r)
 }
+
+// pagePolicy is the page's Content-Security-Policy: the same as the meta
+// tag of web/static/index.html, which keeps the page safe when its files are
+// served by something else. frame-ancestors, which a meta tag cannot carry,
+// is added to the header.
+const pagePolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'"
 
 // errorStatus maps a hub error to its status and, for 429 and 503, a
 // Retry-After in seconds.
