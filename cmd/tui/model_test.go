@@ -45,7 +45,7 @@ func serverChannels(t *testing.T, srv *testserver.Server, u *tui) []string {
 	id := probe(u, func(m *model) string { return m.sess.ID() })
 	s, ok := srv.Hub.Session(id)
 	if !ok {
-		t.Fatalf("server does not know session %s", shortID(id))
+		t.Fatalf("server does not know session %s", protocol.ShortID(id))
 	}
 	ch := s.Channels()
 	slices.Sort(ch)
@@ -398,7 +398,7 @@ func TestReconnect(t *testing.T) {
 		t.Fatalf("pane lost its content across the reconnect: %d → %d bytes", len(before), len(after))
 	}
 	if got := probe(u, func(m *model) string { return m.sess.ID() }); got != id {
-		t.Fatalf("session changed from %s to %s; want a resume", shortID(id), shortID(got))
+		t.Fatalf("session changed from %s to %s; want a resume", protocol.ShortID(id), protocol.ShortID(got))
 	}
 	if !probe(u, func(m *model) bool { return m.panes[0].on && m.panes[0].server && !m.panes[1].on }) {
 		t.Fatal("tuning did not survive the reconnect")

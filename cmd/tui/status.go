@@ -7,6 +7,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/xhrsse/xhrsse/pkg/client"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // rateWindow is how far back the events-per-second figure looks.
@@ -144,7 +145,7 @@ func (s *status) View() string {
 	}
 	parts := []string{s.server}
 	if s.session != "" {
-		parts = append(parts, "session "+shortID(s.session))
+		parts = append(parts, "session "+protocol.ShortID(s.session))
 	}
 	if s.node != "" && s.level == 0 {
 		state += " via " + sanitize(s.node)
@@ -164,15 +165,6 @@ func (s *status) View() string {
 		line = lipgloss.NewStyle().MaxWidth(s.width).Render(line)
 	}
 	return line
-}
-
-// shortID is the first eight characters of a session id: enough to tell
-// sessions apart, too few to steal one (the full id is a capability).
-func shortID(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
 }
 
 // errText is an error as a user should read it: one line, no Go wrapping

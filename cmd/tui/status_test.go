@@ -16,7 +16,7 @@ func TestStatusStates(t *testing.T) {
 		apply func(s *status)
 		want  []string
 	}{
-		{"connected", func(s *status) { s.Conn(client.Connected, 0, nil, now) }, []string{"session abcdefgh │", "connected"}},
+		{"connected", func(s *status) { s.Conn(client.Connected, 0, nil, now) }, []string{"session abcdef… │", "connected"}},
 		{"reconnecting", func(s *status) {
 			s.Conn(client.Reconnecting, 3, errors.New("connection refused"), now)
 		}, []string{"reconnecting (attempt 3)", "connection refused"}},

@@ -64,7 +64,7 @@ func TestNginxPassesTheStreamAtOnce(t *testing.T) {
 		t.Errorf("Cache-Control %q through nginx, want no-cache, no-transform", cc)
 	}
 	if se, _ := st.Session(t); se.Session != session || se.Resumed {
-		t.Fatalf("session event %+v, want session %s, not resumed", se, broadcast.ShortID(session))
+		t.Fatalf("session event %+v, want session %s, not resumed", se, protocol.ShortID(session))
 	}
 
 	// The same, straight to the server, for comparison in the log.

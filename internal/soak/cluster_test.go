@@ -14,6 +14,7 @@ import (
 	"github.com/xhrsse/xhrsse/internal/clustertest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // The cluster soak: a broker, three nodes (internal/clustertest), and a
@@ -231,7 +232,7 @@ func runClusterSoak(t *testing.T, fault clusterFault) {
 		if t.Failed() {
 			var names []string
 			for id, name := range sessions {
-				names = append(names, name+"="+broadcast.ShortID(id))
+				names = append(names, name+"="+protocol.ShortID(id))
 			}
 			t.Logf("sessions: %s; the nodes' last %d log records:\n%s", strings.Join(names, " "), trailLen, logs.lastRecords())
 		}

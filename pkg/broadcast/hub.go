@@ -356,12 +356,3 @@ func newSessionID() string {
 	_, _ = rand.Read(b[:]) // never fails
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
-
-// ShortID shortens a session id for logs: enough to tell sessions apart,
-// too little to steer one.
-func ShortID(id string) string {
-	if len(id) > 6 {
-		return id[:6] + "…"
-	}
-	return id
-}

@@ -287,11 +287,3 @@ func readAPIError(resp *http.Response) *APIError {
 	}
 	return apiError(resp, data)
 }
-
-// short shortens a session id for logs: it is a capability.
-func short(id string) string {
-	if len(id) <= 6 {
-		return id
-	}
-	return id[:6] + "…"
-}

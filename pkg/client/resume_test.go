@@ -147,7 +147,7 @@ func TestServerRestart(t *testing.T) {
 		t.Errorf("tick of a channel never tuned")
 	}
 	if s.ID() == old || s.ID() != ns.Session.Session {
-		t.Errorf("ID %s, old %s, new %s", short(s.ID()), short(old), short(ns.Session.Session))
+		t.Errorf("ID %s, old %s, new %s", protocol.ShortID(s.ID()), protocol.ShortID(old), protocol.ShortID(ns.Session.Session))
 	}
 	want := []string{"reconnecting", "connecting", "new-session", "connecting", "connected"}
 	var got []string

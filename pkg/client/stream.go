@@ -164,7 +164,7 @@ func (r *runner) run(ctx context.Context) error {
 			return err
 		}
 		if out.fatal {
-			r.s.c.log.Warn("client: stream failed", "session", short(r.s.ID()), "err", out.err)
+			r.s.c.log.Warn("client: stream failed", "session", protocol.ShortID(r.s.ID()), "err", out.err)
 			r.state(ctx, Event{State: Failed, Attempt: failures, Err: out.err})
 			return out.err
 		}
@@ -179,7 +179,7 @@ func (r *runner) run(ctx context.Context) error {
 			failures++
 		}
 		wait := r.delay(failures, out.retryAfter)
-		r.s.c.log.Debug("client: reconnecting", "session", short(r.s.ID()), "in", wait, "attempt", failures, "err", out.err)
+		r.s.c.log.Debug("client: reconnecting", "session", protocol.ShortID(r.s.ID()), "in", wait, "attempt", failures, "err", out.err)
 		if !r.state(ctx, Event{State: Reconnecting, Attempt: failures, Err: out.err}) {
 			return ctx.Err()
 		}
@@ -260,7 +260,7 @@ func (r *runner) renew(ctx context.Context, why error) error {
 	s.streamed = false
 	s.mu.Unlock()
 	s.stats.newSessions.Add(1)
-	s.c.log.Info("client: new session", "old", short(old), "new", short(created.Session), "why", why)
+	s.c.log.Info("client: new session", "old", protocol.ShortID(old), "new", protocol.ShortID(created.Session), "why", why)
 	ok := r.state(ctx, Event{
 		State:   NewSession,
 		Err:     why,
@@ -569,11 +569,11 @@ func (h *handler) session(ev Event) {
 	}
 	s.mu.Unlock()
 	if se.Session != id {
-		h.end(outcome{fatal: true, err: fmt.Errorf("%w: stream of session %s announced session %s", ErrProtocol, short(id), short(se.Session))})
+		h.end(outcome{fatal: true, err: fmt.Errorf("%w: stream of session %s announced session %s", ErrProtocol, protocol.ShortID(id), protocol.ShortID(se.Session))})
 		return
 	}
 	if ev.ID != last {
-		s.c.log.Info("client: stream position differs from ours", "session", short(id), "ours", last, "server", ev.ID, "resumed", se.Resumed)
+		s.c.log.Info("client: stream position differs from ours", "session", protocol.ShortID(id), "ours", last, "server", ev.ID, "resumed", se.Resumed)
 	}
 	h.out.connected = true
 	s.stats.connects.Add(1)

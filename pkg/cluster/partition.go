@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // A node that loses every broker cannot tell whether it is alone (a
@@ -150,7 +151,7 @@ func (n *Node) settle() {
 		mine, err := n.reclaim(id, parked)
 		switch {
 		case err != nil:
-			n.log.Warn("session after the broker came back", "session", broadcast.ShortID(id), "err", err)
+			n.log.Warn("session after the broker came back", "session", protocol.ShortID(id), "err", err)
 			select {
 			case <-n.ctx.Done():
 				n.mu.Lock()
@@ -166,7 +167,7 @@ func (n *Node) settle() {
 			}
 			if _, err := n.hub.Import(st); err != nil {
 				// Lost until a node recovers it from its record.
-				n.log.Warn("parked session not imported", "session", broadcast.ShortID(id), "err", err)
+				n.log.Warn("parked session not imported", "session", protocol.ShortID(id), "err", err)
 				n.unsubscribe(id, false)
 			} else {
 				home++
@@ -185,7 +186,7 @@ func (n *Node) settle() {
 			}
 			n.unsubscribe(id, false)
 			gone++
-			n.log.Warn("session recovered elsewhere while this node had no broker: let go", "session", broadcast.ShortID(id))
+			n.log.Warn("session recovered elsewhere while this node had no broker: let go", "session", protocol.ShortID(id))
 		}
 		n.mu.Lock()
 		delete(n.parked, k)

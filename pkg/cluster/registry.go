@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // A record is what the broker keeps of a session, under key(id): enough for
@@ -68,7 +69,7 @@ func (n *Node) register(ctx context.Context, s *broadcast.Session, keep bool) er
 	switch {
 	case err == nil:
 	case keep:
-		n.log.Warn("session moved here, its record not written yet", "session", broadcast.ShortID(s.ID()), "err", err)
+		n.log.Warn("session moved here, its record not written yet", "session", protocol.ShortID(s.ID()), "err", err)
 		if ok {
 			n.requeue(c)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // A request is what a node sends on a session's subject. Session ids never
@@ -238,7 +239,7 @@ func (n *Node) answer(m *nats.Msg) {
 		st.ID = "" // the taker knows it
 		rep.State = &st
 		n.metrics.handedOver.Inc()
-		n.log.Debug("session handed over", "session", broadcast.ShortID(id))
+		n.log.Debug("session handed over", "session", protocol.ShortID(id))
 		if req.TakeID != "" {
 			data, _ := json.Marshal(rep)
 			n.mu.Lock()
@@ -443,16 +444,16 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 			s, err := n.hub.Import(*rep.State)
 			if err != nil {
 				// Lost until a node recovers it from its record.
-				n.log.Warn("session taken but not imported", "session", broadcast.ShortID(id), "err", err)
+				n.log.Warn("session taken but not imported", "session", protocol.ShortID(id), "err", err)
 				return nil, fmt.Errorf("cluster: import: %w", err)
 			}
 			if err := n.register(ctx, s, true); err != nil {
-				n.log.Warn("session taken but not registered", "session", broadcast.ShortID(id), "err", err)
+				n.log.Warn("session taken but not registered", "session", protocol.ShortID(id), "err", err)
 				n.release(id)
 				return nil, err
 			}
 			n.metrics.taken.Inc()
-			n.log.Debug("session taken over", "session", broadcast.ShortID(id))
+			n.log.Debug("session taken over", "session", protocol.ShortID(id))
 			return s, nil
 		}
 		s, err := n.claim(ctx, id)
@@ -595,7 +596,7 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 			return nil, err
 		}
 	}
-	n.log.Debug("claim", "session", broadcast.ShortID(id), "recorded", rec.Node, "where", where)
+	n.log.Debug("claim", "session", protocol.ShortID(id), "recorded", rec.Node, "where", where)
 	switch where {
 	case held, moving:
 		return nil, errTryAgain
@@ -623,7 +624,7 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 		return nil, err
 	}
 	n.metrics.recovered.Inc()
-	n.log.Info("session recovered from a lost node", "session", broadcast.ShortID(id), "lost", rec.Node)
+	n.log.Info("session recovered from a lost node", "session", protocol.ShortID(id), "lost", rec.Node)
 	return s, nil
 }
 

@@ -266,3 +266,12 @@ func Chunks(n int64) int {
 	}
 	return int((n + BulkChunkSize - 1) / BulkChunkSize)
 }
+
+// ShortID shortens a session id for logs and screens: enough to tell
+// sessions apart, too little to steer one (the whole id is a capability).
+func ShortID(id string) string {
+	if len(id) > 6 {
+		return id[:6] + "…"
+	}
+	return id
+}

@@ -258,7 +258,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	err = st.Run(r.Context(), w)
-	s.log.Debug("stream ended", "session", broadcast.ShortID(sess.ID()), "err", err)
+	s.log.Debug("stream ended", "session", protocol.ShortID(sess.ID()), "err", err)
 }
 
 // decodeJSON decodes exactly one JSON object into v, refusing unknown fields

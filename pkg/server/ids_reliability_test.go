@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // TestSessionIDs: session ids are URL-safe, carry 128 random bits and never
@@ -53,7 +53,7 @@ func TestSessionIDs(t *testing.T) {
 		}
 	}
 	// The shortened form the logs use gives away 36 bits at most.
-	if s := broadcast.ShortID(ids[0]); len(s) > len(ids[0][:6])+len("…") {
+	if s := protocol.ShortID(ids[0]); len(s) > len(ids[0][:6])+len("…") {
 		t.Errorf("ShortID %q is longer than 6 characters", s)
 	}
 }

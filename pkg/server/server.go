@@ -343,7 +343,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 func redactPath(p string) string {
 	if rest, ok := strings.CutPrefix(p, "/sessions/"); ok {
 		id, tail, _ := strings.Cut(rest, "/")
-		return "/sessions/" + broadcast.ShortID(id) + "/" + tail
+		return "/sessions/" + protocol.ShortID(id) + "/" + tail
 	}
 	return p
 }
