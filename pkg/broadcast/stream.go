@@ -38,6 +38,11 @@ type Stream struct {
 	end string
 
 	flags atomic.Uint32 // flag… bits, raised by other goroutines
+
+	backlog Backlog     // the connection's unsent bytes; nil: unknown (pacing.go)
+	slowAt  time.Time   // when backlog was last seen above zero; Run's own
+	held    bool        // gather held the next chunk back; Run's own
+	paceT   *time.Timer // wakes a stream that held a chunk back; Run's own
 }
 
 // wake signals the stream without blocking. s.mu is held by the caller, so
@@ -193,6 +198,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	defer h.streams.Add(-1)
 	defer st.detach()
 
+	st.backlog = backlogFrom(ctx)
 	out := newStreamWriter(w, h)
 	// The connection may serve another request after this one.
 	defer out.clearDeadline()
@@ -202,6 +208,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	defer stopHub()
 	ping := time.AfterFunc(h.opts.pingInterval, func() { st.raise(flagPing) })
 	defer ping.Stop()
+	defer st.stopPace()
 	var lingerT *time.Timer // made on first use
 	defer func() {
 		if lingerT != nil {
@@ -327,7 +334,7 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 		buf     = out.buf
 	)
 	for len(buf) < maxBatch && nChunks < maxChunks {
-		if st.cursor >= s.ring.next && !s.nextChunkLocked() {
+		if st.cursor >= s.ring.next && (st.holdBulk() || !s.nextChunkLocked()) {
 			break
 		}
 		if st.cursor < s.ring.first {
@@ -356,6 +363,9 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 			chunks[nChunks] = ev
 			nChunks++
 			st.cursor++
+			if nChunks == 1 && out.pace(st.linkBusy(out)) {
+				break
+			}
 			continue
 		}
 		if nChunks > 0 {
@@ -366,7 +376,7 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 		st.cursor++
 		n++
 	}
-	more = st.cursor < s.ring.next || len(s.transfers) > 0
+	more = st.cursor < s.ring.next || len(s.transfers) > 0 && !st.held
 	s.mu.Unlock()
 
 	for i, c := range chunks[:nChunks] {
@@ -432,6 +442,9 @@ type streamWriter struct {
 
 	deadline  time.Time // the write deadline in force
 	lastWrite time.Time
+
+	piece int           // write in pieces of this many bytes; 0: whole (pacing.go)
+	took  time.Duration // the longest write since pacing last looked
 }
 
 func newStreamWriter(w http.ResponseWriter, h *Hub) *streamWriter {
@@ -495,7 +508,7 @@ func (o *streamWriter) write() error {
 		}
 	}
 	o.lastWrite = now
-	n, err := o.w.Write(o.buf)
+	n, err := o.send(o.buf)
 	o.stats.bytesOut.Add(int64(n))
 	if err == nil && o.flush != nil {
 		// A writer that cannot flush does not buffer either.
@@ -504,6 +517,7 @@ func (o *streamWriter) write() error {
 		}
 	}
 	o.buf = o.buf[:0]
+	o.took = max(o.took, time.Since(now))
 	if err != nil {
 		return fmt.Errorf("stream: write: %w", err)
 	}
