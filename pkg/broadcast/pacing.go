@@ -22,39 +22,58 @@ func WithBacklog(ctx context.Context, b Backlog) context.Context {
 	return context.WithValue(ctx, backlogKey{}, b)
 }
 
-func backlogFrom(ctx context.Context) Backlog {
-	b, _ := ctx.Value(backlogKey{}).(Backlog)
-	return b
+// startPacing takes the connection's backlog from ctx. Until its writes
+// show otherwise the link counts as slow: the first run of chunks, written
+// whole, would take a second on a slow link, and the stream learns its
+// link only by writing.
+func (st *Stream) startPacing(ctx context.Context) {
+	st.pace.backlog, _ = ctx.Value(backlogKey{}).(Backlog)
+	st.pace.slowAt = time.Now()
 }
 
-// linkBusy reports whether the stream's link is slower than the stream:
-// a write since the last look had to wait (the socket was full: TCP_NOTSENT_LOWAT, see
-// pkg/server, makes a write wait once a little is unsent), or the socket
-// holds unsent bytes now, or either was so within the last slowMemory.
-// Then a write carries one bulk chunk, not a run of them, and in pieces,
-// since a write in progress is what a live event that arrives meanwhile
-// waits behind. The memory matters: on a saturated link the unsent bytes
-// leave in bursts, as the receiver opens its window a segment at a time,
-// and a look that happens to fall just after one sees none.
+// A pacer is a stream's view of its link.
+type pacer struct {
+	backlog   Backlog       // the connection's unsent bytes; nil: unknown
+	slowAt    time.Time     // when the link last showed itself slow
+	holdSince time.Time     // when the current hold began; zero: none
+	wait      time.Duration // until the hold's next look
+	held      bool          // gather held the next chunk back
+	timer     *time.Timer   // wakes a stream that held a chunk back
+}
+
+// linkBusy reports whether the stream's link is slower than the stream: a
+// write since the last look had to wait (TCP_NOTSENT_LOWAT, see
+// pkg/server, makes a write wait once a little is unsent), or one did
+// within the last slowMemory. Then a write carries one bulk chunk, not a
+// run of them, and in pieces, since a write in progress is what a live
+// event that arrives meanwhile waits behind. Unsent bytes alone do not
+// count: on a fast link they mean a client that is a moment behind, with
+// plenty to read, and pieces would only cost system calls. The memory
+// matters: on a saturated link bytes leave in bursts, as the receiver
+// opens its window a segment at a time, and a write that falls just after
+// one does not wait.
 func (st *Stream) linkBusy(out *streamWriter) bool {
-	if st.backlog == nil {
+	p := &st.pace
+	if p.backlog == nil {
 		return false
 	}
 	now, took := time.Now(), out.took
 	out.took = 0
-	if took >= slowWrite || st.backlog() > 0 {
-		st.slowAt = now
+	if took >= slowWrite {
+		p.slowAt = now
 		return true
 	}
-	return now.Sub(st.slowAt) < slowMemory
+	return now.Sub(p.slowAt) < slowMemory
 }
 
 const (
 	// slowMemory is how long a link that was slow counts as slow.
 	slowMemory = time.Second
 	// slowWrite is a write that waited for the link: a 256 KiB run of
-	// chunks takes longer only on a link slower than about 25 MB/s.
-	slowWrite = 10 * time.Millisecond
+	// chunks takes longer only on a link slower than about 12 MB/s (or on
+	// a machine so busy that the stream's goroutine waited that long),
+	// one chunk on a link slower than about 3 MB/s.
+	slowWrite = 20 * time.Millisecond
 )
 
 // paceBytes is the most one write system call hands a slow link's socket.
@@ -90,34 +109,53 @@ func (o *streamWriter) send(b []byte) (int, error) {
 	return n, nil
 }
 
-// holdBulk reports whether the next bulk chunk must wait: the socket
-// still holds unsent bytes, so a chunk made now would only queue behind
-// them, ahead of any live event that comes meanwhile. The stream looks
-// again after paceCheck (an event wakes it sooner). What is unsent but
-// already on its way keeps the link busy meanwhile; on a fast link the
-// socket is empty whenever the stream looks, and nothing waits.
+// holdBulk reports whether the next bulk chunk must wait: the link is
+// slow (linkBusy) and the socket still holds unsent bytes, so a chunk made
+// now would only queue behind them, ahead of any live event that comes
+// meanwhile. The stream looks again soon (minPaceCheck) (an event wakes it
+// sooner); what is unsent but already on its way keeps the link busy
+// meanwhile. On a fast link nothing waits: there unsent bytes mean a
+// client that is a moment behind, and a pause would only cost throughput.
 func (st *Stream) holdBulk() bool {
-	st.held = false
-	if st.backlog == nil || st.backlog() == 0 {
+	p := &st.pace
+	p.held = false
+	if p.backlog == nil || time.Since(p.slowAt) >= slowMemory || p.backlog() == 0 {
+		p.holdSince = time.Time{}
 		return false
 	}
-	st.held = true
-	st.slowAt = time.Now()
-	if st.paceT == nil {
+	// A socket that takes slowWrite to drain is a slow link too: a long
+	// hold keeps the stream paced although it writes no chunk meanwhile.
+	now := time.Now()
+	if p.holdSince.IsZero() {
+		p.holdSince, p.wait = now, minPaceCheck
+	} else {
+		p.wait = min(2*p.wait, maxPaceCheck)
+		if now.Sub(p.holdSince) >= slowWrite {
+			p.slowAt = now
+		}
+	}
+	p.held = true
+	if p.timer == nil {
 		// Urgent: the chunk is due, and the stream's coalescing wait
 		// (linger) must not hold it back further.
-		st.paceT = time.AfterFunc(paceCheck, func() { st.raise(flagUrgent) })
+		p.timer = time.AfterFunc(p.wait, func() { st.raise(flagUrgent) })
 	} else {
-		st.paceT.Reset(paceCheck)
+		p.timer.Reset(p.wait)
 	}
 	return true
 }
 
-// paceCheck is how often a stream holding a chunk back looks at its socket.
-const paceCheck = 5 * time.Millisecond
+// A stream holding a chunk back looks at its socket again after
+// minPaceCheck, then after twice as long each time up to maxPaceCheck: a
+// client a moment behind has read what was unsent within a millisecond, a
+// slow link takes tens of them.
+const (
+	minPaceCheck = time.Millisecond
+	maxPaceCheck = 8 * time.Millisecond
+)
 
 func (st *Stream) stopPace() {
-	if st.paceT != nil {
-		st.paceT.Stop()
+	if st.pace.timer != nil {
+		st.pace.timer.Stop()
 	}
 }

@@ -39,10 +39,7 @@ type Stream struct {
 
 	flags atomic.Uint32 // flag… bits, raised by other goroutines
 
-	backlog Backlog     // the connection's unsent bytes; nil: unknown (pacing.go)
-	slowAt  time.Time   // when backlog was last seen above zero; Run's own
-	held    bool        // gather held the next chunk back; Run's own
-	paceT   *time.Timer // wakes a stream that held a chunk back; Run's own
+	pace pacer // bulk pacing by the connection (pacing.go); Run's own
 }
 
 // wake signals the stream without blocking. s.mu is held by the caller, so
@@ -198,7 +195,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	defer h.streams.Add(-1)
 	defer st.detach()
 
-	st.backlog = backlogFrom(ctx)
+	st.startPacing(ctx)
 	out := newStreamWriter(w, h)
 	// The connection may serve another request after this one.
 	defer out.clearDeadline()
@@ -376,7 +373,7 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 		st.cursor++
 		n++
 	}
-	more = st.cursor < s.ring.next || len(s.transfers) > 0 && !st.held
+	more = st.cursor < s.ring.next || len(s.transfers) > 0 && !st.pace.held
 	s.mu.Unlock()
 
 	for i, c := range chunks[:nChunks] {

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"fmt"
+	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -21,7 +23,18 @@ import (
 // until it shows up on the slow stream. Reported: p50 and max in ms, and
 // the bulk bytes the slow stream received meanwhile (MB/s), over HTTP/1.1
 // and HTTP/2. One iteration is one such run (make bench-hol).
+//
+// With XHRSSE_HOL_URL set (http://host:port of a running server, which
+// scripts/bench-hol.sh starts in a network namespace behind a veth pair
+// shaped by tc tbf), it measures that server over its real link instead,
+// HTTP/1.1 only.
 func BenchmarkChatBehindBulk(b *testing.B) {
+	if url := os.Getenv("XHRSSE_HOL_URL"); url != "" {
+		b.Run("shaped/h1", func(b *testing.B) {
+			runChatBehindBulk(b, func(b *testing.B) ([]time.Duration, float64) { return chatBehindBulkAt(b, url) })
+		})
+		return
+	}
 	for _, rate := range []int{250_000, 1_000_000, 10_000_000} {
 		for _, h2 := range []bool{false, true} {
 			proto := "h1"
@@ -29,20 +42,26 @@ func BenchmarkChatBehindBulk(b *testing.B) {
 				proto = "h2"
 			}
 			b.Run(fmt.Sprintf("%dkBps/%s", rate/1000, proto), func(b *testing.B) {
-				var lat []time.Duration
-				var mbps float64
-				for b.Loop() {
-					l, r := chatBehindBulk(b, rate, h2)
-					lat = append(lat, l...)
-					mbps += r
-				}
-				slices.Sort(lat)
-				b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
-				b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
-				b.ReportMetric(mbps/float64(b.N), "bulk-MB/s")
+				runChatBehindBulk(b, func(b *testing.B) ([]time.Duration, float64) { return chatBehindBulk(b, rate, h2) })
 			})
 		}
 	}
+}
+
+// runChatBehindBulk runs one each iteration and reports the latencies'
+// p50 and max and the mean bulk rate.
+func runChatBehindBulk(b *testing.B, one func(*testing.B) ([]time.Duration, float64)) {
+	var lat []time.Duration
+	var mbps float64
+	for b.Loop() {
+		l, r := one(b)
+		lat = append(lat, l...)
+		mbps += r
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
+	b.ReportMetric(mbps/float64(b.N), "bulk-MB/s")
 }
 
 // chatBehindBulk is one run of BenchmarkChatBehindBulk: the latencies of
@@ -66,6 +85,21 @@ func chatBehindBulk(b *testing.B, rate int, h2 bool) ([]time.Duration, float64) 
 	defer p.Close()
 	base := strings.Replace(srv.URL, srv.Addr, strings.TrimPrefix(p.URL(), "http://"), 1)
 
+	return chatsBehind(b, direct, base, h2)
+}
+
+// chatBehindBulkAt is one run against a running server at url, its stream
+// and its posts alike over the server's own (shaped) link.
+func chatBehindBulkAt(b *testing.B, url string) ([]time.Duration, float64) {
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	return chatsBehind(b, &harness{srv: &testserver.Server{URL: url}, hc: hc}, url, false)
+}
+
+// chatsBehind is the measurement itself: direct posts, the stream from
+// base.
+func chatsBehind(b *testing.B, direct *harness, base string, h2 bool) ([]time.Duration, float64) {
+	hc := direct.hc
 	var channels []string
 	for _, c := range broadcast.DefaultChannels() {
 		channels = append(channels, c.Name)
