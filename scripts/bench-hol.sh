@@ -13,6 +13,8 @@
 #         32kbit, latency 50ms: a bottleneck with a 50 ms queue); the same
 #         benchmark against it over HTTP/1.1 (XHRSSE_HOL_URL). Namespaced
 #         addresses only (10.213.13.0/30); everything is removed at the end.
+#         SERVER=path runs that server binary instead of building
+#         bin/xhrsse-server (e.g. an older build, for a before/after).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -25,7 +27,10 @@ fi
 
 ns=xhrsse-hol
 port=${PORT:-18480}
-go build -o bin/xhrsse-server ./cmd/server
+if [[ -z ${SERVER:-} ]]; then
+  go build -o bin/xhrsse-server ./cmd/server
+  SERVER=bin/xhrsse-server
+fi
 go test -c -o bin/server.test ./pkg/server
 server=
 cleanup() {
@@ -41,7 +46,7 @@ ip link set hol-c up
 ip netns exec "$ns" ip addr add 10.213.13.2/30 dev hol-s
 ip netns exec "$ns" ip link set hol-s up
 ip netns exec "$ns" ip link set lo up
-ip netns exec "$ns" bin/xhrsse-server -addr "10.213.13.2:$port" >/dev/null 2>&1 &
+ip netns exec "$ns" "$SERVER" -addr "10.213.13.2:$port" >/dev/null 2>&1 &
 server=$!
 for _ in $(seq 50); do
   curl -fs "http://10.213.13.2:$port/healthz" >/dev/null && break
