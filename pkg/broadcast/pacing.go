@@ -112,9 +112,9 @@ func (o *streamWriter) send(b []byte) (int, error) {
 // holdBulk reports whether the next bulk chunk must wait: the link is
 // slow (linkBusy) and the socket still holds unsent bytes, so a chunk made
 // now would only queue behind them, ahead of any live event that comes
-// meanwhile. The stream looks again soon (minPaceCheck) (an event wakes it
-// sooner); what is unsent but already on its way keeps the link busy
-// meanwhile. On a fast link nothing waits: there unsent bytes mean a
+// meanwhile. A timer wakes the stream to look again (an event wakes it
+// sooner), and until then what is unsent but already on its way keeps the
+// link busy. On a fast link nothing waits: there unsent bytes mean a
 // client that is a moment behind, and a pause would only cost throughput.
 func (st *Stream) holdBulk() bool {
 	p := &st.pace
