@@ -69,7 +69,12 @@ bench-capacity:
 screenshot:
 	XHRSSE_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(GO) test -count=1 -run 'TestScreenshot' ./web
 
-.PHONY: bench-load bench-capacity screenshot
+# bench-hol: chat latency behind a bulk transfer on a slow link, through the
+# loopback proxy; SHAPED=1 (root) over a tc-shaped veth link instead.
+bench-hol:
+	COUNT=$(or $(COUNT),1) SHAPED=$(SHAPED) scripts/bench-hol.sh
+
+.PHONY: bench-load bench-capacity bench-hol screenshot
 
 clean:
 	rm -rf $(BIN)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -65,6 +66,7 @@ type Proxy struct {
 	hold    time.Duration
 	retry   int           // rewrite "retry: N" to this many ms; <= 0: leave it
 	rate    int           // server-to-client bytes a second per connection; <= 0: no limit
+	upBuf   int           // receive buffer of the server side; <= 0: the kernel's
 	idle    time.Duration // reset a connection silent this long; <= 0: never
 	life    time.Duration // reset a connection this old; <= 0: never
 	ghost   time.Duration // hold back a ghost copy this long; <= 0: no ghost
@@ -294,7 +296,19 @@ func (p *Proxy) dial() (*net.TCPConn, int) {
 	start := int(p.next.Add(1)-1) % len(p.targets)
 	for i := range p.targets {
 		k := (start + i) % len(p.targets)
-		s, err := net.DialTimeout("tcp", p.targets[k], 2*time.Second)
+		d := net.Dialer{Timeout: 2 * time.Second}
+		if p.upBuf > 0 {
+			// Before the connect, so the window the server sees is small
+			// from the handshake on.
+			d.Control = func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				err := c.Control(func(fd uintptr) {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, p.upBuf)
+				})
+				return errors.Join(err, serr)
+			}
+		}
+		s, err := d.Dial("tcp", p.targets[k])
 		if err == nil {
 			return s.(*net.TCPConn), k
 		}

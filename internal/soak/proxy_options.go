@@ -23,6 +23,14 @@ func WithRetry(ms int) ProxyOption { return func(p *Proxy) { p.retry = ms } }
 // and cut it.
 func WithDownRate(bytesPerSec int) ProxyOption { return func(p *Proxy) { p.rate = bytesPerSec } }
 
+// WithUpstreamBuffer sets the receive buffer of each connection's server
+// side to n bytes (SO_RCVBUF before the connect; <= 0: the kernel's
+// autotuned default, megabytes on loopback). With WithDownRate it makes the
+// proxy a bottleneck link that holds little: the server's socket sees the
+// window close after about n bytes, as it would behind a slow hop, instead
+// of handing megabytes to a proxy that then trickles them out.
+func WithUpstreamBuffer(n int) ProxyOption { return func(p *Proxy) { p.upBuf = n } }
+
 // WithIdleCut resets both sides of a connection that carried no byte either
 // way for d (<= 0: never), without a word to either, as a NAT or load
 // balancer idle timeout does. Checked every 10 ms; Timeouts counts the cuts.

@@ -300,3 +300,56 @@ func TestProxyGhost(t *testing.T) {
 	echo(t, again, "POST /chat\n")
 	echo(t, again, "GET /events?again\n")
 }
+
+// TestProxyUpstreamBuffer: behind a throttled proxy with a small upstream
+// buffer, a server that writes as fast as it can gets out little more than
+// the buffers on the way plus the rate for the time; with the kernel's
+// default buffer (128 KiB here, more where the kernel autotunes it) the
+// proxy takes clearly more.
+func TestProxyUpstreamBuffer(t *testing.T) {
+	const (
+		rate   = 50 << 10
+		small  = 16 << 10
+		sndbuf = 16 << 10
+		period = 500 * time.Millisecond
+	)
+	written := func(opts ...ProxyOption) int {
+		got := make(chan int, 1)
+		addr := echoServer(t, func(c net.Conn) {
+			defer c.Close()
+			// A small send buffer on the server, so what it gets out is
+			// what the proxy takes.
+			c.(*net.TCPConn).SetWriteBuffer(sndbuf)
+			c.SetWriteDeadline(time.Now().Add(period))
+			n := 0
+			for buf := make([]byte, 16<<10); ; {
+				k, err := c.Write(buf)
+				n += k
+				if err != nil {
+					break
+				}
+			}
+			got <- n
+		})
+		p := StartProxy(t, []string{addr}, append(opts, WithDownRate(rate))...)
+		c := dialProxy(t, p)
+		io.WriteString(c, "GET /a-lot HTTP/1.1\n")
+		select {
+		case n := <-got:
+			return n
+		case <-time.After(wait):
+			t.Fatal("the server never stopped writing")
+			return 0
+		}
+	}
+	// Linux doubles a socket buffer asked for (the bookkeeping's share):
+	// the server's, the proxy's window, the proxy's read buffer, the rate.
+	limit := 2*sndbuf + 2*2*small + 16<<10 + rate*int(period/time.Millisecond)/1000
+	smallN, defaultN := written(WithUpstreamBuffer(small)), written()
+	if smallN > limit {
+		t.Errorf("with a %d-byte upstream buffer the server wrote %d bytes in %v, want <= %d", small, smallN, period, limit)
+	}
+	if defaultN < smallN+2*small {
+		t.Errorf("the server wrote %d bytes with the kernel's buffer, %d with a %d-byte one: the option does not limit it", defaultN, smallN, small)
+	}
+}

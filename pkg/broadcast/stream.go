@@ -44,6 +44,8 @@ type Stream struct {
 	// hub's wheel (set by who put it there, cleared by the wheel).
 	lastWrite atomic.Int64
 	onWheel   atomic.Bool
+
+	pace pacer // bulk pacing by the connection (pacing.go); Run's own
 }
 
 // wake signals the stream without blocking. s.mu is held by the caller, so
@@ -216,6 +218,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	defer h.streams.Add(-1)
 	defer st.detach()
 
+	st.startPacing(ctx)
 	out := newStreamWriter(w, h)
 	out.last = &st.lastWrite
 	// The connection may serve another request after this one.
@@ -226,6 +229,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	defer stopHub()
 	ping := time.AfterFunc(h.opts.pingInterval, func() { st.raise(flagPing) })
 	defer ping.Stop()
+	defer st.stopPace()
 	defer out.release()
 
 	// Preamble: retry, then the session event at the stream's position.
@@ -337,7 +341,7 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 		buf     = out.buf
 	)
 	for len(buf) < maxBatch && nChunks < maxChunks {
-		if st.cursor >= s.ring.next && !s.nextChunkLocked() {
+		if st.cursor >= s.ring.next && (st.holdBulk() || !s.nextChunkLocked()) {
 			break
 		}
 		if st.cursor < s.ring.first {
@@ -366,6 +370,9 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 			chunks[nChunks] = ev
 			nChunks++
 			st.cursor++
+			if nChunks == 1 && out.pace(st.linkBusy(out)) {
+				break
+			}
 			continue
 		}
 		if nChunks > 0 {
@@ -376,7 +383,7 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 		st.cursor++
 		n++
 	}
-	more = st.cursor < s.ring.next || len(s.transfers) > 0
+	more = st.cursor < s.ring.next || len(s.transfers) > 0 && !st.pace.held
 	s.mu.Unlock()
 
 	for i, c := range chunks[:nChunks] {
@@ -443,6 +450,9 @@ type streamWriter struct {
 	deadline  time.Time // the write deadline in force
 	lastWrite time.Time
 	last      *atomic.Int64 // if set, gets lastWrite in unix nanoseconds
+
+	piece int           // write in pieces of this many bytes; 0: whole (pacing.go)
+	took  time.Duration // the longest write since pacing last looked
 }
 
 func newStreamWriter(w http.ResponseWriter, h *Hub) *streamWriter {
@@ -509,7 +519,7 @@ func (o *streamWriter) write() error {
 	if o.last != nil {
 		o.last.Store(now.UnixNano())
 	}
-	n, err := o.w.Write(o.buf)
+	n, err := o.send(o.buf)
 	o.stats.bytesOut.Add(int64(n))
 	if err == nil && o.flush != nil {
 		// A writer that cannot flush does not buffer either.
@@ -518,6 +528,7 @@ func (o *streamWriter) write() error {
 		}
 	}
 	o.buf = o.buf[:0]
+	o.took = max(o.took, time.Since(now))
 	if err != nil {
 		return fmt.Errorf("stream: write: %w", err)
 	}

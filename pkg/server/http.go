@@ -21,6 +21,7 @@ func HTTPServer(h http.Handler, hub *broadcast.Hub) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
+		ConnContext:       connContext,
 	}
 	srv.RegisterOnShutdown(func() {
 		// Streams never go idle, so Shutdown would wait for them forever:

@@ -1,0 +1,42 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"syscall"
+
+	"github.com/xhrsse/xhrsse/pkg/broadcast"
+)
+
+// NotSentLowat is the unsent bytes a connection's socket may hold before
+// the server's writes to it wait (TCP_NOTSENT_LOWAT, Linux). Without it
+// the kernel takes megabytes (the send buffer autotunes to tcp_wmem's
+// maximum, 4 MB by default) and a chat written behind a bulk transfer
+// waits for all of them to cross a slow link; with it, the queue ahead of
+// the chat is this much plus one bulk chunk plus what the link itself holds
+// (docs/PROTOCOL.md "Bulk transfers"). Large enough to keep a fast link
+// busy between two writes.
+const NotSentLowat = 16 << 10
+
+// connContext is the http.Server's ConnContext: it sets the low-water mark
+// on each accepted TCP connection and gives the requests on it a Backlog
+// for the stream's bulk pacing. A connection that is not TCP (a test's
+// pipe) is left as it is.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return ctx
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	if !setNotSentLowat(raw, NotSentLowat) {
+		return ctx
+	}
+	return broadcast.WithBacklog(ctx, func() int { return unsent(raw) })
+}
