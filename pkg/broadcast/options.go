@@ -58,7 +58,7 @@ func defaultOptions() options {
 // DefaultFlushInterval halves the writes of a stream tuned to every default
 // channel (ticks fall at least 67 ms apart, so a shorter interval saves none)
 // for at most 200 ms more on a tick, about 30 ms on average, and nothing on
-// chat: docs/PERFORMANCE.md "Session 2".
+// chat: docs/PERFORMANCE.md, "What each figure means".
 const DefaultFlushInterval = 200 * time.Millisecond
 
 // An Option changes one setting of a Hub. Bad values are reported by New.

@@ -1,5 +1,5 @@
 // Package client speaks the xhrsse protocol (docs/PROTOCOL.md) for Go
-// programs: the terminal client, the end-to-end tests and the load generator.
+// programs: the terminal client, the end-to-end tests and the soak.
 // A Client makes the plain HTTP calls; a Session is one server session, steered
 // by POSTs (Tune, Chat, Bulk) while Run reads its SSE stream, resumes it after
 // network loss, opens a new session when the server forgot the old one, and

@@ -34,8 +34,8 @@ import (
 //     higher, never trips with its less telling bufio.ErrTooLong.
 //
 // It reads straight into its own buffer and normalizes there, so a stream
-// costs one buffer of O(largest event), not a fixed read buffer besides: the
-// load generator holds thousands.
+// costs one buffer of O(largest event), not a fixed read buffer besides: a
+// soak or a test may hold thousands.
 //
 // onRead is called after each read that returned bytes (the idle watchdog).
 type eventReader struct {

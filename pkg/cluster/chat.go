@@ -67,9 +67,9 @@ const (
 	publishFor = 4 * time.Second
 )
 
-// chatHeartbeat is how often the broker tells the chat consumer it is
-// still there while no chat comes.
-const chatHeartbeat = 500 * time.Millisecond
+// consumerHeartbeat is how often the broker tells the chat and published
+// consumers it is still there while nothing comes.
+const consumerHeartbeat = 500 * time.Millisecond
 
 // startChat delivers the chat stream to the hub in order, from the last
 // protocol.ChatHistory messages on, so a new node has the same history as
@@ -118,7 +118,7 @@ func (n *Node) startChat() error {
 		// missing heartbeats are how the node learns it and makes a new
 		// one elsewhere. At the default 5 s, chat stalled up to ten
 		// seconds after a broker of a cluster died.
-		jetstream.PullHeartbeat(chatHeartbeat), jetstream.PullExpiry(10*chatHeartbeat))
+		jetstream.PullHeartbeat(consumerHeartbeat), jetstream.PullExpiry(10*consumerHeartbeat))
 	if err != nil {
 		return fmt.Errorf("cluster: chat consumer: %w", err)
 	}

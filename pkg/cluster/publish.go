@@ -88,7 +88,7 @@ func (n *Node) startPublished() error {
 		}
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		n.log.Debug("published consumer", "err", err)
-	}), jetstream.PullHeartbeat(chatHeartbeat), jetstream.PullExpiry(10*chatHeartbeat))
+	}), jetstream.PullHeartbeat(consumerHeartbeat), jetstream.PullExpiry(10*consumerHeartbeat))
 	if err != nil {
 		return fmt.Errorf("cluster: published consumer: %w", err)
 	}
