@@ -128,6 +128,7 @@ type Node struct {
 	chat       jetstream.ConsumeContext
 	chatStream jetstream.Stream
 	published  jetstream.ConsumeContext // published events (publish.go)
+	pubStream  jetstream.Stream         // their stream
 	metrics    metrics
 }
 
