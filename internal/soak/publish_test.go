@@ -34,10 +34,11 @@ const (
 // pubRun is the fate of every published event of a soak.
 type pubRun struct {
 	mu       sync.Mutex
-	accepted map[string]bool // acknowledged: 202, or counted in a text body's answer
-	unknown  map[string]bool // sent, not acknowledged: may arrive, once
-	answers  map[string]int  // requests by publisher and status ("json 202", "text 0")
-	errs     []string        // broken promises of the publish requests
+	accepted map[string]bool          // acknowledged: 202, or counted in a text body's answer
+	unknown  map[string]bool          // sent, not acknowledged: may arrive, once
+	answers  map[string]int           // requests by publisher and status ("json 202", "text 0")
+	slowest  map[string]time.Duration // by publisher: the longest JSON request
+	errs     []string                 // broken promises of the publish requests
 }
 
 func (p *pubRun) note(data string, acked bool) {
@@ -55,14 +56,16 @@ func (p *pubRun) note(data string, acked bool) {
 // acked of them acknowledged, the rest sent but of unknown fate. A refusal
 // is a broken promise unless it is a 503 (or no answer) after a broker or
 // node was lost: the events were maybe stored, their acknowledgement lost.
-func (r *soakRun) published(who string, events []string, acked, status int, err error) {
+// took is how long the request took, for a JSON one (0: a text body).
+func (r *soakRun) published(who string, events []string, acked, status int, took time.Duration, err error) {
 	p := &r.pub
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.answers == nil {
-		p.answers = map[string]int{}
+		p.answers, p.slowest = map[string]int{}, map[string]time.Duration{}
 	}
 	p.answers[fmt.Sprintf("%s %d", who, status)]++
+	p.slowest[who] = max(p.slowest[who], took)
 	for i, data := range events {
 		p.note(data, i < acked)
 	}
@@ -93,12 +96,13 @@ func (r *soakRun) publishJSON(hc *http.Client, url, who, data string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	p := &publish.Publisher{URL: url, Token: pubToken, Client: hc}
+	start := time.Now()
 	err := p.Publish(ctx, pubChannel, data)
 	st, acked := http.StatusAccepted, 1
 	if err != nil {
 		st, acked = statusOf(err), 0
 	}
-	r.published(who, []string{data}, acked, st, err)
+	r.published(who, []string{data}, acked, st, time.Since(start), err)
 	return err
 }
 
@@ -129,7 +133,7 @@ func (r *soakRun) publishLines(hc *http.Client, url, who string, lines []string)
 	if err != nil {
 		st = statusOf(err)
 	}
-	r.published(who, lines[:written], n, st, err)
+	r.published(who, lines[:written], n, st, 0, err)
 }
 
 // publishLoop publishes until load ends, to a random one of targets each
@@ -336,6 +340,11 @@ func (r *soakRun) pubCounts() (accepted, unknown int, answers string, errs []str
 	var as []string
 	for k, n := range p.answers {
 		as = append(as, fmt.Sprintf("%s: %d", k, n))
+	}
+	for who, d := range p.slowest {
+		if d > 0 {
+			as = append(as, fmt.Sprintf("%s slowest %v", who, d.Round(time.Millisecond)))
+		}
 	}
 	slices.Sort(as)
 	return len(p.accepted), len(p.unknown), strings.Join(as, ", "), slices.Clone(p.errs)
