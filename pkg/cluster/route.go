@@ -135,16 +135,22 @@ const (
 func (n *Node) whereIs(k string) string {
 	n.mu.Lock()
 	s, ok := n.subs[k]
+	var id string
+	var retiring, hasEnded bool
+	if ok {
+		// Read under n.mu: subscribe and unsubscribe change them.
+		id, retiring, hasEnded = s.id, s.retire != nil, s.ended
+	}
 	n.mu.Unlock()
 	switch {
 	case !ok:
 		return unknown
-	case s.retire == nil:
-		if _, here := n.hub.Session(s.id); here {
+	case !retiring:
+		if _, here := n.hub.Session(id); here {
 			return held
 		}
 		return moving // between its import and its subscription, or back
-	case s.ended:
+	case hasEnded:
 		return ended
 	}
 	return moving
