@@ -168,11 +168,12 @@ func (r *soakRun) publishLoop(load context.Context, kind string, targets func() 
 // session got it: every event acknowledged before it was delivered before it.
 func (cr *crowd) endPublish(t *testing.T, targets []string) {
 	t.Helper()
-	const data = "end#0"
 	hc := &http.Client{Transport: &http.Transport{}, Timeout: wait}
 	defer hc.CloseIdleConnections()
-	try := 0
+	// Each try its own event: one refused may still have been stored.
+	try, data := 0, ""
 	eventually(t, "the last published event acknowledged", func() bool {
+		data = fmt.Sprintf("end#%d", try)
 		err := cr.run.publishJSON(hc, targets[try%len(targets)], "end", data)
 		try++
 		return err == nil
