@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
+	"github.com/xhrsse/xhrsse/pkg/server"
 )
 
 // The cluster soak: a broker, three nodes (internal/clustertest), and a
@@ -105,7 +107,8 @@ type clusterEnv struct {
 }
 
 // mark notes a moment of the fault whose recovery is measured: how long
-// until each client got its next event, and its next chat.
+// until each client got its next event, its next chat and its next
+// published event.
 func (env *clusterEnv) mark(what string) {
 	env.recoveries.watch(env.load, &env.bg, env.crowd, what)
 }
@@ -129,7 +132,16 @@ func runClusterSoak(t *testing.T, fault clusterFault) {
 		broadcast.WithPingInterval(250 * time.Millisecond),
 		broadcast.WithSessionTTL(time.Hour),
 	}
-	withLog := func(c *cluster.Config) { c.Logger = slog.New(logs) }
+	// Beside the ticking channels, a published one, fed by the publishers.
+	chans := append(broadcast.DefaultChannelsAt(clustertest.ChannelRate),
+		broadcast.ChannelConfig{Name: pubChannel, Title: "Log", Published: true})
+	described, err := broadcast.Describe(chans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append(opts, broadcast.WithChannels(chans...))
+	scfg := server.Config{PublishTokens: []string{pubToken}, PublishRate: 1e6}
+	withLog := func(c *cluster.Config) { c.Logger, c.Channels = slog.New(logs), described }
 	var addrs []string
 	var hubs []*broadcast.Hub
 	for i, name := range []string{"a", "b", "c"} {
@@ -150,7 +162,7 @@ func runClusterSoak(t *testing.T, fault clusterFault) {
 				c.URL = "nats://" + strings.TrimPrefix(link.URL(), "http://")
 			}
 		}
-		n := clustertest.StartNodeWith(t, nats, name, with, opts...)
+		n := clustertest.StartNodeServer(t, nats, name, with, scfg, opts...)
 		env.nodes, addrs, hubs = append(env.nodes, n), append(addrs, n.Addr), append(hubs, n.Hub)
 	}
 	nodes := env.nodes
@@ -168,6 +180,7 @@ func runClusterSoak(t *testing.T, fault clusterFault) {
 	cr := startCrowd(t, run, crowdConfig{
 		raw: 3, goClients: 8, streamURL: proxy.URL(), postURL: proxy.URL(),
 		oneConnPerRequest: true, idle: time.Second, // ticks come every ~17 ms
+		channels: append(slices.Clone(allChannels), pubChannel),
 	})
 	env.crowd = cr
 
@@ -179,6 +192,9 @@ func runClusterSoak(t *testing.T, fault clusterFault) {
 	defer env.bg.Wait() // before the cleanups kill the nodes
 	loadWG.Go(func() { cutter(load, proxy, [2]time.Duration{100 * time.Millisecond, 300 * time.Millisecond}, 11) })
 	cr.load(load, &loadWG, clusterMinBulk, clusterMaxBulk, chatEvery, stallDiag(proxy, hubs...))
+	for i, kind := range []string{"json", "text"} {
+		loadWG.Go(func() { run.publishLoop(load, kind, env.nodeURLs, uint64(i)) })
+	}
 
 	// A session is on one node at a time: a take removes it from the old
 	// node before the new one has it. Two hubs holding one session at once
@@ -212,10 +228,19 @@ func runClusterSoak(t *testing.T, fault clusterFault) {
 		posters = append(posters, c.say)
 	}
 	cr.endChat(t, posters...)
+	cr.endPublish(t, env.nodeURLs())
 	cr.stop()
 	env.bg.Wait()
 
+	// Checked before the report, which fails the test for what they find.
+	pubsVerified := 0
+	for _, m := range cr.all {
+		pubsVerified += m.record().checkPublished()
+	}
 	total, chatsVerified := cr.report(t)
+	cr.checkPubOrder(t)
+	pubAccepted, pubUnknown, pubAnswers, pubErrs := run.pubCounts()
+	failAll(t, "publish", pubErrs)
 	accepted, unknown, refused, moving := run.chatCounts()
 	cuts, by := cutCount(proxy)
 	var perNode []string
@@ -226,6 +251,8 @@ func runClusterSoak(t *testing.T, fault clusterFault) {
 		ran.Round(time.Millisecond), fault.name, cuts, by[CutClose], by[CutReset], by[CutStall],
 		strings.Join(perNode, ", "), proxy.Moves(), logs.get(msgTaken), logs.get(msgRecovered), logs.get(msgSelfClaim), proxy.Refused(),
 		accepted, moving, unknown, refused, chatsVerified, total.Verified, float64(total.BulkBytes)/(1<<20), total.FailedByGap, total.Resumes, total.Gaps)
+	t.Logf("published events acknowledged %d, of unknown fate %d; publish requests by publisher and status: %s; published deliveries verified %d",
+		pubAccepted, pubUnknown, pubAnswers, pubsVerified)
 	t.Logf("recoveries: %s", logs.recoveries())
 	env.recoveries.report(t, cr)
 	defer func() {
@@ -255,9 +282,24 @@ func runClusterSoak(t *testing.T, fault clusterFault) {
 	if accepted < 10 {
 		t.Errorf("only %d chats accepted", accepted)
 	}
+	if pubAccepted < 10 {
+		t.Errorf("only %d published events acknowledged", pubAccepted)
+	}
 	if fault.check != nil {
 		fault.check(t, env)
 	}
+}
+
+// nodeURLs are the URLs of the nodes publishers may POST to: all but the
+// one lost.
+func (env *clusterEnv) nodeURLs() []string {
+	var urls []string
+	for _, n := range env.nodes {
+		if n != env.lost.Load() {
+			urls = append(urls, n.URL)
+		}
+	}
+	return urls
 }
 
 // holders names the nodes whose hubs hold session id, the lost node aside

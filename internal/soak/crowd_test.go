@@ -26,6 +26,8 @@ type crowdConfig struct {
 	// that a proxy with several targets spreads them.
 	oneConnPerRequest bool
 	idle              time.Duration // a stream silent this long is dead
+	// channels are those every session tunes to; nil: allChannels.
+	channels []string
 }
 
 // A member is what a soak asks of both kinds of client.
@@ -63,15 +65,19 @@ func startCrowd(t *testing.T, run *soakRun, cfg crowdConfig) *crowd {
 	streamHC := &http.Client{Transport: streamTr}
 
 	setup := setupCtx(t)
+	channels := cfg.channels
+	if channels == nil {
+		channels = allChannels
+	}
 	for i := range cfg.raw {
 		c := newRawClient(fmt.Sprintf("raw%d", i), cfg.streamURL, cfg.postURL, run, streamHC, cr.posts, cfg.idle)
-		if err := c.open(setup, allChannels); err != nil {
+		if err := c.open(setup, channels); err != nil {
 			t.Fatal(err)
 		}
 		cr.raws, cr.all = append(cr.raws, c), append(cr.all, c)
 	}
 	for i := range cfg.goClients {
-		g, err := newGoClient(setup, fmt.Sprintf("go%d", i), cfg.streamURL, run, cfg.idle, allChannels, cfg.oneConnPerRequest)
+		g, err := newGoClient(setup, fmt.Sprintf("go%d", i), cfg.streamURL, run, cfg.idle, channels, cfg.oneConnPerRequest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,8 +162,8 @@ func (cr *crowd) report(t *testing.T) (total clientStats, chatsVerified int) {
 		chatsVerified += verified
 		st := tl.stats()
 		total = total.add(st)
-		t.Logf("%-4s connects %3d (resumed %3d, self-cut %2d), events %6d, ticks %6d, chats %4d (verified %4d), gaps %2d (missed %5d), transfers verified %3d, failed by a gap %2d, stalled %d, unknown %d, %.1f MiB; bulk 503s %d",
-			tl.name, st.Connects, st.Resumes, st.SelfCuts, st.Events, st.Ticks, st.Chats, verified, st.Gaps, st.Missed,
+		t.Logf("%-4s connects %3d (resumed %3d, self-cut %2d), events %6d, ticks %6d, chats %4d (verified %4d), published %4d, gaps %2d (missed %5d), transfers verified %3d, failed by a gap %2d, stalled %d, unknown %d, %.1f MiB; bulk 503s %d",
+			tl.name, st.Connects, st.Resumes, st.SelfCuts, st.Events, st.Ticks, st.Chats, verified, st.Published, st.Gaps, st.Missed,
 			st.Verified, st.FailedByGap, st.Stalled, st.Unknown, float64(st.BulkBytes)/(1<<20), st.Bulk503)
 		failAll(t, tl.name, m.violations())
 	}

@@ -3,6 +3,8 @@ package soak
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"slices"
 	"testing"
 	"time"
 )
@@ -83,6 +85,45 @@ func TestSoakChatLeaderChange(t *testing.T) {
 		from, to := env.brokers.StepDown(chatStream)
 		t.Logf("chat stream leader %s → %s", from, to)
 		<-done
+	}})
+}
+
+// publishedStream is the cluster's stream of published events.
+const publishedStream = "xhrsse_PUBLISHED"
+
+// TestSoakPublishedLeaderChange: the published events' stream's JetStream
+// leader steps down in the middle of a burst of publishing: every event
+// acknowledged arrives once, in order, on every node.
+func TestSoakPublishedLeaderChange(t *testing.T) {
+	runClusterSoak(t, clusterFault{name: "the published stream's leader changed in a publish burst", brokers: true, inject: func(t *testing.T, env *clusterEnv) {
+		env.run.brokerLost.Store(true)
+		// The burst: a publisher sending as fast as it is answered, to
+		// each node in turn, besides the soak's publishers, from 1 s
+		// before the step-down to 3 s after.
+		hc := &http.Client{Transport: &http.Transport{}, Timeout: wait}
+		defer hc.CloseIdleConnections()
+		urls := env.nodeURLs()
+		stop, done := make(chan struct{}), make(chan struct{})
+		var took []time.Duration // each publish's; read after done
+		start := time.Now()
+		env.bg.Go(func() {
+			defer close(done)
+			for i := 0; !isClosed(stop); i++ {
+				t0 := time.Now()
+				_ = env.run.publishJSON(hc, urls[i%len(urls)], "burst", fmt.Sprintf("burst#%d", i))
+				took = append(took, time.Since(t0))
+			}
+		})
+		time.Sleep(time.Second)
+		env.mark("the published stream's leader stepped down")
+		from, to := env.brokers.StepDown(publishedStream)
+		t.Logf("published stream leader %s → %s", from, to)
+		time.Sleep(3 * time.Second)
+		close(stop)
+		<-done
+		slices.Sort(took)
+		t.Logf("the burst: %d publishes in %v, median %v, slowest %v", len(took), time.Since(start).Round(time.Millisecond),
+			took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 	}})
 }
 

@@ -148,6 +148,10 @@ func (g *goClient) take(ev client.Event) {
 	case client.BulkDone:
 		delete(g.progress, ev.Transfer)
 	case client.Tick:
+		if ev.Channel == pubChannel {
+			g.published(ev.Text)
+			break
+		}
 		g.st.Ticks++
 	case client.Chat:
 		g.chat(ev.Chat.ID, ev.Chat.Text, ev.Chat.History)

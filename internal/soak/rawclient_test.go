@@ -262,6 +262,8 @@ func (c *rawClient) take(m protocol.Message, first, resumed bool, node string) {
 			c.violation("tick of %s with data %q", m.Name, m.Data)
 		}
 		c.st.Ticks++
+	case pubChannel:
+		c.published(m.Data)
 	default:
 		c.violation("unexpected event %s %.80q", m.Name, m.Data)
 	}

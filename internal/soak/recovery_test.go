@@ -11,7 +11,8 @@ import (
 )
 
 // recoveries measures, for each moment of a fault, how soon every client
-// heard again: its first event, and its first chat, after that moment. The
+// heard again: its first event, its first chat and its first published
+// event after that moment. The
 // clients' tallies are looked at every 5 ms, which is the resolution.
 type recoveries struct {
 	mu   sync.Mutex
@@ -25,12 +26,13 @@ type recovery struct {
 	ended time.Time                // when the watch ended
 	event map[string]time.Duration // by client; guarded by recoveries.mu
 	chat  map[string]time.Duration
+	pub   map[string]time.Duration // first published event
 }
 
 // watch starts measuring the recovery from what, now, on wg, until every
-// client heard an event and a chat or load ends.
+// client heard an event, a chat and a published event or load ends.
 func (r *recoveries) watch(load context.Context, wg *sync.WaitGroup, cr *crowd, what string) {
-	rec := &recovery{what: what, at: time.Now(), event: map[string]time.Duration{}, chat: map[string]time.Duration{}}
+	rec := &recovery{what: what, at: time.Now(), event: map[string]time.Duration{}, chat: map[string]time.Duration{}, pub: map[string]time.Duration{}}
 	r.mu.Lock()
 	r.list = append(r.list, rec)
 	r.mu.Unlock()
@@ -39,9 +41,9 @@ func (r *recoveries) watch(load context.Context, wg *sync.WaitGroup, cr *crowd, 
 			all := true
 			for _, m := range cr.all {
 				tl := m.record()
-				ev, ch := tl.lastHeard()
+				ev, ch, pub := tl.lastHeard()
 				r.mu.Lock()
-				all = rec.heard(rec.event, tl.name, ev) && rec.heard(rec.chat, tl.name, ch) && all
+				all = rec.heard(rec.event, tl.name, ev) && rec.heard(rec.chat, tl.name, ch) && rec.heard(rec.pub, tl.name, pub) && all
 				r.mu.Unlock()
 			}
 			if all || load.Err() != nil {
@@ -90,7 +92,7 @@ func (r *recoveries) report(t *testing.T, cr *crowd) {
 		for _, k := range []struct {
 			kind string
 			seen map[string]time.Duration
-		}{{"event", rec.event}, {"chat", rec.chat}} {
+		}{{"event", rec.event}, {"chat", rec.chat}, {"published event", rec.pub}} {
 			line += " first " + k.kind + " " + summary(k.seen)
 			var silent []string
 			for _, m := range cr.all {

@@ -56,6 +56,8 @@ type soakRun struct {
 	chat503  int              // refusals of a session on the move
 	errs     []string         // broken promises of chat POSTs
 	once     map[string]int   // errs reported once, by kind: how often
+
+	pub pubRun // the published events, in the soaks that publish
 }
 
 func newSoakRun(gaps gapRule, moves bool, transferLimit time.Duration, requests func(string) []string) *soakRun {

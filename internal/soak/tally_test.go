@@ -11,6 +11,7 @@ import (
 // clientStats is what one soak client saw; both kinds report it.
 type clientStats struct {
 	Connects, Resumes, SelfCuts, Events, Ticks, Chats int
+	Published                                         int
 	Gaps                                              int
 	Missed                                            uint64
 	Verified, FailedByGap, Stalled, Unknown           int // transfers
@@ -25,6 +26,7 @@ func (a clientStats) add(b clientStats) clientStats {
 	a.Events += b.Events
 	a.Ticks += b.Ticks
 	a.Chats += b.Chats
+	a.Published += b.Published
 	a.Gaps += b.Gaps
 	a.Missed += b.Missed
 	a.Verified += b.Verified
@@ -66,6 +68,8 @@ type tally struct {
 	st      clientStats
 	chats   []seenChat
 	gaps    []gapWindow
+	pubs    []string // the data of the published events, in order
+	pubGaps []int    // where a gap fell among pubs: how many came before it
 	// absorbable is how many ids the client may skip: events it took
 	// without delivering them (pkg/client, the rest of a failed transfer).
 	absorbable int
@@ -80,9 +84,10 @@ type tally struct {
 	// unreachableSince is when the stream's requests began to be answered
 	// 503 (zero: they are not); a session moving answers 503 for a moment.
 	unreachableSince time.Time
-	// eventAt and chatAt are when the last event and the last live chat
-	// came, to measure how soon clients hear again after a fault.
-	eventAt, chatAt time.Time
+	// eventAt, chatAt and pubAt are when the last event, the last live
+	// chat and the last published event came, to measure how soon clients
+	// hear again after a fault.
+	eventAt, chatAt, pubAt time.Time
 }
 
 // unreachableLimit is how long a session may answer 503 before it counts as
@@ -198,6 +203,7 @@ func (t *tally) event(id uint64, name string, gapMissed uint64) {
 			}
 		}
 		t.gaps = append(t.gaps, w)
+		t.pubGaps = append(t.pubGaps, len(t.pubs))
 		t.signal()
 	}
 	switch hole := int64(id) - int64(want); {
@@ -257,6 +263,16 @@ func (t *tally) chat(id int64, text string, history bool) {
 	}
 	t.chats = append(t.chats, seenChat{id: id, text: text, history: history})
 	t.st.Chats++
+}
+
+// published records one published event. t.mu is held.
+func (t *tally) published(data string) {
+	if t.lost {
+		return
+	}
+	t.pubs = append(t.pubs, data)
+	t.pubAt = time.Now()
+	t.st.Published++
 }
 
 // inGap reports whether chat id may have been lost in a gap.
@@ -334,11 +350,12 @@ func (t *tally) isLost() bool {
 	return t.lost
 }
 
-// lastHeard is when the last event and the last live chat came.
-func (t *tally) lastHeard() (event, chat time.Time) {
+// lastHeard is when the last event, the last live chat and the last
+// published event came.
+func (t *tally) lastHeard() (event, chat, pub time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.eventAt, t.chatAt
+	return t.eventAt, t.chatAt, t.pubAt
 }
 
 func (t *tally) stats() clientStats {
@@ -351,6 +368,12 @@ func (t *tally) seen(text string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.ContainsFunc(t.chats, func(c seenChat) bool { return c.text == text })
+}
+
+func (t *tally) gotPublished(data string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Contains(t.pubs, data)
 }
 
 func (t *tally) violations() []string {

@@ -186,9 +186,10 @@ func (h *Hub) Import(st SessionState) (*Session, error) {
 // and took its history along: the session keeps its id and channels, and its
 // ids go on from reserved, above any the dead hub used, so a stream that
 // resumes gets a gap for what was lost rather than nothing.
-// lastChat is the last chat id the client may have had: none up to it is
-// sent again.
-func (h *Hub) Recover(id string, channels []string, reserved uint64, lastChat int64) (*Session, error) {
+// lastChat is the last chat id the client may have had, and lastPub the
+// last published event's sequence number: none up to them is sent again,
+// even by a hub that delivers them after the lost one did.
+func (h *Hub) Recover(id string, channels []string, reserved uint64, lastChat int64, lastPub uint64) (*Session, error) {
 	mask, err := h.mask(channels)
 	if err != nil {
 		return nil, err
@@ -196,7 +197,7 @@ func (h *Hub) Recover(id string, channels []string, reserved uint64, lastChat in
 	s := h.newSession(id)
 	s.ring.skipTo(max(reserved, 1))
 	s.lastChat = max(h.ChatID(), lastChat)
-	s.lastPub = h.PublishedSeq() // what was published meanwhile is in the gap
+	s.lastPub = max(h.PublishedSeq(), lastPub) // what was published meanwhile is in the gap
 	return s, h.adopt(s, mask, false)
 }
 

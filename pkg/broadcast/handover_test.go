@@ -229,7 +229,7 @@ func TestRecoverAfterLostHub(t *testing.T) {
 		t.Fatalf("relay heard %+v", ch)
 	}
 	// a dies; b carries on from the record.
-	s2, err := b.Recover(s.ID(), ch.Channels, ch.Reserved, 0)
+	s2, err := b.Recover(s.ID(), ch.Channels, ch.Reserved, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestRecoverAfterLostHub(t *testing.T) {
 	if got := r.change(s.ID()).Reserved; got <= ch.Reserved+reserveBlock/2 {
 		t.Fatalf("reservation %d after %d more events, was %d", got, reserveBlock/2, ch.Reserved)
 	}
-	if _, err := b.Recover(s.ID(), nil, 1, 0); err == nil {
+	if _, err := b.Recover(s.ID(), nil, 1, 0, 0); err == nil {
 		t.Fatal("recovered a session that is already here")
 	}
 	b.Drop(s2)
@@ -429,7 +429,7 @@ func TestMovingInIsNeverRefused(t *testing.T) {
 			if err != nil || again.Next != state.Next || len(again.Events) != len(state.Events) {
 				t.Fatalf("export from the hub it moved to: %+v, %v; was %+v", again, err, state)
 			}
-			rec, err := h.Recover(s.ID(), []string{"one"}, again.Next+reserveBlock, 0)
+			rec, err := h.Recover(s.ID(), []string{"one"}, again.Next+reserveBlock, 0, 0)
 			if err != nil {
 				t.Fatalf("Recover: %v", err)
 			}

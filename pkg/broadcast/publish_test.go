@@ -166,3 +166,34 @@ func TestPublishedAcrossHandover(t *testing.T) {
 		t.Fatalf("the session that moved to a hub ahead got %v", got)
 	}
 }
+
+// A session recovered by a hub that lags behind the lost one starts after
+// the last event on the relay: the events the client may have had from the
+// lost hub do not come again when the lagging hub delivers them.
+func TestPublishedAfterRecovery(t *testing.T) {
+	r := &fakeRelay{}
+	chans := append(DefaultChannelsAt(1e-7), logConfig)
+	for range 2 {
+		r.hubs = append(r.hubs, quietHub(t, WithRelay(r), WithChannels(chans...)))
+	}
+	a, b := r.hubs[0], r.hubs[1]
+	s, _ := a.NewSession([]string{"log"})
+	deliverTo(1, "e1", a, b)
+	deliverTo(2, "e2", a) // b lags
+	deliverTo(3, "e3", a)
+	// a dies with the session, which had 1 to 3; the relay's last is 3.
+	s2, err := b.Recover(s.ID(), []string{"log"}, 100, 0, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliverTo(2, "e2", b)
+	deliverTo(3, "e3", b)
+	deliverTo(4, "e4", b)
+	last := uint64(99) // resumed after the gap, which other tests check
+	st, _ := b.Attach(s2, &last)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if got := logData(t, testStream(t, ctx, st), 1); got[0] != "e4" {
+		t.Fatalf("the recovered session got %v first, want e4", got)
+	}
+}

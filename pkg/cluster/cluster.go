@@ -45,10 +45,10 @@ type Config struct {
 	// one is away. Credentials may be in it (nats://user:pass@host:4222);
 	// tls:// asks for TLS.
 	URL string
-	// Replicas is how many brokers keep each copy of the chat stream and the
-	// buckets (JetStream's replicas: 1, or 3 for a cluster of three brokers
-	// that survives the loss of any one). Default 1. A larger count given to
-	// an existing stream or bucket raises it there.
+	// Replicas is how many brokers keep each copy of the streams (chat,
+	// published events) and the buckets (JetStream's replicas: 1, or 3 for a
+	// cluster of three brokers that survives the loss of any one). Default 1.
+	// A larger count given to an existing stream or bucket raises it there.
 	Replicas int
 	// Credentials is a NATS credentials file (a user JWT and its nkey seed),
 	// for a broker that asks for one; empty: none.
@@ -128,6 +128,7 @@ type Node struct {
 	chat       jetstream.ConsumeContext
 	chatStream jetstream.Stream
 	published  jetstream.ConsumeContext // published events (publish.go)
+	pubStream  jetstream.Stream         // their stream
 	metrics    metrics
 }
 

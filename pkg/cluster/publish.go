@@ -65,6 +65,7 @@ func (n *Node) startPublished() error {
 	if err != nil {
 		return fmt.Errorf("cluster: published stream: %w", err)
 	}
+	n.pubStream = stream
 	info, err := stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("cluster: published stream: %w", err)

@@ -136,16 +136,22 @@ const (
 func (n *Node) whereIs(k string) string {
 	n.mu.Lock()
 	s, ok := n.subs[k]
+	var id string
+	var retiring, hasEnded bool
+	if ok {
+		// Read under n.mu: subscribe and unsubscribe change them.
+		id, retiring, hasEnded = s.id, s.retire != nil, s.ended
+	}
 	n.mu.Unlock()
 	switch {
 	case !ok:
 		return unknown
-	case s.retire == nil:
-		if _, here := n.hub.Session(s.id); here {
+	case !retiring:
+		if _, here := n.hub.Session(id); here {
 			return held
 		}
 		return moving // between its import and its subscription, or back
-	case s.ended:
+	case hasEnded:
 		return ended
 	}
 	return moving
@@ -609,13 +615,19 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 	if _, err := n.kv.Update(ctx, key(id), data, rev); err != nil {
 		return nil, errTryAgain // somebody else changed it: look again
 	}
-	// Chat the client may have had from the lost node must not come
-	// again: the session starts after the last chat the broker has.
+	// Chat and published events the client may have had from the lost
+	// node must not come again, though this node may deliver them after
+	// the lost one did: the session starts after the last of each the
+	// broker has.
 	var lastChat int64
 	if info, err := n.chatStream.Info(ctx); err == nil {
 		lastChat = int64(info.State.LastSeq)
 	}
-	s, err := n.hub.Recover(id, rec.Channels, rec.Reserved, lastChat)
+	var lastPub uint64
+	if info, err := n.pubStream.Info(ctx); err == nil {
+		lastPub = info.State.LastSeq
+	}
+	s, err := n.hub.Recover(id, rec.Channels, rec.Reserved, lastChat, lastPub)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: recover: %w", err)
 	}
