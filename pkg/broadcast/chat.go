@@ -151,6 +151,13 @@ func (h *Hub) awaitChat(ctx context.Context, id int64) error {
 	}
 }
 
+// chatKept is how many chat messages a hub keeps: a new session is shown the
+// last protocol.ChatHistory of them, and a session that moves in from
+// another hub gets every one sent after the last it had. Its old hub may
+// have lagged behind this one (a broker fault can stall a node's chat for
+// seconds), so more are kept than a new session sees.
+const chatKept = 1024
+
 // deliverLocked appends msg to the history and to every session that has not
 // got it (a session that came from another hub may have). h.chatMu must be
 // held.
@@ -161,8 +168,8 @@ func (h *Hub) deliverLocked(msg protocol.Chat) {
 	msg.History = true
 	item.replay = chatEvent(msg, now)
 	h.history = append(h.history, item)
-	if len(h.history) > protocol.ChatHistory {
-		h.history = h.history[len(h.history)-protocol.ChatHistory:]
+	if len(h.history) > chatKept {
+		h.history = h.history[len(h.history)-chatKept:]
 	}
 	h.mu.RLock()
 	for _, t := range h.sessions {

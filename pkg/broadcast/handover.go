@@ -233,7 +233,11 @@ func (h *Hub) adopt(s *Session, mask uint64, isNew bool) error {
 		return ErrTooManySessions
 	}
 	s.mu.Lock()
-	for _, it := range h.history {
+	history := h.history
+	if isNew {
+		history = history[max(0, len(history)-protocol.ChatHistory):]
+	}
+	for _, it := range history {
 		if it.id > s.lastChat {
 			ev := it.live
 			if isNew {

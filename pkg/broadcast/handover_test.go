@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,6 +190,33 @@ func TestImportFillsAndSkipsChat(t *testing.T) {
 	b.Deliver(protocol.Chat{ID: 2, Text: "a first"})
 	if got := chatTexts(s4); len(got) != 2 || got[0] != "in transit" || got[1] != "a first" {
 		t.Fatalf("imported session has chats %q, want each once", got)
+	}
+}
+
+// A session that moves from a hub that lagged behind (its chat stalled while
+// the other hub went on) gets every message it missed, more than the
+// history a new session is shown; a new session gets that history only.
+func TestImportFillsMoreThanTheHistory(t *testing.T) {
+	a, b := quietHub(t), quietHub(t)
+	s, _ := a.NewSession(nil)
+	state, err := a.Export(s.ID(), 1<<20, Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 * protocol.ChatHistory
+	for i := 1; i <= n; i++ {
+		b.Deliver(protocol.Chat{ID: int64(i), Text: fmt.Sprint(i)})
+	}
+	moved, err := b.Import(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := chatTexts(moved); len(got) != n || got[0] != "1" || got[n-1] != fmt.Sprint(n) {
+		t.Fatalf("the moved session has %d chats (%q…), want all %d", len(got), got[:min(3, len(got))], n)
+	}
+	fresh, _ := b.NewSession(nil)
+	if got := chatTexts(fresh); len(got) != protocol.ChatHistory || got[0] != fmt.Sprint(n-protocol.ChatHistory+1) {
+		t.Fatalf("a new session has %d chats, want the last %d", len(got), protocol.ChatHistory)
 	}
 }
 

@@ -73,7 +73,7 @@ type Hub struct {
 
 	chatMu   sync.Mutex    // serialises chat: ids, history and fan-out order
 	chatID   int64         // guarded by chatMu: the last chat delivered
-	history  []*chatItem   // last protocol.ChatHistory messages; guarded by chatMu
+	history  []*chatItem   // the last chatKept messages; guarded by chatMu
 	chatSeen chan struct{} // guarded by chatMu; closed and replaced at each delivery
 
 	pub published // published channels' events (publish.go)
