@@ -41,14 +41,7 @@ type answer struct {
 // listen waits for the binary to say where it listens and returns a client.
 func listen(t *testing.T, p *proc) *client {
 	t.Helper()
-	var base string
-	select {
-	case base = <-p.url:
-	case <-p.exited:
-		t.Fatalf("exited before listening: %v\n%s", p.err, p.log())
-	case <-time.After(wait):
-		t.Fatalf("no listening line; stderr:\n%s", p.log())
-	}
+	base := p.listening(t)
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &client{t: t, base: strings.TrimSuffix(base, "/"), hc: &http.Client{Transport: tr, Timeout: wait}}

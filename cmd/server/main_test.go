@@ -61,6 +61,21 @@ type proc struct {
 var listening = regexp.MustCompile(`msg=listening url=(http://127\.0\.0\.1:\d+/)`)
 
 // startBinary starts the binary; it is killed when the test ends if still running.
+// listening waits for the binary to say where it listens and returns that
+// URL.
+func (p *proc) listening(t *testing.T) string {
+	t.Helper()
+	select {
+	case base := <-p.url:
+		return base
+	case <-p.exited:
+		t.Fatalf("exited before listening: %v\n%s", p.err, p.log())
+	case <-time.After(wait):
+		t.Fatalf("no listening line; stderr:\n%s", p.log())
+	}
+	return ""
+}
+
 func startBinary(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), url: make(chan string, 1), exited: make(chan struct{})}
@@ -131,14 +146,7 @@ func TestSIGTERM(t *testing.T) {
 	bin := build(t)
 	const shutdownTimeout = 10 * time.Second
 	p := startBinary(t, bin, "-addr", "127.0.0.1:0", "-rate-one", "100", "-shutdown-timeout", shutdownTimeout.String(), "-log-level", "debug")
-	var base string
-	select {
-	case base = <-p.url:
-	case <-p.exited:
-		t.Fatalf("exited before listening: %v\n%s", p.err, p.log())
-	case <-time.After(wait):
-		t.Fatalf("no listening line; stderr:\n%s", p.log())
-	}
+	base := p.listening(t)
 
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()

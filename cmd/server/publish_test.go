@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -26,14 +25,7 @@ func TestPublishFlags(t *testing.T) {
 	t.Setenv("XHRSSE_PUBLISH_TOKEN", envTok)
 	p := startBinary(t, bin, "-addr", "127.0.0.1:0", "-log-level", "debug",
 		"-channel", "log=Build log, all of it", "-channel", "prices", "-publish-token-file", file)
-	var base string
-	select {
-	case base = <-p.url:
-	case <-p.exited:
-		t.Fatalf("exited before listening: %v\n%s", p.err, p.log())
-	case <-time.After(wait):
-		t.Fatalf("no listening line; stderr:\n%s", p.log())
-	}
+	base := p.listening(t)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: wait}

@@ -93,12 +93,7 @@ func logData(t *testing.T, c <-chan protocol.Message, n int) []string {
 // of the relay's published events gets each event once: none twice from a
 // hub that lags, none missed from a hub that is ahead.
 func TestPublishedAcrossHandover(t *testing.T) {
-	r := &fakeRelay{}
-	chans := append(DefaultChannelsAt(1e-7), logConfig)
-	for range 2 {
-		r.hubs = append(r.hubs, quietHub(t, WithRelay(r), WithChannels(chans...)))
-	}
-	a, b := r.hubs[0], r.hubs[1]
+	a, b := publishingHubs(t)
 	s, _ := a.NewSession([]string{"log"})
 	deliverTo(1, "e1", a, b)
 	deliverTo(2, "e2", a) // b lags
@@ -171,12 +166,7 @@ func TestPublishedAcrossHandover(t *testing.T) {
 // the last event on the relay: the events the client may have had from the
 // lost hub do not come again when the lagging hub delivers them.
 func TestPublishedAfterRecovery(t *testing.T) {
-	r := &fakeRelay{}
-	chans := append(DefaultChannelsAt(1e-7), logConfig)
-	for range 2 {
-		r.hubs = append(r.hubs, quietHub(t, WithRelay(r), WithChannels(chans...)))
-	}
-	a, b := r.hubs[0], r.hubs[1]
+	a, b := publishingHubs(t)
 	s, _ := a.NewSession([]string{"log"})
 	deliverTo(1, "e1", a, b)
 	deliverTo(2, "e2", a) // b lags
@@ -196,4 +186,16 @@ func TestPublishedAfterRecovery(t *testing.T) {
 	if got := logData(t, testStream(t, ctx, st), 1); got[0] != "e4" {
 		t.Fatalf("the recovered session got %v first, want e4", got)
 	}
+}
+
+// publishingHubs makes two hubs with the channel log, joined by a relay that
+// delivers only where a test says (deliverTo), so one can lag the other.
+func publishingHubs(t *testing.T) (a, b *Hub) {
+	t.Helper()
+	r := &fakeRelay{}
+	chans := append(DefaultChannelsAt(1e-7), logConfig)
+	for range 2 {
+		r.hubs = append(r.hubs, quietHub(t, WithRelay(r), WithChannels(chans...)))
+	}
+	return r.hubs[0], r.hubs[1]
 }
