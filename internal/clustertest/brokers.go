@@ -105,29 +105,49 @@ func (c *Brokers) StreamLeader(stream string) *Broker {
 // StepDown makes stream's leader step down, as an operator's `nats stream
 // cluster step-down` does, and waits until another broker leads it. It
 // returns the old and the new leader's names.
+//
+// It first waits until every running broker's copy of the stream is
+// current, as an operator would: a broker that came back a moment ago may
+// still be catching up, and with it unable to lead, the leader that stepped
+// down can win the election again. If it does, it is asked again.
 func (c *Brokers) StepDown(stream string) (from, to string) {
 	c.t.Helper()
-	var old *Broker
-	deadline := time.Now().Add(10 * time.Second)
-	for old = c.StreamLeader(stream); old == nil; old = c.StreamLeader(stream) {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("stream %s has no leader", stream)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := old.srv.JetStreamStepdownStream("$G", stream); err != nil {
-		c.t.Fatalf("step down %s: %v", stream, err)
-	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if l := c.StreamLeader(stream); l != nil && l != old {
-			return old.name, l.name
+		if old := c.StreamLeader(stream); old != nil && c.streamCurrent(stream) {
+			if err := old.srv.JetStreamStepdownStream("$G", stream); err != nil {
+				c.t.Fatalf("step down %s: %v", stream, err)
+			}
+			// The election takes a moment; the same leader for a second
+			// after it means it won the election again.
+			stepped := time.Now()
+			for time.Since(stepped) < 5*time.Second {
+				l := c.StreamLeader(stream)
+				if l != nil && l != old {
+					return old.name, l.name
+				}
+				if l == old && time.Since(stepped) > time.Second {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("stream %s: no new leader 10 s after %s stepped down", stream, old.name)
+			c.t.Fatalf("stream %s: no other leader within 20 s (replicas current: %v)", stream, c.streamCurrent(stream))
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// streamCurrent reports whether every running broker's copy of stream is
+// current with its leader.
+func (c *Brokers) streamCurrent(stream string) bool {
+	for _, b := range c.bs {
+		if b.srv.Running() && !b.srv.JetStreamIsStreamCurrent("$G", stream) {
+			return false
+		}
+	}
+	return true
 }
 
 // BrokerOf is the broker node n is connected to now, or nil if none.
