@@ -1,10 +1,8 @@
 package loadgen
 
 import (
-	"cmp"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -67,16 +65,9 @@ func Capacity(reports []*Report) []CapacityResult {
 	labels, by := groups(reports)
 	var out []CapacityResult
 	for _, l := range labels {
-		rs := slices.Clone(by[l])
-		slices.SortStableFunc(rs, func(a, b *Report) int { return cmp.Compare(a.Wanted, b.Wanted) })
 		res := CapacityResult{Label: l}
-		for _, r := range rs {
-			if ok, _ := Held(r); !ok {
-				res.FirstFail = r
-				break
-			}
-			res.Best = r
-		}
+		res.Best, res.FirstFail = climb(by[l], func(r *Report) float64 { return float64(r.Wanted) },
+			func(r *Report) bool { ok, _ := Held(r); return ok })
 		out = append(out, res)
 	}
 	return out

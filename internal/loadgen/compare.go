@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -273,27 +274,27 @@ func Saturation(reports []*Report) []SaturationResult {
 	labels, by := groups(reports)
 	var out []SaturationResult
 	for _, l := range labels {
-		rs := slices.Clone(by[l])
-		slices.SortStableFunc(rs, func(a, b *Report) int {
-			switch {
-			case a.TickRate < b.TickRate:
-				return -1
-			case a.TickRate > b.TickRate:
-				return 1
-			}
-			return 0
-		})
 		res := SaturationResult{Label: l}
-		for _, r := range rs {
-			if !r.KeptUp {
-				res.FirstFail = r
-				break
-			}
-			res.Best = r
-		}
+		res.Best, res.FirstFail = climb(by[l], func(r *Report) float64 { return r.TickRate },
+			func(r *Report) bool { return r.KeptUp })
 		out = append(out, res)
 	}
 	return out
+}
+
+// climb goes up a sweep's runs by step (the N or rate it ran at) and
+// returns the last run that passed with every one below it passing too,
+// and the first that failed; nil where there is none.
+func climb(runs []*Report, step func(*Report) float64, passed func(*Report) bool) (best, firstFail *Report) {
+	rs := slices.Clone(runs)
+	slices.SortStableFunc(rs, func(a, b *Report) int { return cmp.Compare(step(a), step(b)) })
+	for _, r := range rs {
+		if !passed(r) {
+			return best, r
+		}
+		best = r
+	}
+	return best, nil
 }
 
 // WriteSaturation prints the sweep's outcome with ratios of the highest
