@@ -6,13 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
@@ -403,15 +404,7 @@ func TestNodeWithOtherChannelsRefused(t *testing.T) {
 // is refused at Dial, and the error says what it found.
 func TestNodeWithBadSeedRefused(t *testing.T) {
 	b := clustertest.StartBroker(t)
-	nc, err := nats.Connect(b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamOf(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "xhrsse_config", Storage: jetstream.FileStorage})
@@ -433,4 +426,20 @@ func TestNodeWithBadSeedRefused(t *testing.T) {
 	if !strings.Contains(err.Error(), "5 bytes") || strings.Contains(err.Error(), "<nil>") {
 		t.Fatalf("error %q does not say what is wrong with the seed", err)
 	}
+}
+
+// jetStreamOf is a JetStream client of the test's own on broker b, for
+// reading and writing what the nodes keep there; closed at cleanup.
+func jetStreamOf(t *testing.T, b *clustertest.Broker) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/xhrsse/xhrsse/internal/clustertest"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -24,15 +21,7 @@ import (
 func TestRecordFollowsTheSessionThroughAMove(t *testing.T) {
 	br := clustertest.StartBroker(t)
 	a, b := clustertest.StartNode(t, br, "a"), clustertest.StartNode(t, br, "b")
-	nc, err := nats.Connect(br.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamOf(t, br)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, "xhrsse_sessions")
