@@ -6,7 +6,7 @@
 // reassembles and verifies bulk transfers.
 //
 // The stream is read with github.com/r3labs/sse/v2, which this package wraps
-// so that no caller meets its quirks; see stream.go and normalize.go for what
+// so that no caller meets its quirks; see r3labs.go and normalize.go for what
 // is worked around and why.
 package client
 

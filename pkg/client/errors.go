@@ -54,12 +54,6 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// IsNotFound reports whether err is an APIError with status 404.
-func IsNotFound(err error) bool {
-	var ae *APIError
-	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
-}
-
 // parseRetryAfter reads Retry-After as delay-seconds or an HTTP date; 0 if
 // absent or unreadable.
 func parseRetryAfter(v string, now time.Time) time.Duration {

@@ -198,7 +198,7 @@ func FuzzRunEvents(f *testing.F) {
 }
 
 // withoutBareFields removes the lines that are exactly "id" or "event", with
-// no colon: r3labs ignores them (quirk 12 in stream.go, pinned by
+// no colon: r3labs ignores them (noted in r3labs.go, pinned by
 // TestR3labsQuirks; the server never sends one), where the spec would reset
 // the last event id or the event type. The reference parser is given the
 // stream as Run's parser sees it in that one respect, and is strict in all

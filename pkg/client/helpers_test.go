@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -12,7 +13,13 @@ import (
 // machine does not make them flaky; nothing is asserted about speed.
 const eventually = 20 * time.Second
 
-// runner runs Session.Run for a test and lets the test wait for events.
+// isNotFound reports whether err is an *APIError with status 404.
+func isNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// runHandle runs Session.Run for a test and lets the test wait for events.
 type runHandle struct {
 	t      testing.TB
 	s      *Session

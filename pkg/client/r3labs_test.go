@@ -16,7 +16,7 @@ import (
 )
 
 // TestR3labsQuirks pins the behaviours of github.com/r3labs/sse/v2 v2.10.0
-// that stream.go and normalize.go work around, by driving its client alone.
+// that r3labs.go and normalize.go work around, by driving its client alone.
 // If one of these starts failing after an upgrade, the workaround (and its
 // doc comment) can be revisited.
 func TestR3labsQuirks(t *testing.T) {

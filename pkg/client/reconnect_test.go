@@ -259,7 +259,7 @@ func TestNewSessionOn404(t *testing.T) {
 	}
 	close(bulkPosted)
 	ns := h.waitState(NewSession)
-	if ns.Session == nil || ns.Session.Session != "S2" || !slices.Equal(ns.Session.Channels, []string{"one", "two"}) || !IsNotFound(ns.Err) {
+	if ns.Session == nil || ns.Session.Session != "S2" || !slices.Equal(ns.Session.Channels, []string{"one", "two"}) || !isNotFound(ns.Err) {
 		t.Fatalf("new session event %+v err %v", ns.Session, ns.Err)
 	}
 	h.waitFor("lost transfer", func(ev Event) bool { return ev.Kind == BulkDone && ev.Transfer == tr })

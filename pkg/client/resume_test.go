@@ -132,7 +132,7 @@ func TestServerRestart(t *testing.T) {
 	testserver.StartAt(t, srv.Addr, testserver.Config{}, fastChannels())
 
 	ns := h.waitState(NewSession)
-	if ns.Session.Session == old || !slices.Equal(ns.Session.Channels, []string{"one", "three"}) || !IsNotFound(ns.Err) {
+	if ns.Session.Session == old || !slices.Equal(ns.Session.Channels, []string{"one", "three"}) || !isNotFound(ns.Err) {
 		t.Errorf("new session %+v after %v", ns.Session, ns.Err)
 	}
 	h.waitState(Connected)
