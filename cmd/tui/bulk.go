@@ -41,7 +41,7 @@ type bulk struct {
 
 	what     string // what was asked for, for the progress line
 	t        *client.Transfer
-	file     *os.File // open while chunks arrive; closed by saveBulk
+	file     *os.File // open while chunks arrive; then handed to saveBulk or abortBulk
 	path     string
 	started  time.Time
 	received int64
@@ -60,8 +60,8 @@ func newBulk(st Styles, keys keyMap) bulk {
 	in.CharLimit = 256
 	in.ShowSuggestions = true
 	in.Cursor.SetMode(cursor.CursorStatic)
-	in.PlaceholderStyle = st.ChatTime
-	in.CompletionStyle = st.ChatTime
+	in.PlaceholderStyle = st.Placeholder
+	in.CompletionStyle = st.Placeholder
 	bar := progress.New(progress.WithSolidFill(st.BarColor), progress.WithColorProfile(lipgloss.ColorProfile()), progress.WithoutPercentage())
 	return bulk{st: st, keys: keys, input: in, bar: bar}
 }
@@ -144,24 +144,27 @@ func (b *bulk) request(s string) (protocol.BulkPost, string, error) {
 	return protocol.BulkPost{Bytes: &n}, formatBytes(float64(n)), nil
 }
 
-// Started records the transfer the server accepted and the file it goes to,
-// or why it did not start.
-func (b *bulk) Started(t *client.Transfer, f *os.File, path string, err error, now time.Time) {
-	if err != nil {
+// Started records the transfer the server accepted and the file it goes
+// to, or why it did not start. From now on the bulk line owns the file: the
+// stream writes the transfer into it, and the line hands it to the Cmd that
+// closes it (saveBulk, abortBulk), or closes it in Close.
+func (b *bulk) Started(msg bulkStartedMsg, now time.Time) tea.Cmd {
+	if msg.err != nil {
 		b.phase, b.ok = bulkIdle, false
-		b.result = "bulk " + b.what + " failed: " + friendly(err)
-		return
+		b.result = "bulk " + b.what + " failed: " + friendly(msg.err)
+		return nil
 	}
-	b.phase, b.t, b.file, b.path, b.started = bulkRunning, t, f, path, now
-	b.received, b.total = t.Progress()
+	b.phase, b.t, b.file, b.path, b.started = bulkRunning, msg.t, msg.f, msg.path, now
+	b.received, b.total = msg.t.Progress()
 	b.rate = 0
+	return b.Progress(msg.t, now)
 }
 
-// Progress updates the bar from the transfer; it reports whether the
-// transfer has ended (so the root closes and checks the file).
-func (b *bulk) Progress(t *client.Transfer, now time.Time) (ended bool) {
+// Progress updates the bar from the transfer t; once t has ended it
+// returns the Cmd that closes and checks its file.
+func (b *bulk) Progress(t *client.Transfer, now time.Time) tea.Cmd {
 	if t != b.t || b.phase != bulkRunning {
-		return false
+		return nil
 	}
 	b.received, b.total = t.Progress()
 	if el := now.Sub(b.started).Seconds(); el > 0 {
@@ -170,20 +173,44 @@ func (b *bulk) Progress(t *client.Transfer, now time.Time) (ended bool) {
 	select {
 	case <-t.Done():
 		b.phase = bulkSaving
-		return true
+		f := b.handOver()
+		return saveBulk(t, f, b.path)
 	default:
-		return false
+		return nil
 	}
 }
 
-// Abort gives up on the transfer under way (its stream is gone); it
-// returns the transfer and its file for abortBulk, or nil if none runs.
-func (b *bulk) Abort() (*client.Transfer, *os.File) {
+// Tick refreshes the speed of the transfer under way, if any (see Progress).
+func (b *bulk) Tick(now time.Time) tea.Cmd {
+	if b.t == nil {
+		return nil
+	}
+	return b.Progress(b.t, now)
+}
+
+// Abort gives up on the transfer under way, whose stream is gone (why):
+// it returns the Cmd that closes its file, or nil if none runs.
+func (b *bulk) Abort(why error) tea.Cmd {
 	if b.phase != bulkRunning || b.t == nil {
-		return nil, nil
+		return nil
 	}
 	b.phase = bulkSaving
-	return b.t, b.file
+	return abortBulk(b.t, b.handOver(), b.path, why)
+}
+
+// handOver gives up the file to the Cmd that will close it.
+func (b *bulk) handOver() *os.File {
+	f := b.file
+	b.file = nil
+	return f
+}
+
+// Close closes the file of a transfer still under way, once the program
+// and the stream writing to it have stopped; its partial data stays.
+func (b *bulk) Close() {
+	if f := b.handOver(); f != nil {
+		f.Close()
+	}
 }
 
 // Saved records the verdict once the file is closed and hashed again.
@@ -216,7 +243,7 @@ func (b *bulk) Saved(m bulkSavedMsg, now time.Time) {
 	if !b.ok && m.path != "" {
 		b.result += " (partial data in " + sanitize(m.path) + ")"
 	}
-	b.t, b.file = nil, nil
+	b.t = nil
 }
 
 // View draws the bulk line: the prompt, the progress or the last verdict.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,8 +22,7 @@ import (
 // the server for the transfer; the session's stream then fills the file.
 func (m *model) startBulk(req protocol.BulkPost) tea.Cmd {
 	if m.sess == nil {
-		m.bulk.Started(nil, nil, "", fmt.Errorf("not connected"), time.Now())
-		return nil
+		return m.bulk.Started(bulkStartedMsg{err: errors.New("not connected")}, time.Now())
 	}
 	sess, ctx, dir := m.sess, m.ctx, m.cfg.dir
 	return func() tea.Msg {

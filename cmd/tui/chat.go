@@ -54,7 +54,7 @@ func newChat(st Styles, keys keyMap, self string, loc *time.Location) chat {
 	in.Placeholder = "c or tab to chat"
 	in.CharLimit = protocol.DefaultMaxChatText
 	in.Cursor.SetMode(cursor.CursorStatic) // no blink: no idle redraws
-	in.PlaceholderStyle = st.ChatTime
+	in.PlaceholderStyle = st.Placeholder
 	vp := viewport.New(0, 0)
 	vp.KeyMap = viewport.KeyMap{} // the root decides which keys scroll
 	if loc == nil {
@@ -152,6 +152,15 @@ func (c *chat) Scroll(n int) {
 	} else {
 		c.vp.ScrollDown(n)
 	}
+}
+
+// ScrollPage moves the conversation by half a pane: back in time if back.
+func (c *chat) ScrollPage(back bool) {
+	n := max(c.vp.Height/2, 1)
+	if back {
+		n = -n
+	}
+	c.Scroll(n)
 }
 
 // refresh rebuilds the viewport's content if messages or size changed,

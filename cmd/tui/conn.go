@@ -68,8 +68,8 @@ func (m *model) wanted() []string {
 	}
 	out := []string{}
 	for i := range m.panes {
-		if m.panes[i].on {
-			out = append(out, m.panes[i].ch.Name)
+		if m.panes[i].On() {
+			out = append(out, m.panes[i].Name())
 		}
 	}
 	return out
@@ -96,11 +96,10 @@ func (m *model) dialed(msg dialedMsg) tea.Cmd {
 	m.status.SetSession(msg.sess.ID())
 	m.status.Conn(client.Connecting, 0, nil, time.Now())
 	m.setChannels(msg.channels)
-	m.files = msg.files
 	m.bulk.SetFiles(msg.files)
 	m.reconcile(msg.sess.Channels())
 	m.layout()
-	return m.str.next(m.ctx)
+	return m.str.next()
 }
 
 // setChannels builds one pane per channel, keeping the content and tuning
@@ -110,15 +109,13 @@ func (m *model) setChannels(chs []protocol.Channel) {
 	old := m.panes
 	m.panes = make([]pane, 0, len(chs))
 	for i, ch := range chs {
-		p := newPane(ch, i, m.st)
-		for j := range old {
-			if old[j].ch.Name == p.ch.Name && old[j].ch.Published() == p.ch.Published() {
-				keep := old[j]
-				keep.ch, keep.title, keep.index, keep.cache = p.ch, p.title, i, ""
-				p = keep
-				break
-			}
+		j := slices.IndexFunc(old, func(p pane) bool { return p.Name() == ch.Name && p.Published() == ch.Published() })
+		if j < 0 {
+			m.panes = append(m.panes, newPane(ch, i, m.st))
+			continue
 		}
+		p := old[j]
+		p.SetChannel(ch, i)
 		m.panes = append(m.panes, p)
 	}
 	m.keys = m.keys.withChannels(len(chs))
@@ -158,21 +155,19 @@ func (m *model) batch(b batchMsg) tea.Cmd {
 		for _, g := range b.gaps {
 			missed += g.Missed
 		}
-		m.status.Note(gapNote(missed, m.status.node != ""), 1, now)
+		m.status.Gaps(missed, now)
 	}
 	if b.bye != nil {
 		m.status.Note("server said bye: "+sanitize(b.bye.Reason), 1, now)
 	}
 	for _, t := range b.xfers {
-		if m.bulk.Progress(t, now) {
-			cmds = append(cmds, saveBulk(t, m.bulk.file, m.bulk.path))
-		}
+		cmds = append(cmds, m.bulk.Progress(t, now))
 	}
 	m.status.Count(now, b.events)
 	if b.closed {
 		return tea.Batch(append(cmds, m.streamEnded(b.err))...)
 	}
-	return tea.Batch(append(cmds, m.str.next(m.ctx))...)
+	return tea.Batch(append(cmds, m.str.next())...)
 }
 
 // streamEnded handles the end of Run: it gave up on the session. Unless
@@ -181,10 +176,7 @@ func (m *model) streamEnded(err error) tea.Cmd {
 	m.str.stop()
 	m.sess, m.str = nil, nil
 	m.tuneBusy, m.tunePending = false, false
-	var abort tea.Cmd
-	if t, f := m.bulk.Abort(); t != nil {
-		abort = abortBulk(t, f, m.bulk.path, fmt.Errorf("the stream ended: %s", friendly(err)))
-	}
+	abort := m.bulk.Abort(fmt.Errorf("the stream ended: %s", friendly(err)))
 	if errors.Is(err, client.ErrReplaced) {
 		m.status.Conn(client.Failed, 0, errors.New("another client took over this session"), time.Now())
 		return abort
@@ -197,23 +189,9 @@ func (m *model) streamEnded(err error) tea.Cmd {
 // pane returns the pane of the named channel, or nil.
 func (m *model) pane(name string) *pane {
 	for i := range m.panes {
-		if m.panes[i].ch.Name == name {
+		if m.panes[i].Name() == name {
 			return &m.panes[i]
 		}
 	}
 	return nil
-}
-
-// gapNote tells the user how much a gap swallowed. From a cluster the count
-// may be an upper bound (docs/PROTOCOL.md "Clusters": after a node was
-// lost, nobody knows how far it got), so it says so.
-func gapNote(missed uint64, cluster bool) string {
-	events := "events"
-	if missed == 1 {
-		events = "event"
-	}
-	if cluster {
-		return fmt.Sprintf("gap: up to %d %s could not be replayed", missed, events)
-	}
-	return fmt.Sprintf("gap: %d %s could not be replayed", missed, events)
 }

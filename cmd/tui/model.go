@@ -8,7 +8,6 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/xhrsse/xhrsse/pkg/client"
-	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // config is what the user chose on the command line.
@@ -49,7 +48,6 @@ type model struct {
 	chat   chat
 	bulk   bulk
 	status status
-	files  []protocol.File
 
 	// Tuning: panes show what the user asked for at once; one POST is in
 	// flight at a time, and if the wish changed meanwhile another follows.
@@ -72,10 +70,7 @@ func newModel(ctx context.Context, ts *tasks, cl *client.Client, cfg config) *mo
 	st := DefaultStyles()
 	keys := defaultKeys()
 	h := help.New()
-	h.Styles.ShortKey = st.Help.Bold(true)
-	h.Styles.FullKey = st.Help.Bold(true)
-	h.Styles.ShortDesc = st.Help
-	h.Styles.FullDesc = st.Help
+	h.Styles = st.help()
 	return &model{
 		ctx:    ctx,
 		tasks:  ts,
@@ -148,22 +143,14 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case bulkSubmitMsg:
 		return m, m.startBulk(msg.req)
 	case bulkStartedMsg:
-		m.bulk.Started(msg.t, msg.f, msg.path, msg.err, time.Now())
-		if msg.err == nil && m.bulk.Progress(msg.t, time.Now()) {
-			return m, saveBulk(msg.t, msg.f, msg.path)
-		}
-		return m, nil
+		return m, m.bulk.Started(msg, time.Now())
 	case bulkSavedMsg:
 		m.bulk.Saved(msg, time.Now())
 		return m, nil
 	case secondMsg:
 		now := time.Time(msg)
 		m.status.Tick(now)
-		var cmd tea.Cmd
-		if t := m.bulk.t; t != nil && m.bulk.Progress(t, now) {
-			cmd = saveBulk(t, m.bulk.file, m.bulk.path)
-		}
-		return m, tea.Batch(cmd, m.everySecond())
+		return m, tea.Batch(m.bulk.Tick(now), m.everySecond())
 	}
 	// Anything else (cursor and textinput internals) goes to the focused
 	// input.
@@ -185,11 +172,8 @@ func (m *model) key(k tea.KeyMsg) tea.Cmd {
 	}
 	// Page keys scroll the chat even while typing in it.
 	switch k.Type {
-	case tea.KeyPgUp:
-		m.chat.Scroll(-max(m.chat.vp.Height/2, 1))
-		return nil
-	case tea.KeyPgDown:
-		m.chat.Scroll(max(m.chat.vp.Height/2, 1))
+	case tea.KeyPgUp, tea.KeyPgDown:
+		m.chat.ScrollPage(k.Type == tea.KeyPgUp)
 		return nil
 	}
 	var cmd tea.Cmd
@@ -224,7 +208,7 @@ func (m *model) key(k tea.KeyMsg) tea.Cmd {
 	case key.Matches(k, m.keys.Tune):
 		i := int(k.Runes[0] - '1')
 		if i < len(m.panes) {
-			m.panes[i].SetOptimistic(!m.panes[i].on)
+			m.panes[i].SetOptimistic(!m.panes[i].On())
 			return m.requestTune()
 		}
 	case key.Matches(k, m.keys.All), key.Matches(k, m.keys.None):
@@ -241,19 +225,14 @@ func (m *model) key(k tea.KeyMsg) tea.Cmd {
 			return nil
 		}
 		return m.bulk.Prompt()
-	case key.Matches(k, m.keys.ScrollUp):
-		m.chat.Scroll(-max(m.chat.vp.Height/2, 1))
-	case key.Matches(k, m.keys.ScrollDn):
-		m.chat.Scroll(max(m.chat.vp.Height/2, 1))
+	case key.Matches(k, m.keys.ScrollUp), key.Matches(k, m.keys.ScrollDn):
+		m.chat.ScrollPage(key.Matches(k, m.keys.ScrollUp))
 	}
 	return nil
 }
 
-// close releases what the model holds once the program and its goroutines
-// have stopped: a bulk file still open is closed (its partial data stays).
+// close releases what the model's components hold once the program and its
+// goroutines have stopped.
 func (m *model) close() {
-	if m.bulk.file != nil {
-		m.bulk.file.Close()
-		m.bulk.file = nil
-	}
+	m.bulk.Close()
 }

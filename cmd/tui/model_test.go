@@ -286,7 +286,7 @@ func TestBulk(t *testing.T) {
 	}
 	srv := testserver.Start(t, broadcast.WithFilesDir(files), broadcast.WithMaxBulk(4<<20))
 	u := startTUI(t, srv.URL, 80, 24)
-	u.eventually("connected with the file list", func(m *model) bool { return connected(m) && len(m.files) == 1 })
+	u.eventually("connected with the file list", func(m *model) bool { return connected(m) && len(m.bulk.files) == 1 })
 
 	done := func(m *model) bool { return m.bulk.phase == bulkIdle && m.bulk.last.t != nil }
 	diag := func() string { // what the client and the server saw, if a transfer stalls

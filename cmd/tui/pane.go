@@ -39,16 +39,34 @@ type pane struct {
 }
 
 func newPane(ch protocol.Channel, index int, st Styles) pane {
-	title := ch.Title
-	if title == "" {
-		title = ch.Name
-	}
-	p := pane{ch: ch, title: sanitize(title), index: index, st: st}
+	p := pane{st: st}
+	p.SetChannel(ch, index)
 	if ch.Published() {
 		p.feed = &feed{}
 	}
 	return p
 }
+
+// SetChannel gives the pane its channel and position: at the start, and
+// when a redial finds the channel again (its title or place may differ; the
+// content stays).
+func (p *pane) SetChannel(ch protocol.Channel, index int) {
+	title := ch.Title
+	if title == "" {
+		title = ch.Name
+	}
+	p.ch, p.title, p.index, p.cache = ch, sanitize(title), index, ""
+}
+
+// Name is the channel's name on the wire.
+func (p *pane) Name() string { return p.ch.Name }
+
+// Published reports whether the pane shows a published channel's lines.
+func (p *pane) Published() bool { return p.feed != nil }
+
+// On reports whether the pane shows its channel as tuned in: the user's
+// latest wish, or the server's word once that has come.
+func (p *pane) On() bool { return p.on }
 
 // innerWidth is the number of cells available for characters.
 func (p *pane) innerWidth() int { return max(p.width-2, 1) }
@@ -150,12 +168,21 @@ func tickRune(r rune) rune {
 	return placeholder
 }
 
-// SetTuned records what the server says about this channel.
+// SetTuned records what the server says about this channel and shows it.
 func (p *pane) SetTuned(on bool) {
 	if p.server != on || p.on != on {
 		p.cache = ""
 	}
 	p.server, p.on = on, on
+}
+
+// SetServer records what the server says about this channel while the
+// user's own wish is still on its way: the pane keeps showing the wish.
+func (p *pane) SetServer(on bool) {
+	if p.server != on {
+		p.cache = ""
+	}
+	p.server = on
 }
 
 // SetOptimistic shows the channel as on or off before the server answers.

@@ -93,6 +93,28 @@ func (s *status) Note(text string, level int, now time.Time) {
 	s.note, s.noteLvl, s.noteUntil = text, level, now.Add(noteTTL)
 }
 
+// ConnErr is why the connection is down ("" while it is up).
+func (s *status) ConnErr() string { return s.connErr }
+
+// Gaps notes that gap events said missed events could not be replayed.
+func (s *status) Gaps(missed uint64, now time.Time) {
+	s.Note(gapNote(missed, s.node != ""), 1, now)
+}
+
+// gapNote tells the user how much a gap swallowed. From a cluster the count
+// may be an upper bound (docs/PROTOCOL.md "Clusters": after a node was
+// lost, nobody knows how far it got), so it says so.
+func gapNote(missed uint64, cluster bool) string {
+	events := "events"
+	if missed == 1 {
+		events = "event"
+	}
+	if cluster {
+		return fmt.Sprintf("gap: up to %d %s could not be replayed", missed, events)
+	}
+	return fmt.Sprintf("gap: %d %s could not be replayed", missed, events)
+}
+
 // Count adds n events that arrived at now.
 func (s *status) Count(now time.Time, n int) {
 	s.advance(now)

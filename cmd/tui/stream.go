@@ -24,7 +24,8 @@ const (
 // tracked by the tasks passed in.
 type stream struct {
 	gen  int
-	out  chan batchMsg // unbuffered: a batch is handed over only when taken
+	out  chan batchMsg   // unbuffered: a batch is handed over only when taken
+	done <-chan struct{} // closed once stop is called or the model's context ends
 	stop context.CancelFunc
 	pub  map[string]bool // the published channels (read only)
 }
@@ -35,7 +36,7 @@ type stream struct {
 // channels); the others' are folded into one text per channel (tickers).
 func startStream(ctx context.Context, ts *tasks, sess *client.Session, gen int, pub map[string]bool) *stream {
 	ctx, stop := context.WithCancel(ctx)
-	s := &stream{gen: gen, out: make(chan batchMsg), stop: stop, pub: pub}
+	s := &stream{gen: gen, out: make(chan batchMsg), done: ctx.Done(), stop: stop, pub: pub}
 	events := make(chan client.Event, 256)
 	runErr := make(chan error, 1)
 	ok := ts.Go(
@@ -49,13 +50,14 @@ func startStream(ctx context.Context, ts *tasks, sess *client.Session, gen int, 
 	return s
 }
 
-// next returns a Cmd that waits for the stream's next batch.
-func (s *stream) next(ctx context.Context) tea.Cmd {
+// next returns a Cmd that waits for the stream's next batch, or for the
+// stream to be stopped.
+func (s *stream) next() tea.Cmd {
 	return func() tea.Msg {
 		select {
 		case b := <-s.out:
 			return b
-		case <-ctx.Done():
+		case <-s.done:
 			return nil
 		}
 	}

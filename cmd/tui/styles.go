@@ -1,6 +1,9 @@
 package main
 
-import "github.com/charmbracelet/lipgloss"
+import (
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/lipgloss"
+)
 
 // Styles holds every lipgloss style the client draws with, so that colours
 // and borders are decided in one place. Colours are adaptive and go through
@@ -36,7 +39,12 @@ type Styles struct {
 	StatusBad   lipgloss.Style
 	StatusFaint lipgloss.Style
 
-	Help lipgloss.Style
+	// Placeholder is the hint an empty input line shows, and the file name
+	// the bulk prompt offers to complete.
+	Placeholder lipgloss.Style
+	// Help is the key help's description; HelpKey its keys.
+	Help    lipgloss.Style
+	HelpKey lipgloss.Style
 }
 
 // DefaultStyles returns the client's look.
@@ -81,8 +89,18 @@ func DefaultStyles() Styles {
 		StatusBad:   lipgloss.NewStyle().Foreground(red).Bold(true),
 		StatusFaint: lipgloss.NewStyle().Foreground(faint),
 
-		Help: lipgloss.NewStyle().Foreground(faint),
+		Placeholder: lipgloss.NewStyle().Foreground(faint),
+		Help:        lipgloss.NewStyle().Foreground(faint),
+		HelpKey:     lipgloss.NewStyle().Foreground(faint).Bold(true),
 	}
+}
+
+// help returns the styles of the key help (bubbles/help).
+func (s Styles) help() help.Styles {
+	h := help.New().Styles
+	h.ShortKey, h.FullKey = s.HelpKey, s.HelpKey
+	h.ShortDesc, h.FullDesc = s.Help, s.Help
+	return h
 }
 
 // channelColor is the colour of the i-th channel.

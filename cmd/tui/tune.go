@@ -54,12 +54,11 @@ func (m *model) tuned(msg tunedMsg) tea.Cmd {
 func (m *model) reconcile(channels []string) {
 	settled := !m.tuneBusy && !m.tunePending
 	for i := range m.panes {
-		on := slices.Contains(channels, m.panes[i].ch.Name)
+		on := slices.Contains(channels, m.panes[i].Name())
 		if settled {
 			m.panes[i].SetTuned(on)
 		} else {
-			m.panes[i].server = on
-			m.panes[i].cache = ""
+			m.panes[i].SetServer(on)
 		}
 	}
 }

@@ -33,7 +33,7 @@ func (m *model) layout() {
 
 	var tickers, published []int
 	for i := range m.panes {
-		if m.panes[i].feed != nil {
+		if m.panes[i].Published() {
 			published = append(published, i)
 		} else {
 			tickers = append(tickers, i)
@@ -127,8 +127,8 @@ func (m *model) View() string {
 	case len(m.panes) == 0 && m.panesH >= 3 && m.width >= 4:
 		// Not connected yet: a box where the panes will be, saying so.
 		msg := "connecting to " + m.cfg.server + "…"
-		if m.status.connErr != "" {
-			msg = "cannot reach " + m.cfg.server + ": " + m.status.connErr
+		if e := m.status.ConnErr(); e != "" {
+			msg = "cannot reach " + m.cfg.server + ": " + e
 		}
 		rows = append(rows, m.st.Pane.Width(m.width-2).Height(m.panesH-2).
 			Render(lipgloss.NewStyle().Width(m.width-2).Render(sanitize(msg))))
