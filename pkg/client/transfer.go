@@ -83,37 +83,34 @@ func (t *Transfer) Wait(ctx context.Context) error {
 	}
 }
 
-// chunk feeds one bulk event. It reports whether the chunk was new (written)
-// and whether the transfer has just failed. Chunks must arrive in sequence:
-// the server sends them in order and after a resume re-sends from the first
-// missing one, so a jump means chunks were lost.
+// chunk feeds one bulk event. It reports whether the chunk was new
+// (written); if it was not, the transfer may have just failed (isDone).
+// Chunks must arrive in sequence: the server sends them in order and after
+// a resume re-sends from the first missing one, so a jump means chunks were
+// lost.
 func (t *Transfer) chunk(c protocol.BulkChunk) (fresh bool) {
 	t.mu.Lock()
-	if t.ended {
-		t.mu.Unlock()
-		return false
-	}
+	var err error
 	switch {
-	case c.Seq < t.next:
+	case t.ended || c.Seq < t.next:
 		t.mu.Unlock()
-		return false // a repeat; ids should have caught it already
+		return false // ended, or a repeat (ids should have caught it already)
 	case c.Seq > t.next:
-		t.mu.Unlock()
-		t.finish(fmt.Errorf("%w: transfer %s: got chunk %d, expected %d", ErrChunksLost, t.ID(), c.Seq, t.next))
-		return false
+		err = fmt.Errorf("%w: transfer %s: got chunk %d, expected %d", ErrChunksLost, t.ID(), c.Seq, t.next)
 	case c.Chunks != t.acc.Chunks || c.Seq >= c.Chunks:
-		t.mu.Unlock()
-		t.finish(fmt.Errorf("%w: transfer %s: chunk %d of %d, announced %d chunks", ErrProtocol, t.ID(), c.Seq, c.Chunks, t.acc.Chunks))
-		return false
+		err = fmt.Errorf("%w: transfer %s: chunk %d of %d, announced %d chunks", ErrProtocol, t.ID(), c.Seq, c.Chunks, t.acc.Chunks)
 	case len(c.Data) > protocol.BulkChunkSize:
-		t.mu.Unlock()
-		t.finish(fmt.Errorf("%w: transfer %s: chunk %d has %d bytes", ErrProtocol, t.ID(), c.Seq, len(c.Data)))
+		err = fmt.Errorf("%w: transfer %s: chunk %d has %d bytes", ErrProtocol, t.ID(), c.Seq, len(c.Data))
+	default:
+		t.next++
+		t.received += int64(len(c.Data))
+		t.h.Write(c.Data)
+	}
+	t.mu.Unlock()
+	if err != nil {
+		t.finish(err)
 		return false
 	}
-	t.next++
-	t.received += int64(len(c.Data))
-	t.h.Write(c.Data)
-	t.mu.Unlock()
 	// The writer is called outside the lock so Progress never waits on it;
 	// only Run calls chunk, so writes stay in order.
 	if _, err := t.w.Write(c.Data); err != nil {
