@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/xhrsse/xhrsse/pkg/client"
@@ -50,4 +51,13 @@ func friendlyErr(err error) error {
 		return nil
 	}
 	return errors.New(friendly(err))
+}
+
+// errText is an error as a user should read it: one line, no Go wrapping
+// noise beyond what explains the cause.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
 }

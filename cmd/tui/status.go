@@ -188,12 +188,3 @@ func (s *status) View() string {
 	}
 	return line
 }
-
-// errText is an error as a user should read it: one line, no Go wrapping
-// noise beyond what explains the cause.
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return strings.Join(strings.Fields(err.Error()), " ")
-}

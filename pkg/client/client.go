@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -262,28 +261,4 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%w: %s %s: bad answer: %v", ErrProtocol, method, path, err)
 	}
 	return nil
-}
-
-// apiError turns a non-2xx answer into an *APIError.
-func apiError(resp *http.Response, body []byte) *APIError {
-	e := &APIError{
-		Status:     resp.StatusCode,
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-	}
-	var pe protocol.Error
-	if err := json.Unmarshal(body, &pe); err == nil && pe.Error != "" {
-		e.Message = pe.Error
-	} else {
-		e.Message = http.StatusText(resp.StatusCode)
-	}
-	return e
-}
-
-// readAPIError reads (a bounded part of) resp's body into an *APIError.
-func readAPIError(resp *http.Response) *APIError {
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil && !errors.Is(err, io.EOF) {
-		data = nil
-	}
-	return apiError(resp, data)
 }

@@ -1,11 +1,15 @@
 package client
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // Errors a caller may test for with errors.Is.
@@ -52,6 +56,30 @@ func (e *APIError) Error() string {
 		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
 	}
 	return s
+}
+
+// apiError turns a non-2xx answer into an *APIError.
+func apiError(resp *http.Response, body []byte) *APIError {
+	e := &APIError{
+		Status:     resp.StatusCode,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
+	var pe protocol.Error
+	if err := json.Unmarshal(body, &pe); err == nil && pe.Error != "" {
+		e.Message = pe.Error
+	} else {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	return e
+}
+
+// readAPIError reads (a bounded part of) resp's body into an *APIError.
+func readAPIError(resp *http.Response) *APIError {
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil && !errors.Is(err, io.EOF) {
+		data = nil
+	}
+	return apiError(resp, data)
 }
 
 // parseRetryAfter reads Retry-After as delay-seconds or an HTTP date; 0 if
