@@ -20,16 +20,26 @@ export class Connection {
   #status;
   #tabs;
   #channels;
-  #chat;
   #bulk;
+  // routes says which part of the page each event of the stream is for,
+  // with its data; a channel's ticks, events named after the channel, go to
+  // the channels.
+  #routes;
 
   /** The parts: the status line, the other tabs, and whom events are for. */
   constructor({ status, tabs, channels, chat, bulk }) {
     this.#status = status;
     this.#tabs = tabs;
     this.#channels = channels;
-    this.#chat = chat;
     this.#bulk = bulk;
+    const tuned = (data) => channels.applyTuned(JSON.parse(data).channels);
+    this.#routes = new Map([
+      ['session', tuned],
+      ['tuned', tuned],
+      ['chat', (data) => chat.add(JSON.parse(data))],
+      ['bulk', (data) => bulk.chunk(JSON.parse(data))],
+      ['bulk-end', (data) => bulk.end(JSON.parse(data))],
+    ]);
   }
 
   /** session is the current session's id, '' while there is none. */
@@ -131,23 +141,9 @@ export class Connection {
 
   /** deliver hands one event of the session to the part of the page it is for. */
   #deliver(name, data) {
-    switch (name) {
-      case 'session':
-      case 'tuned':
-        this.#channels.applyTuned(JSON.parse(data).channels);
-        return;
-      case 'chat':
-        this.#chat.add(JSON.parse(data));
-        return;
-      case 'bulk':
-        this.#bulk.chunk(JSON.parse(data));
-        return;
-      case 'bulk-end':
-        this.#bulk.end(JSON.parse(data));
-        return;
-      default:
-        this.#channels.tick(name, data);
-    }
+    const route = this.#routes.get(name);
+    if (route) route(data);
+    else this.#channels.tick(name, data);
   }
 
   /** loseTransfers fails the transfers of every tab: the session is gone. */
@@ -190,17 +186,18 @@ export class Connection {
         this.setState('reconnecting');
       }
     }, false));
+    for (const name of [...this.#routes.keys(), ...this.#channels.names()]) {
+      es.addEventListener(name, deliver);
+    }
+    // The session event, delivered (and relayed) above, also says how the
+    // stream came back; the followers hear it as the leader shows it.
     es.addEventListener('session', mine((e) => {
-      this.#deliver(e.type, e.data);
       const d = JSON.parse(e.data);
       if (d.resumed) this.setState('resumed');
       else if (this.#fresh) this.setState('new-session');
       else this.setState('connected');
       this.#fresh = false;
-    }));
-    for (const name of ['tuned', 'chat', 'bulk', 'bulk-end', ...this.#channels.names()]) {
-      es.addEventListener(name, deliver);
-    }
+    }, false));
     es.addEventListener('gap', mine((e) => {
       const d = JSON.parse(e.data);
       this.setState('gap', `${d.missed} events missed`);
