@@ -6,6 +6,8 @@
 // replaced by U+FFFD, as the terminal client does, so a line cannot reorder
 // or hide what follows it.
 
+import { nearBottom } from './dom.js';
+
 // MAX_LINES bounds each list, in events.
 export const MAX_LINES = 500;
 
@@ -47,7 +49,7 @@ export class Feed {
   draw() {
     if (this.pending.length === 0) return;
     const el = this.el;
-    const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 8;
+    const atBottom = nearBottom(el);
     const frag = document.createDocumentFragment();
     for (const text of this.pending) {
       const li = document.createElement('li');
