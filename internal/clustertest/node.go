@@ -44,7 +44,7 @@ func StartNodeWith(t testing.TB, b NATS, name string, with func(*cluster.Config)
 }
 
 // StartNodeServer is StartNodeWith with the HTTP API's settings (publish
-// tokens, say); its Cluster and Collectors are the node's.
+// tokens, say).
 func StartNodeServer(t testing.TB, b NATS, name string, with func(*cluster.Config), scfg server.Config, opts ...broadcast.Option) *Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

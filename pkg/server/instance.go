@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 )
 
@@ -28,16 +26,16 @@ type Options struct {
 	// Hub are the hub's options. Start puts Logger before them and, with a
 	// Cluster, the cluster's seed and relay after them.
 	Hub []broadcast.Option
-	// API is the HTTP API's config. With a Cluster, Start sets its Cluster
-	// and adds the node's Collectors; a nil API.Logger becomes Logger.
+	// API is the HTTP API's config; a nil API.Logger becomes Logger.
 	API Config
 	// Logger receives the hub's, the API's and the http.Server's logs and
 	// the instance's own (listening, hand-over). Nil logs nothing, except
 	// the http.Server's errors, which then go to the standard logger.
 	Logger *slog.Logger
-	// Cluster, when set, joins the hub to a cluster (pkg/cluster's Node).
-	// Start takes it over: it is closed when Start fails, at Shutdown
-	// and at Close.
+	// Cluster, when set, joins the server to a cluster (pkg/cluster's
+	// Node): the API answers for the sessions of every node, and /metrics
+	// adds the node's. Start takes it over: it is closed when Start fails,
+	// at Shutdown and at Close.
 	Cluster ClusterNode
 	// Handover is how long Shutdown keeps handing the sessions over to the
 	// nodes their clients come back to, after every stream got bye; zero
@@ -46,27 +44,6 @@ type Options struct {
 	// Pprof, when set, serves net/http/pprof on this separate address
 	// (e.g. "127.0.0.1:6060"), never on the public one.
 	Pprof string
-}
-
-// A ClusterNode is this process's membership of a cluster, as an Instance
-// drives it; pkg/cluster's Node implements it. It seeds the hub's ticks and
-// relays its chat (broadcast.Relay), answers for the hub's sessions once
-// started, and at shutdown waits for them to be taken elsewhere.
-type ClusterNode interface {
-	Cluster
-	broadcast.Relay
-	// Seed is the cluster's seed, so that every node ticks alike.
-	Seed() [32]byte
-	// Collectors are the node's metrics, for /metrics.
-	Collectors() []prometheus.Collector
-	// Start puts the node to work for hub, running the requests forwarded
-	// from other nodes on local.
-	Start(hub *broadcast.Hub, local http.Handler) error
-	// Handover waits until every session of the hub has been taken by
-	// another node or ctx ends, and returns how many are left.
-	Handover(ctx context.Context) int
-	// Close leaves the cluster.
-	Close() error
 }
 
 // An Instance is a running server: hub, API, cluster node (if any) and
@@ -132,11 +109,7 @@ func Start(ctx context.Context, o Options) (in *Instance, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = o.Logger
 	}
-	if o.Cluster != nil {
-		cfg.Cluster = o.Cluster
-		cfg.Collectors = append(cfg.Collectors[:len(cfg.Collectors):len(cfg.Collectors)], o.Cluster.Collectors()...)
-	}
-	api, err := New(hub, cfg)
+	api, err := newServer(hub, cfg, o.Cluster)
 	if err != nil {
 		return nil, err
 	}
