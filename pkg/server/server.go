@@ -1,6 +1,7 @@
 // Package server is xhrsse's HTTP API: the routes of docs/PROTOCOL.md over a
 // broadcast.Hub, with their checks (origin, content type, body size) and
-// their errors (JSON, with the right status).
+// their errors (JSON, with the right status). Start assembles a whole
+// server around it (hub, API, cluster node, listener) and stops it again.
 package server
 
 import (
