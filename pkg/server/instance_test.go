@@ -1,10 +1,8 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -151,24 +149,33 @@ func TestStartFailsClosesAll(t *testing.T) {
 	}
 }
 
-// openStream opens GET /events on base and reads its first event, the
-// session's.
-func openStream(t *testing.T, hc *http.Client, base string) (*protocol.Decoder, io.Closer) {
+// startStreaming starts a server in n's cluster and opens a stream on it,
+// whose first event, the session's, it reads. done closes the stream's
+// connection.
+func startStreaming(t *testing.T, n *node, handover time.Duration) (in *server.Instance, dec *protocol.Decoder, done func()) {
 	t.Helper()
-	resp, err := hc.Get(base + "/events")
+	in, err := server.Start(context.Background(), server.Options{Cluster: n, Handover: handover})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		t.Fatalf("GET /events: %d", resp.StatusCode)
+	tr := &http.Transport{}
+	hc := &http.Client{Transport: tr, Timeout: instanceWait}
+	resp, err := hc.Get(in.URL() + "/events")
+	if err != nil {
+		in.Close()
+		t.Fatal(err)
 	}
-	dec := protocol.NewDecoder(resp.Body, 1<<20)
+	done = func() {
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+	}
+	dec = protocol.NewDecoder(resp.Body, 1<<20)
 	if m, err := dec.Next(); err != nil || m.Name != protocol.EventSession {
-		resp.Body.Close()
-		t.Fatalf("first event %s %v, want session", m.Name, err)
+		done()
+		in.Close()
+		t.Fatalf("first event %s %v (status %d), want session", m.Name, err, resp.StatusCode)
 	}
-	return dec, resp.Body
+	return in, dec, done
 }
 
 // TestInstanceShutdown: Shutdown ends every stream with bye and closes the
@@ -179,14 +186,8 @@ func TestInstanceShutdown(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	n := &node{}
 	const handover = time.Minute
-	in, err := server.Start(context.Background(), server.Options{Cluster: n, Handover: handover})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	dec, body := openStream(t, &http.Client{Transport: tr, Timeout: instanceWait}, in.URL())
-	defer body.Close()
+	in, dec, done := startStreaming(t, n, handover)
+	defer done()
 
 	ctx, cancel := context.WithTimeout(context.Background(), instanceWait)
 	defer cancel()
@@ -241,14 +242,8 @@ func TestInstanceShutdown(t *testing.T) {
 func TestInstanceClose(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	n := &node{}
-	in, err := server.Start(context.Background(), server.Options{Cluster: n, Handover: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	dec, body := openStream(t, &http.Client{Transport: tr, Timeout: instanceWait}, in.URL())
-	defer body.Close()
+	in, dec, done := startStreaming(t, n, time.Minute)
+	defer done()
 	if err := in.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -266,29 +261,11 @@ func TestInstanceClose(t *testing.T) {
 	}
 }
 
-// lockedLog is a log the server writes while the test reads it.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // TestInstancePprof: Options.Pprof serves the profiles on their own
 // address, and the public one does not.
 func TestInstancePprof(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	var logs lockedLog
+	var logs syncBuffer
 	in, err := server.Start(context.Background(), server.Options{
 		Pprof:  "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
