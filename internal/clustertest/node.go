@@ -2,8 +2,6 @@ package clustertest
 
 import (
 	"context"
-	"net"
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,16 +15,17 @@ import (
 const ChannelRate = 20
 
 // A Node is a whole xhrsse server in a cluster: hub, API, cluster node and
-// http.Server on a loopback port, wired as cmd/server wires them.
+// http.Server on a loopback port, built by server.Start as cmd/server
+// builds it.
 type Node struct {
 	URL  string // "http://127.0.0.1:PORT"
 	Addr string // "127.0.0.1:PORT"
 	Hub  *broadcast.Hub
 	Node *cluster.Node
 
-	srv  *http.Server
-	done chan struct{} // closed when Serve has returned
-	gone atomic.Bool   // killed or shut down
+	in       *server.Instance
+	handover *handover
+	gone     atomic.Bool // killed or shut down
 }
 
 // StartNode starts node name of the cluster on b (a broker or three), with the default channels
@@ -45,7 +44,7 @@ func StartNodeWith(t testing.TB, b NATS, name string, with func(*cluster.Config)
 }
 
 // StartNodeServer is StartNodeWith with the HTTP API's settings (publish
-// tokens, say); its Cluster and Collectors are the node's.
+// tokens, say).
 func StartNodeServer(t testing.TB, b NATS, name string, with func(*cluster.Config), scfg server.Config, opts ...broadcast.Option) *Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -66,42 +65,35 @@ func StartNodeServer(t testing.TB, b NATS, name string, with func(*cluster.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub, err := broadcast.New(append([]broadcast.Option{
-		broadcast.WithChannels(broadcast.DefaultChannelsAt(ChannelRate)...),
-		broadcast.WithSeed(cn.Seed()), broadcast.WithRelay(cn),
-	}, opts...)...)
+	h := &handover{Node: cn}
+	in, err := server.Start(ctx, server.Options{
+		Hub:      append([]broadcast.Option{broadcast.WithChannels(broadcast.DefaultChannelsAt(ChannelRate)...)}, opts...),
+		API:      scfg,
+		Cluster:  h,
+		Handover: time.Hour, // h bounds it, per Shutdown
+	})
 	if err != nil {
-		cn.Close()
 		t.Fatal(err)
 	}
-	scfg.Cluster, scfg.Collectors = cn, append(scfg.Collectors, cn.Collectors()...)
-	api, err := server.New(hub, scfg)
-	if err != nil {
-		cn.Close()
-		hub.Close(context.Background())
-		t.Fatal(err)
-	}
-	if err := cn.Start(hub, api); err != nil {
-		cn.Close()
-		hub.Close(context.Background())
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cn.Close()
-		hub.Close(context.Background())
-		t.Fatal(err)
-	}
-	n := &Node{
-		URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), Hub: hub, Node: cn,
-		srv: server.HTTPServer(api, hub), done: make(chan struct{}),
-	}
-	go func() {
-		defer close(n.done)
-		_ = n.srv.Serve(ln)
-	}()
+	n := &Node{URL: in.URL(), Addr: in.Addr(), Hub: in.Hub(), Node: cn, in: in, handover: h}
 	t.Cleanup(n.Kill)
 	return n
+}
+
+// handover lets each Shutdown choose how long the node hands its sessions
+// over (the server's own bound is set at start), and keeps how many were
+// left.
+type handover struct {
+	*cluster.Node
+	d    time.Duration // set by Shutdown before the server's
+	left int           // set by Handover, read after the server's Shutdown
+}
+
+func (h *handover) Handover(ctx context.Context) int {
+	ctx, cancel := context.WithTimeout(ctx, h.d)
+	defer cancel()
+	h.left = h.Node.Handover(ctx)
+	return h.left
 }
 
 // Name is the node's name in the cluster.
@@ -114,10 +106,7 @@ func (n *Node) Kill() {
 	if n.gone.Swap(true) {
 		return
 	}
-	n.srv.Close()
-	<-n.done
-	n.Node.Close()
-	n.Hub.Close(context.Background())
+	_ = n.in.Close()
 }
 
 // Shutdown stops the node as cmd/server does on SIGTERM: streams end with
@@ -130,13 +119,9 @@ func (n *Node) Shutdown(handover time.Duration) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = server.Shutdown(ctx, n.srv, n.Hub)
-	<-n.done
-	hctx, hcancel := context.WithTimeout(context.Background(), handover)
-	left := n.Node.Handover(hctx)
-	hcancel()
-	n.Node.Close()
-	return left
+	n.handover.d = handover
+	_ = n.in.Shutdown(ctx)
+	return n.handover.left
 }
 
 // StartNodes starts a node of each name on b, with the default options.

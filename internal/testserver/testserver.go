@@ -1,5 +1,5 @@
-// Package testserver runs a real xhrsse server on 127.0.0.1 for tests: the
-// same hub, handlers and http.Server settings as cmd/server.
+// Package testserver runs a real xhrsse server on 127.0.0.1 for tests, built
+// by server.Start as cmd/server builds it.
 package testserver
 
 import (
@@ -7,8 +7,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"net"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,8 +26,8 @@ type Server struct {
 	// Fingerprint is Cert's SHA-256, as cmd/server -tls-self-signed prints it.
 	Fingerprint string
 
-	srv  *http.Server
-	done chan struct{}
+	t  testing.TB
+	in *server.Instance
 }
 
 // Config changes the HTTP layer of a test server; see StartConfig.
@@ -74,56 +74,28 @@ func (s *Server) Client() *http.Client {
 
 func start(t testing.TB, addr string, useTLS bool, cfg server.Config, opts ...broadcast.Option) *Server {
 	t.Helper()
-	var ln net.Listener
+	o := server.Options{Addr: addr, API: cfg, Hub: opts}
+	s := &Server{t: t}
+	if useTLS {
+		cert, fp, err := server.SelfSigned("127.0.0.1", "localhost")
+		if err != nil {
+			t.Fatalf("testserver: %v", err)
+		}
+		o.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		s.Cert, s.Fingerprint = cert.Leaf, fp
+	}
 	var err error
 	// A port just closed may linger briefly; retry a little.
-	for i := 0; i < 50; i++ {
-		if ln, err = net.Listen("tcp", addr); err == nil {
+	for range 50 {
+		if s.in, err = server.Start(context.Background(), o); !errors.Is(err, syscall.EADDRINUSE) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("testserver: listen %s: %v", addr, err)
+		t.Fatalf("testserver: start on %s: %v", addr, err)
 	}
-	hub, err := broadcast.New(opts...)
-	if err != nil {
-		ln.Close()
-		t.Fatalf("testserver: hub: %v", err)
-	}
-	api, err := server.New(hub, cfg)
-	if err != nil {
-		ln.Close()
-		t.Fatalf("testserver: server: %v", err)
-	}
-	s := &Server{
-		URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), Hub: hub,
-		srv:  server.HTTPServer(api, hub),
-		done: make(chan struct{}),
-	}
-	if useTLS {
-		cert, fp, err := server.SelfSigned("127.0.0.1", "localhost")
-		if err != nil {
-			ln.Close()
-			hub.Close(context.Background())
-			t.Fatalf("testserver: %v", err)
-		}
-		s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-		s.Cert, s.Fingerprint = cert.Leaf, fp
-		s.URL = "https://" + s.Addr
-	}
-	go func() {
-		defer close(s.done)
-		var err error
-		if useTLS {
-			err = s.srv.ServeTLS(ln, "", "")
-		} else {
-			err = s.srv.Serve(ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("testserver: serve: %v", err)
-		}
-	}()
+	s.URL, s.Addr, s.Hub = s.in.URL(), s.in.Addr(), s.in.Hub()
 	t.Cleanup(s.Close)
 	return s
 }
@@ -131,13 +103,11 @@ func start(t testing.TB, addr string, useTLS bool, cfg server.Config, opts ...br
 // Close shuts the server down the way SIGTERM does: every stream gets bye,
 // in-flight requests finish. It is safe to call more than once.
 func (s *Server) Close() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = server.Shutdown(ctx, s.srv, s.Hub)
-	<-s.done
+	// A shutdown that timed out (a stream whose reader stopped) is the
+	// test's business; a server that stopped serving on its own is not.
+	if err := s.in.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		s.t.Errorf("testserver: %v", err)
+	}
 }

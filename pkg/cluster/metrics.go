@@ -31,7 +31,7 @@ func newMetrics() metrics {
 	}
 }
 
-// Collectors are the node's metrics, for server.Config.Collectors.
+// Collectors are the node's metrics, for the server's /metrics.
 func (n *Node) Collectors() []prometheus.Collector {
 	m := n.metrics
 	connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

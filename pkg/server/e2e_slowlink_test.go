@@ -25,7 +25,7 @@ const (
 // maxChunksAhead is how many bulk chunks may reach the client between a
 // chat's POST being answered and the chat itself: what the link holds
 // (64 KiB, one chunk), what the server's socket may keep unsent
-// (server.NotSentLowat, half a chunk), the chunk being written and the
+// (TCP_NOTSENT_LOWAT, 16 KiB: half a chunk), the chunk being written and the
 // proxy's own read buffer; rounded up. Unpaced, the server's send buffer
 // holds megabytes, sixty chunks and more.
 const maxChunksAhead = 5

@@ -82,7 +82,7 @@ func sessionAnswer(sess *broadcast.Session) protocol.SessionCreated {
 // is handed out; a session that cannot be reached from every node is not
 // handed out at all.
 func (s *Server) register(ctx context.Context, sess *broadcast.Session) error {
-	c := s.cfg.Cluster
+	c := s.cluster
 	if c == nil {
 		return nil
 	}
@@ -100,7 +100,7 @@ func (s *Server) register(ctx context.Context, sess *broadcast.Session) error {
 // with ErrUnknownSession, having changed nothing).
 func (s *Server) onSession(w http.ResponseWriter, r *http.Request, do func(sess *broadcast.Session, body []byte) (int, any, error)) {
 	id := r.PathValue("id")
-	c := s.cfg.Cluster
+	c := s.cluster
 	if c != nil && c.Forwarded(r) {
 		c = nil // forwarded once: run here or nowhere
 	}
@@ -210,13 +210,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		for try := 1; ; try++ {
 			var ok bool
 			if sess, ok = s.hub.Session(id); !ok {
-				if s.cfg.Cluster == nil {
+				if s.cluster == nil {
 					writeError(w, http.StatusNotFound, "unknown session")
 					return
 				}
 				// The session lives on another node, or lived on one
 				// that died: it comes here, with its history.
-				if sess, err = s.cfg.Cluster.Take(r.Context(), id, pos); err != nil {
+				if sess, err = s.cluster.Take(r.Context(), id, pos); err != nil {
 					s.fail(w, r, err)
 					return
 				}
@@ -225,7 +225,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			st, err = s.hub.AttachAt(sess, pos)
-			if s.cfg.Cluster == nil || !errors.Is(err, broadcast.ErrUnknownSession) {
+			if s.cluster == nil || !errors.Is(err, broadcast.ErrUnknownSession) {
 				break
 			}
 			// Another node took the session before the stream attached

@@ -1,10 +1,10 @@
 // Package server is xhrsse's HTTP API: the routes of docs/PROTOCOL.md over a
 // broadcast.Hub, with their checks (origin, content type, body size) and
-// their errors (JSON, with the right status).
+// their errors (JSON, with the right status). Start assembles a whole
+// server around it (hub, API, cluster node, listener) and stops it again.
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -36,37 +36,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Static is the browser app; nil means the embedded web page.
 	Static fs.FS
-	// Cluster, when set, reaches sessions held by other processes
-	// (pkg/cluster); nil serves this hub's sessions only.
-	Cluster Cluster
-	// Collectors are more metrics for /metrics (e.g. the cluster's).
-	Collectors []prometheus.Collector
 	// PublishTokens are the bearer tokens that may publish to published
 	// channels; none turns publishing off (403). They are never logged.
 	PublishTokens []string
 	// PublishRate is each published channel's allowance in events a second
 	// (bursts of a second's worth); zero means protocol.DefaultPublishRate.
 	PublishRate float64
-}
-
-// A Cluster lets the API answer for sessions that live on another node of a
-// cluster (pkg/cluster implements it over NATS).
-type Cluster interface {
-	// Name is this node's name, sent in X-Xhrsse-Node.
-	Name() string
-	// Register makes a new session reachable from the other nodes; it
-	// returns before the session's id is handed to a client.
-	Register(ctx context.Context, s *broadcast.Session) error
-	// Forward runs r, whose body was read into body, on the node holding
-	// session id and writes that node's answer to w. False: no node has
-	// the session.
-	Forward(w http.ResponseWriter, r *http.Request, id string, body []byte) bool
-	// Take brings session id here for a stream (broadcast.ErrUnknownSession
-	// if no node has it).
-	Take(ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error)
-	// Forwarded reports whether r was forwarded by another node: it is not
-	// forwarded again.
-	Forwarded(r *http.Request) bool
 }
 
 // A Server answers the xhrsse API for one hub. Its handlers are its methods.
@@ -80,10 +55,18 @@ type Server struct {
 	staticF fs.FS
 	metrics *metrics
 	pub     *publisher
+	cluster ClusterNode // nil: this hub's sessions only
 }
 
-// New returns the API for hub.
+// New returns the API for hub, alone: it answers for the hub's sessions
+// only. Start assembles a whole server, in a cluster or not.
 func New(hub *broadcast.Hub, cfg Config) (*Server, error) {
+	return newServer(hub, cfg, nil)
+}
+
+// newServer returns the API for hub, answering for the sessions of the
+// other nodes of node's cluster too if node is not nil.
+func newServer(hub *broadcast.Hub, cfg Config, node ClusterNode) (*Server, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = protocol.DefaultMaxBody
 	}
@@ -103,6 +86,7 @@ func New(hub *broadcast.Hub, cfg Config) (*Server, error) {
 		static:  http.FileServerFS(cfg.Static),
 		staticF: cfg.Static,
 		pub:     newPublisher(cfg),
+		cluster: node,
 	}
 	for _, o := range cfg.AllowOrigins {
 		u, err := url.Parse(o)
@@ -113,8 +97,10 @@ func New(hub *broadcast.Hub, cfg Config) (*Server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	s.metrics = newMetrics(reg, hub)
-	if err := registerAll(reg, cfg.Collectors); err != nil {
-		return nil, err
+	if node != nil {
+		if err := registerAll(reg, node.Collectors()); err != nil {
+			return nil, err
+		}
 	}
 
 	routes := []struct {
@@ -163,7 +149,7 @@ func New(hub *broadcast.Hub, cfg Config) (*Server, error) {
 
 // ServeHTTP routes a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if c := s.cfg.Cluster; c != nil {
+	if c := s.cluster; c != nil {
 		w.Header().Set("X-Xhrsse-Node", c.Name())
 	}
 	s.mux.ServeHTTP(w, r)

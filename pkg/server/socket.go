@@ -9,7 +9,7 @@ import (
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 )
 
-// NotSentLowat is the unsent bytes a connection's socket may hold before
+// notSentLowat is the unsent bytes a connection's socket may hold before
 // the server's writes to it wait (TCP_NOTSENT_LOWAT, Linux). Without it
 // the kernel takes megabytes (the send buffer autotunes to tcp_wmem's
 // maximum, 4 MB by default) and a chat written behind a bulk transfer
@@ -17,7 +17,7 @@ import (
 // the chat is this much plus one bulk chunk plus what the link itself holds
 // (docs/PROTOCOL.md "Bulk transfers"). Large enough to keep a fast link
 // busy between two writes.
-const NotSentLowat = 16 << 10
+const notSentLowat = 16 << 10
 
 // connContext is the http.Server's ConnContext: it sets the low-water mark
 // on each accepted TCP connection and gives the requests on it a Backlog
@@ -35,7 +35,7 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	if err != nil {
 		return ctx
 	}
-	if !setNotSentLowat(raw, NotSentLowat) {
+	if !setNotSentLowat(raw, notSentLowat) {
 		return ctx
 	}
 	return broadcast.WithBacklog(ctx, func() int { return unsent(raw) })
