@@ -12,32 +12,6 @@ import (
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
-// bucket is a token bucket: rate tokens a second, burst at most.
-// Its session's mutex guards it.
-type bucket struct {
-	rate   float64
-	burst  float64
-	tokens float64
-	last   time.Time
-}
-
-func (b *bucket) init(rate float64, burst int) {
-	b.rate, b.burst, b.tokens = rate, float64(burst), float64(burst)
-}
-
-// take spends a token, or says how long until one is there.
-func (b *bucket) take(now time.Time) (ok bool, wait time.Duration) {
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
-}
-
 // CheckChat validates a chat message: valid UTF-8, no NUL, name at most
 // protocol.MaxChatName characters, text non-empty and at most max
 // characters. Anything else (markup, escapes, controls) is data and is
@@ -69,17 +43,16 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 	if name == "" {
 		name = "anon"
 	}
-	now := time.Now()
 	s.mu.Lock()
 	gone := s.gone
-	ok, wait := s.chat.take(now)
 	s.mu.Unlock()
 	if gone {
 		return protocol.Chat{}, ErrUnknownSession
 	}
-	if !ok {
+	now := time.Now()
+	if err := allowAt(s.chat, "chat", now); err != nil {
 		h.stats.chatLimited.Add(1)
-		return protocol.Chat{}, &RateError{What: "chat", RetryAfter: wait}
+		return protocol.Chat{}, err
 	}
 	msg := protocol.Chat{Name: name, Text: text, At: now.UTC()}
 	if r := h.opts.relay; r != nil {
@@ -125,8 +98,8 @@ func (h *Hub) Deliver(msg protocol.Chat) {
 	h.deliverLocked(msg)
 }
 
-// ChatID is the id of the last chat message the hub delivered.
-func (h *Hub) ChatID() int64 {
+// lastChatID is the id of the last chat message the hub delivered.
+func (h *Hub) lastChatID() int64 {
 	h.chatMu.Lock()
 	defer h.chatMu.Unlock()
 	return h.chatID

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
+	"golang.org/x/time/rate"
 )
 
 // A SessionState is a session in transit between the hubs of a cluster: all
@@ -57,7 +58,7 @@ type TransferState struct {
 // Events roughly; the oldest events are left out to fit, and a client
 // resuming from before them gets a gap. p is where the stream the session
 // moves for resumes: an export for a request that came late is refused
-// (ErrSuperseded, see AttachAt).
+// (ErrSuperseded, see Attach).
 func (h *Hub) Export(id string, budget int, p Position) (SessionState, error) {
 	return h.export(id, budget, p, protocol.ByeReplaced)
 }
@@ -196,14 +197,14 @@ func (h *Hub) Recover(id string, channels []string, reserved uint64, lastChat in
 	}
 	s := h.newSession(id)
 	s.ring.skipTo(max(reserved, 1))
-	s.lastChat = max(h.ChatID(), lastChat)
-	s.lastPub = max(h.PublishedSeq(), lastPub) // what was published meanwhile is in the gap
+	s.lastChat = max(h.lastChatID(), lastChat)
+	s.lastPub = max(h.pub.seq.Load(), lastPub) // what was published meanwhile is in the gap
 	return s, h.adopt(s, mask, false)
 }
 
 func (h *Hub) newSession(id string) *Session {
 	s := &Session{id: id, hub: h, ring: newRing(), detachedAt: time.Now()}
-	s.chat.init(h.opts.chatRate, h.opts.chatBurst)
+	s.chat = rate.NewLimiter(rate.Limit(h.opts.chatRate), h.opts.chatBurst)
 	return s
 }
 

@@ -41,16 +41,6 @@ var (
 	ErrUnavailable = errors.New("cluster unavailable")
 )
 
-// A RateError says a request came too soon; RetryAfter is when to try again.
-type RateError struct {
-	What       string
-	RetryAfter time.Duration
-}
-
-func (e *RateError) Error() string {
-	return fmt.Sprintf("%s rate exceeded: retry after %v", e.What, e.RetryAfter.Round(time.Millisecond))
-}
-
 // A Hub runs the channels and holds the sessions. It is safe for concurrent
 // use. Close it to stop its goroutines and end every stream with bye.
 type Hub struct {
@@ -82,7 +72,7 @@ type Hub struct {
 	bulkSeed [32]byte // generated bulk data: one stream per hub
 	sums     sumCache // sha256 of generated transfers by size
 
-	stats Stats
+	stats counters
 }
 
 type chatItem struct {
@@ -137,16 +127,8 @@ func New(opts ...Option) (*Hub, error) {
 		h.root = root
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		h.clock(h.ctx)
-	}()
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		h.sweep()
-	}()
+	h.wg.Go(func() { h.clock(h.ctx) })
+	h.wg.Go(h.sweep)
 	if o.flushInterval > 0 {
 		h.wheel = newFlushWheel(o.flushInterval)
 		h.wg.Go(func() { h.wheel.run(h.ctx) })
@@ -309,6 +291,29 @@ func (h *Hub) sweep() {
 func (h *Hub) Drop(s *Session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.expireLocked(s)
+}
+
+// expire removes the sessions that have had no stream for the TTL.
+func (h *Hub) expire(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.sessions {
+		s.mu.Lock()
+		dead := s.stream == nil && now.Sub(s.detachedAt) > h.opts.sessionTTL
+		s.mu.Unlock()
+		if dead {
+			// No stream can attach meanwhile: that takes h.mu.
+			h.expireLocked(s)
+		}
+	}
+}
+
+// expireLocked ends s for good: its stream, if any, ends with bye
+// "expired", and the relay hears that it is gone. A session gone already
+// (expired, or exported to another hub) is left alone. h.mu must be held
+// for writing.
+func (h *Hub) expireLocked(s *Session) {
 	s.mu.Lock()
 	gone := s.gone
 	s.gone = true
@@ -317,37 +322,14 @@ func (h *Hub) Drop(s *Session) {
 		st.wake()
 	}
 	s.mu.Unlock()
-	if !gone {
-		delete(h.sessions, s.id)
-		h.setMaskLocked(s, 0)
-		h.stats.sessionsExpired.Add(1)
-		h.ended(s)
+	if gone {
+		return
 	}
-}
-
-// ended tells the relay, if any, that s is gone for good.
-func (h *Hub) ended(s *Session) {
+	delete(h.sessions, s.id)
+	h.setMaskLocked(s, 0)
+	h.stats.sessionsExpired.Add(1)
 	if r := h.opts.relay; r != nil {
 		r.SessionChanged(SessionChange{ID: s.id, Gone: true})
-	}
-}
-
-func (h *Hub) expire(now time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for id, s := range h.sessions {
-		s.mu.Lock()
-		dead := s.stream == nil && now.Sub(s.detachedAt) > h.opts.sessionTTL
-		if dead {
-			s.gone = true
-		}
-		s.mu.Unlock()
-		if dead {
-			delete(h.sessions, id)
-			h.setMaskLocked(s, 0)
-			h.stats.sessionsExpired.Add(1)
-			h.ended(s)
-		}
 	}
 }
 

@@ -112,7 +112,7 @@ func quietHub(t *testing.T, opts ...Option) *Hub {
 
 func tick(h *Hub, channel int, s string) {
 	body, _ := protocol.AppendBody(nil, h.channels[channel].Name, []byte(s))
-	h.publish([]dueTick{{c: h.channels[channel], ev: &event{body: body, at: time.Now().UnixNano()}}})
+	h.deliverTicks([]dueTick{{c: h.channels[channel], ev: &event{body: body, at: time.Now().UnixNano()}}})
 }
 
 func TestTuneFanOut(t *testing.T) {
@@ -121,8 +121,8 @@ func TestTuneFanOut(t *testing.T) {
 	defer cancel()
 	a, _ := h.NewSession([]string{"one"})
 	b, _ := h.NewSession([]string{"one", "two"})
-	sa, _ := h.Attach(a, nil)
-	sb, _ := h.Attach(b, nil)
+	sa, _ := h.Attach(a, Position{})
+	sb, _ := h.Attach(b, Position{})
 	ca, cb := testStream(t, ctx, sa), testStream(t, ctx, sb)
 	for _, c := range []<-chan protocol.Message{ca, cb} {
 		if m := next(t, c); m.Name != protocol.EventSession || m.ID != "0" {
@@ -180,7 +180,7 @@ func TestChatHistoryAndOrder(t *testing.T) {
 		}
 	}
 	s, _ := h.NewSession(nil)
-	st, _ := h.Attach(s, nil)
+	st, _ := h.Attach(s, Position{})
 	c := testStream(t, ctx, st)
 	next(t, c) // session
 	for i := 5; i < protocol.ChatHistory+5; i++ {
@@ -231,7 +231,7 @@ func TestResumeAndGap(t *testing.T) {
 	h := quietHub(t, WithReplay(8, 0, 8))
 	s, _ := h.NewSession([]string{"one"})
 	ctx, cancel := context.WithCancel(context.Background())
-	st, _ := h.Attach(s, nil)
+	st, _ := h.Attach(s, Position{})
 	c := testStream(t, ctx, st)
 	next(t, c)
 	for i := range 3 {
@@ -248,7 +248,7 @@ func TestResumeAndGap(t *testing.T) {
 	// Resume after id 2: ids 3..7 follow (7 is a tick sent after the resume).
 	last := uint64(2)
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	st2, _ := h.Attach(s, &last)
+	st2, _ := h.Attach(s, Position{LastID: &last})
 	c2 := testStream(t, ctx2, st2)
 	if m := next(t, c2); m.Name != protocol.EventSession || m.ID != "2" || m.Data != `{"session":"`+s.ID()+`","channels":["one"],"resumed":true}` {
 		t.Fatalf("session event %+v", m)
@@ -272,7 +272,7 @@ func TestResumeAndGap(t *testing.T) {
 	last = 7
 	ctx3, cancel3 := context.WithCancel(context.Background())
 	defer cancel3()
-	st3, _ := h.Attach(s, &last)
+	st3, _ := h.Attach(s, Position{LastID: &last})
 	c3 := testStream(t, ctx3, st3)
 	next(t, c3)
 	m := next(t, c3)
@@ -291,12 +291,12 @@ func TestReplaceStream(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, _ := h.NewSession([]string{"one"})
-	st1, _ := h.Attach(s, nil)
+	st1, _ := h.Attach(s, Position{})
 	c1 := testStream(t, ctx, st1)
 	next(t, c1)
 	tick(h, 0, "a")
 	next(t, c1)
-	st2, _ := h.Attach(s, nil)
+	st2, _ := h.Attach(s, Position{})
 	c2 := testStream(t, ctx, st2)
 	if m := next(t, c1); m.Name != protocol.EventBye || m.Data != `{"reason":"replaced"}` || m.ID != "1" {
 		t.Fatalf("old stream got %+v, want bye replaced at id 1", m)
@@ -320,7 +320,7 @@ func TestSessionTTL(t *testing.T) {
 	held, _ := h.NewSession(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, _ := h.Attach(held, nil)
+	st, _ := h.Attach(held, Position{})
 	c := testStream(t, ctx, st)
 	next(t, c)
 	deadline := time.Now().Add(10 * time.Second)
@@ -340,7 +340,7 @@ func TestSessionTTL(t *testing.T) {
 	if _, err := idle.Tune("one", true); !errors.Is(err, ErrUnknownSession) {
 		t.Fatalf("tune on expired session: %v", err)
 	}
-	if _, err := h.Attach(idle, nil); !errors.Is(err, ErrUnknownSession) {
+	if _, err := h.Attach(idle, Position{}); !errors.Is(err, ErrUnknownSession) {
 		t.Fatalf("attach to expired session: %v", err)
 	}
 }
@@ -354,13 +354,13 @@ func TestMaxStreamsAndSessions(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := h.Attach(a, nil)
+	st, err := h.Attach(a, Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := testStream(t, ctx, st)
 	next(t, c)
-	if _, err := h.Attach(b, nil); !errors.Is(err, ErrTooManyStreams) {
+	if _, err := h.Attach(b, Position{}); !errors.Is(err, ErrTooManyStreams) {
 		t.Fatalf("second stream: %v", err)
 	}
 }
@@ -372,7 +372,7 @@ func TestBulkDeterministicAndVerified(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			s, _ := h.NewSession(nil)
-			st, _ := h.Attach(s, nil)
+			st, _ := h.Attach(s, Position{})
 			c := testStream(t, ctx, st)
 			next(t, c)
 			acc, err := s.Bulk(protocol.BulkPost{Bytes: &size})
@@ -445,7 +445,7 @@ func TestCloseSendsBye(t *testing.T) {
 	var cs []<-chan protocol.Message
 	for range 3 {
 		s, _ := h.NewSession([]string{"one"})
-		st, _ := h.Attach(s, nil)
+		st, _ := h.Attach(s, Position{})
 		c := testStream(t, context.Background(), st)
 		next(t, c)
 		cs = append(cs, c)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,7 +78,7 @@ func tickEvent(data string) *event {
 func TestFlushIntervalCoalesces(t *testing.T) {
 	h := quietHub(t, WithFlushInterval(time.Second))
 	s, _ := h.NewSession(nil)
-	st, _ := h.Attach(s, nil)
+	st, _ := h.Attach(s, Position{})
 	w := newFlushWriter()
 	runStream(t, st, w)
 	if p := w.piece(t); !strings.Contains(p, "event: session") {
@@ -119,7 +120,7 @@ func TestLingerCutShort(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := quietHub(t, WithFlushInterval(time.Second))
 			s, _ := h.NewSession(nil)
-			st, _ := h.Attach(s, nil)
+			st, _ := h.Attach(s, Position{})
 			defer st.Cancel() // Run is not running it
 			done := make(chan struct{})
 			st.lastWrite.Store(time.Now().UnixNano())
@@ -142,7 +143,7 @@ func TestLingerCutShort(t *testing.T) {
 func TestLingerQuietStreamDoesNotWait(t *testing.T) {
 	h := quietHub(t, WithFlushInterval(time.Second))
 	s, _ := h.NewSession(nil)
-	st, _ := h.Attach(s, nil)
+	st, _ := h.Attach(s, Position{})
 	defer st.Cancel() // Run is not running it
 	done := make(chan struct{})
 	st.lastWrite.Store(time.Now().Add(-2 * time.Hour).UnixNano())
@@ -165,7 +166,7 @@ func TestLingerQuietStreamDoesNotWait(t *testing.T) {
 func TestBulkChunksShareWrites(t *testing.T) {
 	h := quietHub(t)
 	s, _ := h.NewSession(nil)
-	st, _ := h.Attach(s, nil)
+	st, _ := h.Attach(s, Position{})
 	w := newFlushWriter()
 	runStream(t, st, w)
 	w.piece(t) // preamble
@@ -232,7 +233,7 @@ func (plainWriter) Write(p []byte) (int, error) { return len(p), nil }
 // An idle stream gives its buffer back; a grown one is not pooled.
 func TestStreamWriterIdleGivesBufferBack(t *testing.T) {
 	h := quietHub(t)
-	o := newStreamWriter(plainWriter{}, h)
+	o := newStreamWriter(plainWriter{}, h, new(atomic.Int64))
 	o.take()
 	o.buf = append(o.buf, "x"...)
 	if err := o.write(); err != nil {

@@ -149,10 +149,6 @@ func (h *Hub) DeliverPublished(seq uint64, channel string, data []byte) {
 	h.deliverPublishedLocked(seq, c, data)
 }
 
-// PublishedSeq is the sequence number of the last published event the hub
-// delivered.
-func (h *Hub) PublishedSeq() uint64 { return h.pub.seq.Load() }
-
 // awaitPublished waits until the hub has delivered event seq.
 func (h *Hub) awaitPublished(ctx context.Context, seq uint64) error {
 	for {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
+	"golang.org/x/time/rate"
 )
 
 // A Session is one client's view of the hub: what it is tuned to, its
@@ -27,10 +28,11 @@ type Session struct {
 	transfers  []*transfer // guarded by mu; under way, in order of request
 	rr         int         // guarded by mu; round robin over transfers
 	gone       bool        // guarded by mu; expired or moved: refuses everything
-	chat       bucket      // guarded by mu
 	lastChat   int64       // guarded by mu; id of the last chat in ring
 	lastPub    uint64      // guarded by mu; sequence of the last published event it had
 	bound      uint64      // guarded by mu; ids below it are announced to the relay
+
+	chat *rate.Limiter // its chat allowance; safe for concurrent use
 }
 
 // ID is the session's capability: whoever has it can read and steer it.
