@@ -63,19 +63,20 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 		if h.ctx.Err() != nil {
 			return protocol.Chat{}, ErrClosed
 		}
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		sctx, cancel := relaySendContext(ctx)
 		defer cancel()
-		id, err := r.PublishChat(pctx, msg)
+		id, err := r.PublishChat(sctx, msg)
 		if err != nil {
 			return protocol.Chat{}, err
 		}
 		msg.ID = id
 		// The answer comes after the message is in s's history, as on a
-		// hub alone; but if this hub's delivery stalls or the hub closes
-		// meanwhile, answer anyway: the message is on its way.
-		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
-		defer wcancel()
-		_ = h.awaitChat(wctx, id)
+		// hub alone.
+		h.awaitDelivery(ctx, func() (bool, <-chan struct{}) {
+			h.chatMu.Lock()
+			defer h.chatMu.Unlock()
+			return h.chatID >= id, h.chatSeen
+		})
 		return msg, nil
 	}
 	h.chatMu.Lock()
@@ -103,25 +104,6 @@ func (h *Hub) lastChatID() int64 {
 	h.chatMu.Lock()
 	defer h.chatMu.Unlock()
 	return h.chatID
-}
-
-// awaitChat waits until the hub has delivered chat id.
-func (h *Hub) awaitChat(ctx context.Context, id int64) error {
-	for {
-		h.chatMu.Lock()
-		done, seen := h.chatID >= id, h.chatSeen
-		h.chatMu.Unlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-seen:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: chat %d sent but not delivered here yet: %v", ErrUnavailable, id, ctx.Err())
-		case <-h.ctx.Done():
-			return ErrClosed
-		}
-	}
 }
 
 // chatKept is how many chat messages a hub keeps: a new session is shown the

@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -22,23 +21,6 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
-)
-
-// Errors returned by the hub. The HTTP layer maps each to a status.
-var (
-	ErrUnknownSession  = errors.New("unknown session")
-	ErrUnknownChannel  = errors.New("unknown channel")
-	ErrUnknownFile     = errors.New("unknown file")
-	ErrTooManySessions = errors.New("too many sessions")
-	ErrTooManyStreams  = errors.New("too many streams")
-	ErrClosed          = errors.New("server shutting down")
-	ErrBulkTooLarge    = errors.New("bulk transfer too large")
-	ErrBadRequest      = errors.New("bad request")
-	// ErrSuperseded: a resume from before where the session's open stream
-	// started, sent before that stream's request and arriving after it.
-	ErrSuperseded = errors.New("a newer stream of this session is open")
-	// ErrUnavailable: a cluster's broker cannot be reached; try again.
-	ErrUnavailable = errors.New("cluster unavailable")
 )
 
 // A Hub runs the channels and holds the sessions. It is safe for concurrent
@@ -139,11 +121,13 @@ func New(opts ...Option) (*Hub, error) {
 // Close stops the channels, ends every stream with a bye event and waits for
 // the stream writers to return (or ctx to end).
 func (h *Hub) Close(ctx context.Context) error {
+	// Under h.mu, so that no stream attaches after the wait below began
+	// (attach checks the hub's context under h.mu too).
 	h.mu.Lock()
 	h.cancel()
 	h.mu.Unlock()
 	done := make(chan struct{})
-	go func() {
+	go func() { // Close's; if ctx ends first, it returns when the streams do
 		h.wg.Wait()
 		h.streamWG.Wait()
 		close(done)

@@ -192,7 +192,7 @@ func (s *Session) Bulk(req protocol.BulkPost) (protocol.BulkAccepted, error) {
 	}
 	if t.sum == "" {
 		if err := t.hash(); err != nil {
-			if t.root != nil && isNotExist(err) {
+			if t.root != nil && errors.Is(err, fs.ErrNotExist) {
 				return protocol.BulkAccepted{}, fmt.Errorf("%w %q", ErrUnknownFile, req.File)
 			}
 			return protocol.BulkAccepted{}, err
@@ -203,11 +203,8 @@ func (s *Session) Bulk(req protocol.BulkPost) (protocol.BulkAccepted, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gone {
-		return protocol.BulkAccepted{}, ErrUnknownSession
-	}
-	if len(s.transfers) >= h.opts.maxTransfers {
-		return protocol.BulkAccepted{}, &RateError{What: "bulk", RetryAfter: time.Second}
+	if err := s.transferSlotLocked(); err != nil {
+		return protocol.BulkAccepted{}, err
 	}
 	s.transfers = append(s.transfers, t)
 	if s.stream != nil {
@@ -221,9 +218,15 @@ func (s *Session) Bulk(req protocol.BulkPost) (protocol.BulkAccepted, error) {
 	return t.accepted(), nil
 }
 
+// transferSlot says whether s may start one more transfer.
 func (s *Session) transferSlot() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.transferSlotLocked()
+}
+
+// transferSlotLocked is transferSlot with s.mu held.
+func (s *Session) transferSlotLocked() error {
 	if s.gone {
 		return ErrUnknownSession
 	}
@@ -255,8 +258,4 @@ func (s *Session) nextChunkLocked() bool {
 	s.transfers = append(s.transfers[:s.rr], s.transfers[s.rr+1:]...)
 	s.hub.stats.bulkDone.Add(1)
 	return true
-}
-
-func isNotExist(err error) bool {
-	return err != nil && errors.Is(err, fs.ErrNotExist)
 }
