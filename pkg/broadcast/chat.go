@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -73,15 +74,15 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 		// The answer comes after the message is in s's history, as on a
 		// hub alone.
 		h.awaitDelivery(ctx, func() (bool, <-chan struct{}) {
-			h.chatMu.Lock()
-			defer h.chatMu.Unlock()
-			return h.chatID >= id, h.chatSeen
+			h.chat.mu.Lock()
+			defer h.chat.mu.Unlock()
+			return h.chat.id >= id, h.chat.seen
 		})
 		return msg, nil
 	}
-	h.chatMu.Lock()
-	defer h.chatMu.Unlock()
-	msg.ID = h.chatID + 1
+	h.chat.mu.Lock()
+	defer h.chat.mu.Unlock()
+	msg.ID = h.chat.id + 1
 	h.deliverLocked(msg)
 	return msg, nil
 }
@@ -90,9 +91,9 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 // of the hub. The relay calls it in the order of the ids; an id the hub has
 // delivered already is ignored, so a relay may deliver twice.
 func (h *Hub) Deliver(msg protocol.Chat) {
-	h.chatMu.Lock()
-	defer h.chatMu.Unlock()
-	if msg.ID <= h.chatID {
+	h.chat.mu.Lock()
+	defer h.chat.mu.Unlock()
+	if msg.ID <= h.chat.id {
 		return
 	}
 	msg.History = false
@@ -101,10 +102,27 @@ func (h *Hub) Deliver(msg protocol.Chat) {
 
 // lastChatID is the id of the last chat message the hub delivered.
 func (h *Hub) lastChatID() int64 {
-	h.chatMu.Lock()
-	defer h.chatMu.Unlock()
-	return h.chatID
+	h.chat.mu.Lock()
+	defer h.chat.mu.Unlock()
+	return h.chat.id
 }
+
+// chatLog is the hub's chat: the messages it delivered, in the order of
+// their ids.
+type chatLog struct {
+	mu      sync.Mutex    // serialises delivery: ids, history and fan-out order
+	id      int64         // the last message delivered; guarded by mu
+	history []*chatItem   // the last chatKept messages; guarded by mu
+	seen    chan struct{} // guarded by mu; closed and replaced at each delivery
+}
+
+// A chatItem is one chat message, encoded once for every session.
+type chatItem struct {
+	id           int64
+	live, replay *event // the second carries "history":true
+}
+
+func (c *chatLog) init() { c.seen = make(chan struct{}) }
 
 // chatKept is how many chat messages a hub keeps: a new session is shown the
 // last protocol.ChatHistory of them, and a session that moves in from
@@ -114,17 +132,17 @@ func (h *Hub) lastChatID() int64 {
 const chatKept = 1024
 
 // deliverLocked appends msg to the history and to every session that has not
-// got it (a session that came from another hub may have). h.chatMu must be
+// got it (a session that came from another hub may have). h.chat.mu must be
 // held.
 func (h *Hub) deliverLocked(msg protocol.Chat) {
 	now := time.Now()
-	h.chatID = msg.ID
+	h.chat.id = msg.ID
 	item := &chatItem{id: msg.ID, live: chatEvent(msg, now)}
 	msg.History = true
 	item.replay = chatEvent(msg, now)
-	h.history = append(h.history, item)
-	if len(h.history) > chatKept {
-		h.history = h.history[len(h.history)-chatKept:]
+	h.chat.history = append(h.chat.history, item)
+	if len(h.chat.history) > chatKept {
+		h.chat.history = h.chat.history[len(h.chat.history)-chatKept:]
 	}
 	h.mu.RLock()
 	for _, t := range h.sessions {
@@ -132,8 +150,8 @@ func (h *Hub) deliverLocked(msg protocol.Chat) {
 	}
 	n := len(h.sessions)
 	h.mu.RUnlock()
-	close(h.chatSeen)
-	h.chatSeen = make(chan struct{})
+	close(h.chat.seen)
+	h.chat.seen = make(chan struct{})
 	h.stats.chats.Add(1)
 	h.stats.chatDeliveries.Add(int64(n))
 }

@@ -1,12 +1,3 @@
-// Package broadcast is the xhrsse hub: channels that tick, sessions with their
-// tuned set and history, chat fan-out, bulk transfers, and the stream writer
-// that turns a session's history into an SSE response.
-//
-// Ownership: the clock goroutine owns the tick schedule (clock.go); the
-// hub's mutex guards the session table and the per-channel listener sets; each session's
-// mutex guards its history ring, tuned set and transfers; each stream's
-// goroutine (the /events handler) owns its ResponseWriter and buffers.
-// Lock order: chatMu, then pub.mu, then Hub.mu, then Session.mu.
 package broadcast
 
 import (
@@ -21,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
+	"golang.org/x/time/rate"
 )
 
 // A Hub runs the channels and holds the sessions. It is safe for concurrent
@@ -37,29 +29,20 @@ type Hub struct {
 	wg     sync.WaitGroup // clock, sweeper and wheel goroutines
 	wheel  *flushWheel    // the streams' flush interval; nil without one
 
-	mu       sync.RWMutex
+	mu       sync.RWMutex            // guards sessions and subs; held to cancel ctx (Close)
 	sessions map[string]*Session     // guarded by mu
 	subs     []map[*Session]struct{} // per channel index; guarded by mu
 	streams  atomic.Int64            // open streams
 	streamWG sync.WaitGroup          // stream writers, for Close
 
-	chatMu   sync.Mutex    // serialises chat: ids, history and fan-out order
-	chatID   int64         // guarded by chatMu: the last chat delivered
-	history  []*chatItem   // the last chatKept messages; guarded by chatMu
-	chatSeen chan struct{} // guarded by chatMu; closed and replaced at each delivery
-
-	pub published // published channels' events (publish.go)
+	chat chatLog   // chat messages (chat.go)
+	pub  published // published channels' events (publish.go)
 
 	seed     [32]byte // of the ticks (clock.go)
 	bulkSeed [32]byte // generated bulk data: one stream per hub
 	sums     sumCache // sha256 of generated transfers by size
 
 	stats counters
-}
-
-type chatItem struct {
-	id           int64
-	live, replay *event // the second carries "history":true
 }
 
 // New starts a hub with its clock and sweeper goroutines.
@@ -92,7 +75,7 @@ func New(opts ...Option) (*Hub, error) {
 		h.subs = append(h.subs, make(map[*Session]struct{}))
 	}
 	h.stats.init(len(h.channels))
-	h.chatSeen = make(chan struct{})
+	h.chat.init()
 	h.pub.init(len(h.channels))
 	h.seed = o.seed
 	if o.seed == ([32]byte{}) {
@@ -321,4 +304,61 @@ func newSessionID() string {
 	var b [protocol.SessionIDBytes]byte
 	_, _ = rand.Read(b[:]) // never fails
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (h *Hub) newSession(id string) *Session {
+	s := &Session{id: id, hub: h, ring: newRing(), detachedAt: time.Now()}
+	s.chat = rate.NewLimiter(rate.Limit(h.opts.chatRate), h.opts.chatBurst)
+	return s
+}
+
+// adopt adds a session to the hub, tuned to mask, with the chat messages it
+// is missing: a new session gets the history as such ("history":true); one
+// that comes from another hub gets the messages sent while it moved, live.
+//
+// A session that moves in (not new) is never refused: by the time it gets
+// here its old hub has let it go, so refusing it would lose it. Callers ask
+// Room first; past that, a hub that began closing keeps it for its hand-over
+// (its streams get ErrClosed, and the next take moves it on), and a hub at
+// its cap goes over by the few sessions that were on their way in.
+func (h *Hub) adopt(s *Session, mask uint64, isNew bool) error {
+	if isNew && h.ctx.Err() != nil {
+		return ErrClosed
+	}
+	h.chat.mu.Lock()
+	defer h.chat.mu.Unlock()
+	h.pub.mu.Lock()
+	defer h.pub.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, dup := h.sessions[s.id]; dup {
+		return fmt.Errorf("%w: session is here already", ErrBadRequest)
+	}
+	if isNew && len(h.sessions) >= h.opts.maxSessions {
+		return ErrTooManySessions
+	}
+	s.mu.Lock()
+	history := h.chat.history
+	if isNew {
+		history = history[max(0, len(history)-protocol.ChatHistory):]
+	}
+	for _, it := range history {
+		if it.id > s.lastChat {
+			ev := it.live
+			if isNew {
+				ev = it.replay
+			}
+			s.lastChat = it.id
+			s.ring.push(ev, &h.opts)
+		}
+	}
+	h.adoptPublishedLocked(s, mask, isNew)
+	s.mu.Unlock()
+	h.sessions[s.id] = s
+	h.setMaskLocked(s, mask)
+	s.mu.Lock()
+	s.reserveLocked(true)
+	s.mu.Unlock()
+	h.stats.sessionsOpened.Add(1)
+	return nil
 }
