@@ -83,7 +83,7 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 	h.chat.mu.Lock()
 	defer h.chat.mu.Unlock()
 	msg.ID = h.chat.id + 1
-	h.deliverLocked(msg)
+	h.deliverChatLocked(msg)
 	return msg, nil
 }
 
@@ -97,7 +97,7 @@ func (h *Hub) Deliver(msg protocol.Chat) {
 		return
 	}
 	msg.History = false
-	h.deliverLocked(msg)
+	h.deliverChatLocked(msg)
 }
 
 // lastChatID is the id of the last chat message the hub delivered.
@@ -131,10 +131,10 @@ func (c *chatLog) init() { c.seen = make(chan struct{}) }
 // seconds), so more are kept than a new session sees.
 const chatKept = 1024
 
-// deliverLocked appends msg to the history and to every session that has not
-// got it (a session that came from another hub may have). h.chat.mu must be
-// held.
-func (h *Hub) deliverLocked(msg protocol.Chat) {
+// deliverChatLocked appends msg to the history and to every session that
+// has not got it (a session that came from another hub may have).
+// h.chat.mu must be held.
+func (h *Hub) deliverChatLocked(msg protocol.Chat) {
 	now := time.Now()
 	h.chat.id = msg.ID
 	item := &chatItem{id: msg.ID, live: chatEvent(msg, now)}
