@@ -45,7 +45,8 @@ type Hub struct {
 	stats counters
 }
 
-// New starts a hub with its clock and sweeper goroutines.
+// New starts a hub with its clock, its sweeper and, with a flush interval,
+// its flush wheel, each a goroutine that Close stops.
 func New(opts ...Option) (*Hub, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -162,6 +163,64 @@ func (h *Hub) NewSession(channels []string) (*Session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newSession makes a session of h, not yet in its table: adopt adds it.
+func (h *Hub) newSession(id string) *Session {
+	s := &Session{id: id, hub: h, ring: newRing(), detachedAt: time.Now()}
+	s.chat = rate.NewLimiter(rate.Limit(h.opts.chatRate), h.opts.chatBurst)
+	return s
+}
+
+// adopt adds a session to the hub, tuned to mask, with the chat messages it
+// is missing: a new session gets the history as such ("history":true); one
+// that comes from another hub gets the messages sent while it moved, live.
+//
+// A session that moves in (not new) is never refused: by the time it gets
+// here its old hub has let it go, so refusing it would lose it. Callers ask
+// Room first; past that, a hub that began closing keeps it for its hand-over
+// (its streams get ErrClosed, and the next take moves it on), and a hub at
+// its cap goes over by the few sessions that were on their way in.
+func (h *Hub) adopt(s *Session, mask uint64, isNew bool) error {
+	if isNew && h.ctx.Err() != nil {
+		return ErrClosed
+	}
+	h.chat.mu.Lock()
+	defer h.chat.mu.Unlock()
+	h.pub.mu.Lock()
+	defer h.pub.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, dup := h.sessions[s.id]; dup {
+		return fmt.Errorf("%w: session is here already", ErrBadRequest)
+	}
+	if isNew && len(h.sessions) >= h.opts.maxSessions {
+		return ErrTooManySessions
+	}
+	s.mu.Lock()
+	history := h.chat.history
+	if isNew {
+		history = history[max(0, len(history)-protocol.ChatHistory):]
+	}
+	for _, it := range history {
+		if it.id > s.lastChat {
+			ev := it.live
+			if isNew {
+				ev = it.replay
+			}
+			s.lastChat = it.id
+			s.ring.push(ev, &h.opts)
+		}
+	}
+	h.adoptPublishedLocked(s, mask, isNew)
+	s.mu.Unlock()
+	h.sessions[s.id] = s
+	h.setMaskLocked(s, mask)
+	s.mu.Lock()
+	s.reserveLocked(true)
+	s.mu.Unlock()
+	h.stats.sessionsOpened.Add(1)
+	return nil
 }
 
 // Session finds a live session by id.
@@ -304,61 +363,4 @@ func newSessionID() string {
 	var b [protocol.SessionIDBytes]byte
 	_, _ = rand.Read(b[:]) // never fails
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func (h *Hub) newSession(id string) *Session {
-	s := &Session{id: id, hub: h, ring: newRing(), detachedAt: time.Now()}
-	s.chat = rate.NewLimiter(rate.Limit(h.opts.chatRate), h.opts.chatBurst)
-	return s
-}
-
-// adopt adds a session to the hub, tuned to mask, with the chat messages it
-// is missing: a new session gets the history as such ("history":true); one
-// that comes from another hub gets the messages sent while it moved, live.
-//
-// A session that moves in (not new) is never refused: by the time it gets
-// here its old hub has let it go, so refusing it would lose it. Callers ask
-// Room first; past that, a hub that began closing keeps it for its hand-over
-// (its streams get ErrClosed, and the next take moves it on), and a hub at
-// its cap goes over by the few sessions that were on their way in.
-func (h *Hub) adopt(s *Session, mask uint64, isNew bool) error {
-	if isNew && h.ctx.Err() != nil {
-		return ErrClosed
-	}
-	h.chat.mu.Lock()
-	defer h.chat.mu.Unlock()
-	h.pub.mu.Lock()
-	defer h.pub.mu.Unlock()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, dup := h.sessions[s.id]; dup {
-		return fmt.Errorf("%w: session is here already", ErrBadRequest)
-	}
-	if isNew && len(h.sessions) >= h.opts.maxSessions {
-		return ErrTooManySessions
-	}
-	s.mu.Lock()
-	history := h.chat.history
-	if isNew {
-		history = history[max(0, len(history)-protocol.ChatHistory):]
-	}
-	for _, it := range history {
-		if it.id > s.lastChat {
-			ev := it.live
-			if isNew {
-				ev = it.replay
-			}
-			s.lastChat = it.id
-			s.ring.push(ev, &h.opts)
-		}
-	}
-	h.adoptPublishedLocked(s, mask, isNew)
-	s.mu.Unlock()
-	h.sessions[s.id] = s
-	h.setMaskLocked(s, mask)
-	s.mu.Lock()
-	s.reserveLocked(true)
-	s.mu.Unlock()
-	h.stats.sessionsOpened.Add(1)
-	return nil
 }
