@@ -25,7 +25,7 @@ func BenchmarkPublish(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				h.publish([]dueTick{{c: h.channels[0], ev: ev}})
+				h.deliverTicks([]dueTick{{c: h.channels[0], ev: ev}})
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
 		})
@@ -58,7 +58,7 @@ func BenchmarkDeliver(b *testing.B) {
 			var last []*Session
 			for range n {
 				s, _ := h.NewSession([]string{"one"})
-				st, err := h.Attach(s, nil)
+				st, err := h.Attach(s, Position{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -69,7 +69,7 @@ func BenchmarkDeliver(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				h.publish([]dueTick{{c: h.channels[0], ev: ev}})
+				h.deliverTicks([]dueTick{{c: h.channels[0], ev: ev}})
 			}
 			// Wait until every stream has written every event.
 			for _, s := range last {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -114,7 +115,7 @@ func newTransferID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// files lists the regular files directly in root's directory.
+// listFiles lists the regular files directly in dir.
 func listFiles(dir string) ([]protocol.File, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -139,16 +140,7 @@ func listFiles(dir string) ([]protocol.File, error) {
 // no dot names. os.Root is the real guard; this turns the common cases into
 // a clear 404 before touching the disk.
 func validFileName(name string) bool {
-	return name != "" && name != "." && name != ".." && fs.ValidPath(name) && !containsSlash(name)
-}
-
-func containsSlash(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' || s[i] == '\\' {
-			return true
-		}
-	}
-	return false
+	return name != "" && name != "." && name != ".." && fs.ValidPath(name) && !strings.ContainsAny(name, `/\`)
 }
 
 // sumCache remembers the sha256 of generated transfers by size. It is small

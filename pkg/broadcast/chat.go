@@ -6,37 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
-
-// bucket is a token bucket: rate tokens a second, burst at most.
-// Its session's mutex guards it.
-type bucket struct {
-	rate   float64
-	burst  float64
-	tokens float64
-	last   time.Time
-}
-
-func (b *bucket) init(rate float64, burst int) {
-	b.rate, b.burst, b.tokens = rate, float64(burst), float64(burst)
-}
-
-// take spends a token, or says how long until one is there.
-func (b *bucket) take(now time.Time) (ok bool, wait time.Duration) {
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
-}
 
 // CheckChat validates a chat message: valid UTF-8, no NUL, name at most
 // protocol.MaxChatName characters, text non-empty and at most max
@@ -69,17 +44,16 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 	if name == "" {
 		name = "anon"
 	}
-	now := time.Now()
 	s.mu.Lock()
 	gone := s.gone
-	ok, wait := s.chat.take(now)
 	s.mu.Unlock()
 	if gone {
 		return protocol.Chat{}, ErrUnknownSession
 	}
-	if !ok {
+	now := time.Now()
+	if err := allowAt(s.chat, "chat", now); err != nil {
 		h.stats.chatLimited.Add(1)
-		return protocol.Chat{}, &RateError{What: "chat", RetryAfter: wait}
+		return protocol.Chat{}, err
 	}
 	msg := protocol.Chat{Name: name, Text: text, At: now.UTC()}
 	if r := h.opts.relay; r != nil {
@@ -90,25 +64,26 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 		if h.ctx.Err() != nil {
 			return protocol.Chat{}, ErrClosed
 		}
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		sctx, cancel := relaySendContext(ctx)
 		defer cancel()
-		id, err := r.PublishChat(pctx, msg)
+		id, err := r.PublishChat(sctx, msg)
 		if err != nil {
 			return protocol.Chat{}, err
 		}
 		msg.ID = id
 		// The answer comes after the message is in s's history, as on a
-		// hub alone; but if this hub's delivery stalls or the hub closes
-		// meanwhile, answer anyway: the message is on its way.
-		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
-		defer wcancel()
-		_ = h.awaitChat(wctx, id)
+		// hub alone.
+		h.awaitDelivery(ctx, func() (bool, <-chan struct{}) {
+			h.chat.mu.Lock()
+			defer h.chat.mu.Unlock()
+			return h.chat.id >= id, h.chat.seen
+		})
 		return msg, nil
 	}
-	h.chatMu.Lock()
-	defer h.chatMu.Unlock()
-	msg.ID = h.chatID + 1
-	h.deliverLocked(msg)
+	h.chat.mu.Lock()
+	defer h.chat.mu.Unlock()
+	msg.ID = h.chat.id + 1
+	h.deliverChatLocked(msg)
 	return msg, nil
 }
 
@@ -116,40 +91,38 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 // of the hub. The relay calls it in the order of the ids; an id the hub has
 // delivered already is ignored, so a relay may deliver twice.
 func (h *Hub) Deliver(msg protocol.Chat) {
-	h.chatMu.Lock()
-	defer h.chatMu.Unlock()
-	if msg.ID <= h.chatID {
+	h.chat.mu.Lock()
+	defer h.chat.mu.Unlock()
+	if msg.ID <= h.chat.id {
 		return
 	}
 	msg.History = false
-	h.deliverLocked(msg)
+	h.deliverChatLocked(msg)
 }
 
-// ChatID is the id of the last chat message the hub delivered.
-func (h *Hub) ChatID() int64 {
-	h.chatMu.Lock()
-	defer h.chatMu.Unlock()
-	return h.chatID
+// lastChatID is the id of the last chat message the hub delivered.
+func (h *Hub) lastChatID() int64 {
+	h.chat.mu.Lock()
+	defer h.chat.mu.Unlock()
+	return h.chat.id
 }
 
-// awaitChat waits until the hub has delivered chat id.
-func (h *Hub) awaitChat(ctx context.Context, id int64) error {
-	for {
-		h.chatMu.Lock()
-		done, seen := h.chatID >= id, h.chatSeen
-		h.chatMu.Unlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-seen:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: chat %d sent but not delivered here yet: %v", ErrUnavailable, id, ctx.Err())
-		case <-h.ctx.Done():
-			return ErrClosed
-		}
-	}
+// chatLog is the hub's chat: the messages it delivered, in the order of
+// their ids.
+type chatLog struct {
+	mu      sync.Mutex    // serialises delivery: ids, history and fan-out order
+	id      int64         // the last message delivered; guarded by mu
+	history []*chatItem   // the last chatKept messages; guarded by mu
+	seen    chan struct{} // guarded by mu; closed and replaced at each delivery
 }
+
+// A chatItem is one chat message, encoded once for every session.
+type chatItem struct {
+	id           int64
+	live, replay *event // the second carries "history":true
+}
+
+func (c *chatLog) init() { c.seen = make(chan struct{}) }
 
 // chatKept is how many chat messages a hub keeps: a new session is shown the
 // last protocol.ChatHistory of them, and a session that moves in from
@@ -158,18 +131,18 @@ func (h *Hub) awaitChat(ctx context.Context, id int64) error {
 // seconds), so more are kept than a new session sees.
 const chatKept = 1024
 
-// deliverLocked appends msg to the history and to every session that has not
-// got it (a session that came from another hub may have). h.chatMu must be
-// held.
-func (h *Hub) deliverLocked(msg protocol.Chat) {
+// deliverChatLocked appends msg to the history and to every session that
+// has not got it (a session that came from another hub may have).
+// h.chat.mu must be held.
+func (h *Hub) deliverChatLocked(msg protocol.Chat) {
 	now := time.Now()
-	h.chatID = msg.ID
+	h.chat.id = msg.ID
 	item := &chatItem{id: msg.ID, live: chatEvent(msg, now)}
 	msg.History = true
 	item.replay = chatEvent(msg, now)
-	h.history = append(h.history, item)
-	if len(h.history) > chatKept {
-		h.history = h.history[len(h.history)-chatKept:]
+	h.chat.history = append(h.chat.history, item)
+	if len(h.chat.history) > chatKept {
+		h.chat.history = h.chat.history[len(h.chat.history)-chatKept:]
 	}
 	h.mu.RLock()
 	for _, t := range h.sessions {
@@ -177,8 +150,8 @@ func (h *Hub) deliverLocked(msg protocol.Chat) {
 	}
 	n := len(h.sessions)
 	h.mu.RUnlock()
-	close(h.chatSeen)
-	h.chatSeen = make(chan struct{})
+	close(h.chat.seen)
+	h.chat.seen = make(chan struct{})
 	h.stats.chats.Add(1)
 	h.stats.chatDeliveries.Add(int64(n))
 }

@@ -88,13 +88,13 @@ func (h *Hub) clock(ctx context.Context) {
 			due = append(due, dueTick{c: c, ev: &event{body: body, at: now.UnixNano()}})
 			next[i] = max(next[i]+1, c.tickAfter(now))
 		}
-		h.publish(due)
+		h.deliverTicks(due)
 	}
 }
 
-// publish hands ticks that fell due together to every session tuned to any
-// of them, each session once.
-func (h *Hub) publish(due []dueTick) {
+// deliverTicks hands ticks that fell due together to every session tuned to
+// any of them, each session once.
+func (h *Hub) deliverTicks(due []dueTick) {
 	var (
 		seen   uint64 // channels whose listeners have been served
 		counts [64]int64

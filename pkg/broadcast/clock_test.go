@@ -64,7 +64,7 @@ func TestTicksDueTogetherPushedOnce(t *testing.T) {
 		{c: h.channels[1], ev: &event{body: []byte("event: two\ndata: y\n\n")}},
 		{c: h.channels[2], ev: &event{body: []byte("event: three\ndata: z\n\n")}},
 	}
-	h.publish(due)
+	h.deliverTicks(due)
 	for _, tc := range []struct {
 		s    *Session
 		want []string

@@ -3,7 +3,6 @@ package broadcast
 import (
 	"fmt"
 	"math"
-	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -57,7 +56,7 @@ type TransferState struct {
 // Events roughly; the oldest events are left out to fit, and a client
 // resuming from before them gets a gap. p is where the stream the session
 // moves for resumes: an export for a request that came late is refused
-// (ErrSuperseded, see AttachAt).
+// (ErrSuperseded, see Attach).
 func (h *Hub) Export(id string, budget int, p Position) (SessionState, error) {
 	return h.export(id, budget, p, protocol.ByeReplaced)
 }
@@ -196,64 +195,7 @@ func (h *Hub) Recover(id string, channels []string, reserved uint64, lastChat in
 	}
 	s := h.newSession(id)
 	s.ring.skipTo(max(reserved, 1))
-	s.lastChat = max(h.ChatID(), lastChat)
-	s.lastPub = max(h.PublishedSeq(), lastPub) // what was published meanwhile is in the gap
+	s.lastChat = max(h.lastChatID(), lastChat)
+	s.lastPub = max(h.pub.seq.Load(), lastPub) // what was published meanwhile is in the gap
 	return s, h.adopt(s, mask, false)
-}
-
-func (h *Hub) newSession(id string) *Session {
-	s := &Session{id: id, hub: h, ring: newRing(), detachedAt: time.Now()}
-	s.chat.init(h.opts.chatRate, h.opts.chatBurst)
-	return s
-}
-
-// adopt adds a session to the hub, tuned to mask, with the chat messages it
-// is missing: a new session gets the history as such ("history":true); one
-// that comes from another hub gets the messages sent while it moved, live.
-//
-// A session that moves in (not new) is never refused: by the time it gets
-// here its old hub has let it go, so refusing it would lose it. Callers ask
-// Room first; past that, a hub that began closing keeps it for its hand-over
-// (its streams get ErrClosed, and the next take moves it on), and a hub at
-// its cap goes over by the few sessions that were on their way in.
-func (h *Hub) adopt(s *Session, mask uint64, isNew bool) error {
-	if isNew && h.ctx.Err() != nil {
-		return ErrClosed
-	}
-	h.chatMu.Lock()
-	defer h.chatMu.Unlock()
-	h.pub.mu.Lock()
-	defer h.pub.mu.Unlock()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, dup := h.sessions[s.id]; dup {
-		return fmt.Errorf("%w: session is here already", ErrBadRequest)
-	}
-	if isNew && len(h.sessions) >= h.opts.maxSessions {
-		return ErrTooManySessions
-	}
-	s.mu.Lock()
-	history := h.history
-	if isNew {
-		history = history[max(0, len(history)-protocol.ChatHistory):]
-	}
-	for _, it := range history {
-		if it.id > s.lastChat {
-			ev := it.live
-			if isNew {
-				ev = it.replay
-			}
-			s.lastChat = it.id
-			s.ring.push(ev, &h.opts)
-		}
-	}
-	h.adoptPublishedLocked(s, mask, isNew)
-	s.mu.Unlock()
-	h.sessions[s.id] = s
-	h.setMaskLocked(s, mask)
-	s.mu.Lock()
-	s.reserveLocked(true)
-	s.mu.Unlock()
-	h.stats.sessionsOpened.Add(1)
-	return nil
 }

@@ -68,7 +68,7 @@ func TestExportImportResumesWithoutLoss(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, _ := a.NewSession([]string{"one"})
-	st, _ := a.Attach(s, nil)
+	st, _ := a.Attach(s, Position{})
 	c := testStream(t, ctx, st)
 	next(t, c) // session
 	tick(a, 0, "p")
@@ -112,7 +112,7 @@ func TestExportImportResumesWithoutLoss(t *testing.T) {
 		t.Fatalf("channels %v", got)
 	}
 	last := uint64(1)
-	st2, _ := b.Attach(s2, &last)
+	st2, _ := b.Attach(s2, Position{LastID: &last})
 	c2 := testStream(t, ctx, st2)
 	if m := next(t, c2); m.Name != protocol.EventSession || m.ID != "1" {
 		t.Fatalf("resume: %+v", m)
@@ -264,7 +264,7 @@ func TestRecoverAfterLostHub(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	last := uint64(7)
-	st, _ := b.Attach(s2, &last)
+	st, _ := b.Attach(s2, Position{LastID: &last})
 	c := testStream(t, ctx, st)
 	next(t, c) // session
 	m := next(t, c)
@@ -324,13 +324,13 @@ func TestLateResumeDoesNotReplaceNewerStream(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	at := func(n uint64) *uint64 { return &n }
-	live, err := h.Attach(s, at(4))
+	live, err := h.Attach(s, Position{LastID: at(4)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := testStream(t, ctx, live)
 	next(t, c) // session
-	if _, err := h.Attach(s, at(3)); !errors.Is(err, ErrSuperseded) {
+	if _, err := h.Attach(s, Position{LastID: at(3)}); !errors.Is(err, ErrSuperseded) {
 		t.Fatalf("late resume from 3 over a stream from 4: %v, want ErrSuperseded", err)
 	}
 	if _, err := h.Export(s.ID(), 1<<20, Position{LastID: at(2)}); !errors.Is(err, ErrSuperseded) {
@@ -346,7 +346,7 @@ func TestLateResumeDoesNotReplaceNewerStream(t *testing.T) {
 	// From the same position or further on, or with no position at all, a
 	// stream replaces the open one as before.
 	for _, last := range []*uint64{at(4), at(5), nil} {
-		st, err := h.Attach(s, last)
+		st, err := h.Attach(s, Position{LastID: last})
 		if err != nil {
 			t.Fatalf("resume from %v: %v", last, err)
 		}
@@ -368,7 +368,7 @@ func TestLateResumeByTime(t *testing.T) {
 		}
 	}()
 	attach := func(at int64) error {
-		st, err := h.AttachAt(s, Position{LastID: &last, SentAt: at})
+		st, err := h.Attach(s, Position{LastID: &last, SentAt: at})
 		if err == nil {
 			attached = append(attached, st)
 		}
@@ -448,8 +448,8 @@ func TestMovingInIsNeverRefused(t *testing.T) {
 			}
 			if tt.want == ErrClosed {
 				last := uint64(1)
-				if _, err := h.AttachAt(in, Position{LastID: &last}); !errors.Is(err, ErrClosed) {
-					t.Fatalf("AttachAt on the closing hub: %v", err)
+				if _, err := h.Attach(in, Position{LastID: &last}); !errors.Is(err, ErrClosed) {
+					t.Fatalf("Attach on the closing hub: %v", err)
 				}
 			}
 			// It moves on, history and all.
@@ -474,7 +474,7 @@ func TestWithdrawKeepsAllAndSaysShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, _ := h.NewSession([]string{"one"})
-	st, _ := h.Attach(s, nil)
+	st, _ := h.Attach(s, Position{})
 	c := testStream(t, ctx, st)
 	next(t, c) // session
 	for i := range 100 {

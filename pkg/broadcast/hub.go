@@ -1,12 +1,3 @@
-// Package broadcast is the xhrsse hub: channels that tick, sessions with their
-// tuned set and history, chat fan-out, bulk transfers, and the stream writer
-// that turns a session's history into an SSE response.
-//
-// Ownership: the clock goroutine owns the tick schedule (clock.go); the
-// hub's mutex guards the session table and the per-channel listener sets; each session's
-// mutex guards its history ring, tuned set and transfers; each stream's
-// goroutine (the /events handler) owns its ResponseWriter and buffers.
-// Lock order: chatMu, then pub.mu, then Hub.mu, then Session.mu.
 package broadcast
 
 import (
@@ -14,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -22,34 +12,8 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
+	"golang.org/x/time/rate"
 )
-
-// Errors returned by the hub. The HTTP layer maps each to a status.
-var (
-	ErrUnknownSession  = errors.New("unknown session")
-	ErrUnknownChannel  = errors.New("unknown channel")
-	ErrUnknownFile     = errors.New("unknown file")
-	ErrTooManySessions = errors.New("too many sessions")
-	ErrTooManyStreams  = errors.New("too many streams")
-	ErrClosed          = errors.New("server shutting down")
-	ErrBulkTooLarge    = errors.New("bulk transfer too large")
-	ErrBadRequest      = errors.New("bad request")
-	// ErrSuperseded: a resume from before where the session's open stream
-	// started, sent before that stream's request and arriving after it.
-	ErrSuperseded = errors.New("a newer stream of this session is open")
-	// ErrUnavailable: a cluster's broker cannot be reached; try again.
-	ErrUnavailable = errors.New("cluster unavailable")
-)
-
-// A RateError says a request came too soon; RetryAfter is when to try again.
-type RateError struct {
-	What       string
-	RetryAfter time.Duration
-}
-
-func (e *RateError) Error() string {
-	return fmt.Sprintf("%s rate exceeded: retry after %v", e.What, e.RetryAfter.Round(time.Millisecond))
-}
 
 // A Hub runs the channels and holds the sessions. It is safe for concurrent
 // use. Close it to stop its goroutines and end every stream with bye.
@@ -65,32 +29,24 @@ type Hub struct {
 	wg     sync.WaitGroup // clock, sweeper and wheel goroutines
 	wheel  *flushWheel    // the streams' flush interval; nil without one
 
-	mu       sync.RWMutex
+	mu       sync.RWMutex            // guards sessions and subs; held to cancel ctx (Close)
 	sessions map[string]*Session     // guarded by mu
 	subs     []map[*Session]struct{} // per channel index; guarded by mu
 	streams  atomic.Int64            // open streams
 	streamWG sync.WaitGroup          // stream writers, for Close
 
-	chatMu   sync.Mutex    // serialises chat: ids, history and fan-out order
-	chatID   int64         // guarded by chatMu: the last chat delivered
-	history  []*chatItem   // the last chatKept messages; guarded by chatMu
-	chatSeen chan struct{} // guarded by chatMu; closed and replaced at each delivery
-
-	pub published // published channels' events (publish.go)
+	chat chatLog   // chat messages (chat.go)
+	pub  published // published channels' events (publish.go)
 
 	seed     [32]byte // of the ticks (clock.go)
 	bulkSeed [32]byte // generated bulk data: one stream per hub
 	sums     sumCache // sha256 of generated transfers by size
 
-	stats Stats
+	stats counters
 }
 
-type chatItem struct {
-	id           int64
-	live, replay *event // the second carries "history":true
-}
-
-// New starts a hub with its clock and sweeper goroutines.
+// New starts a hub with its clock, its sweeper and, with a flush interval,
+// its flush wheel, each a goroutine that Close stops.
 func New(opts ...Option) (*Hub, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -120,7 +76,7 @@ func New(opts ...Option) (*Hub, error) {
 		h.subs = append(h.subs, make(map[*Session]struct{}))
 	}
 	h.stats.init(len(h.channels))
-	h.chatSeen = make(chan struct{})
+	h.chat.init()
 	h.pub.init(len(h.channels))
 	h.seed = o.seed
 	if o.seed == ([32]byte{}) {
@@ -137,16 +93,8 @@ func New(opts ...Option) (*Hub, error) {
 		h.root = root
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		h.clock(h.ctx)
-	}()
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		h.sweep()
-	}()
+	h.wg.Go(func() { h.clock(h.ctx) })
+	h.wg.Go(h.sweep)
 	if o.flushInterval > 0 {
 		h.wheel = newFlushWheel(o.flushInterval)
 		h.wg.Go(func() { h.wheel.run(h.ctx) })
@@ -157,11 +105,13 @@ func New(opts ...Option) (*Hub, error) {
 // Close stops the channels, ends every stream with a bye event and waits for
 // the stream writers to return (or ctx to end).
 func (h *Hub) Close(ctx context.Context) error {
+	// Under h.mu, so that no stream attaches after the wait below began
+	// (attach checks the hub's context under h.mu too).
 	h.mu.Lock()
 	h.cancel()
 	h.mu.Unlock()
 	done := make(chan struct{})
-	go func() {
+	go func() { // Close's; if ctx ends first, it returns when the streams do
 		h.wg.Wait()
 		h.streamWG.Wait()
 		close(done)
@@ -213,6 +163,64 @@ func (h *Hub) NewSession(channels []string) (*Session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newSession makes a session of h, not yet in its table: adopt adds it.
+func (h *Hub) newSession(id string) *Session {
+	s := &Session{id: id, hub: h, ring: newRing(), detachedAt: time.Now()}
+	s.chat = rate.NewLimiter(rate.Limit(h.opts.chatRate), h.opts.chatBurst)
+	return s
+}
+
+// adopt adds a session to the hub, tuned to mask, with the chat messages it
+// is missing: a new session gets the history as such ("history":true); one
+// that comes from another hub gets the messages sent while it moved, live.
+//
+// A session that moves in (not new) is never refused: by the time it gets
+// here its old hub has let it go, so refusing it would lose it. Callers ask
+// Room first; past that, a hub that began closing keeps it for its hand-over
+// (its streams get ErrClosed, and the next take moves it on), and a hub at
+// its cap goes over by the few sessions that were on their way in.
+func (h *Hub) adopt(s *Session, mask uint64, isNew bool) error {
+	if isNew && h.ctx.Err() != nil {
+		return ErrClosed
+	}
+	h.chat.mu.Lock()
+	defer h.chat.mu.Unlock()
+	h.pub.mu.Lock()
+	defer h.pub.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, dup := h.sessions[s.id]; dup {
+		return fmt.Errorf("%w: session is here already", ErrBadRequest)
+	}
+	if isNew && len(h.sessions) >= h.opts.maxSessions {
+		return ErrTooManySessions
+	}
+	s.mu.Lock()
+	history := h.chat.history
+	if isNew {
+		history = history[max(0, len(history)-protocol.ChatHistory):]
+	}
+	for _, it := range history {
+		if it.id > s.lastChat {
+			ev := it.live
+			if isNew {
+				ev = it.replay
+			}
+			s.lastChat = it.id
+			s.ring.push(ev, &h.opts)
+		}
+	}
+	h.adoptPublishedLocked(s, mask, isNew)
+	s.mu.Unlock()
+	h.sessions[s.id] = s
+	h.setMaskLocked(s, mask)
+	s.mu.Lock()
+	s.reserveLocked(true)
+	s.mu.Unlock()
+	h.stats.sessionsOpened.Add(1)
+	return nil
 }
 
 // Session finds a live session by id.
@@ -309,6 +317,29 @@ func (h *Hub) sweep() {
 func (h *Hub) Drop(s *Session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.expireLocked(s)
+}
+
+// expire removes the sessions that have had no stream for the TTL.
+func (h *Hub) expire(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.sessions {
+		s.mu.Lock()
+		dead := s.stream == nil && now.Sub(s.detachedAt) > h.opts.sessionTTL
+		s.mu.Unlock()
+		if dead {
+			// No stream can attach meanwhile: that takes h.mu.
+			h.expireLocked(s)
+		}
+	}
+}
+
+// expireLocked ends s for good: its stream, if any, ends with bye
+// "expired", and the relay hears that it is gone. A session gone already
+// (expired, or exported to another hub) is left alone. h.mu must be held
+// for writing.
+func (h *Hub) expireLocked(s *Session) {
 	s.mu.Lock()
 	gone := s.gone
 	s.gone = true
@@ -317,37 +348,14 @@ func (h *Hub) Drop(s *Session) {
 		st.wake()
 	}
 	s.mu.Unlock()
-	if !gone {
-		delete(h.sessions, s.id)
-		h.setMaskLocked(s, 0)
-		h.stats.sessionsExpired.Add(1)
-		h.ended(s)
+	if gone {
+		return
 	}
-}
-
-// ended tells the relay, if any, that s is gone for good.
-func (h *Hub) ended(s *Session) {
+	delete(h.sessions, s.id)
+	h.setMaskLocked(s, 0)
+	h.stats.sessionsExpired.Add(1)
 	if r := h.opts.relay; r != nil {
 		r.SessionChanged(SessionChange{ID: s.id, Gone: true})
-	}
-}
-
-func (h *Hub) expire(now time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for id, s := range h.sessions {
-		s.mu.Lock()
-		dead := s.stream == nil && now.Sub(s.detachedAt) > h.opts.sessionTTL
-		if dead {
-			s.gone = true
-		}
-		s.mu.Unlock()
-		if dead {
-			delete(h.sessions, id)
-			h.setMaskLocked(s, 0)
-			h.stats.sessionsExpired.Add(1)
-			h.ended(s)
-		}
 	}
 }
 

@@ -77,23 +77,17 @@ func WithChannels(cs ...ChannelConfig) Option {
 
 // WithSessionTTL sets how long a session outlives its last stream.
 func WithSessionTTL(d time.Duration) Option {
-	return func(o *options) error {
-		if d <= 0 {
-			return fmt.Errorf("broadcast: session TTL %v must be positive", d)
-		}
-		o.sessionTTL = d
-		return nil
-	}
+	return positive(d, "session TTL", func(o *options) { o.sessionTTL = d })
 }
 
 // WithMaxSessions caps the number of live sessions.
 func WithMaxSessions(n int) Option {
-	return positive(&n, "max sessions", func(o *options) { o.maxSessions = n })
+	return positive(n, "max sessions", func(o *options) { o.maxSessions = n })
 }
 
 // WithMaxStreams caps the number of open streams.
 func WithMaxStreams(n int) Option {
-	return positive(&n, "max streams", func(o *options) { o.maxStreams = n })
+	return positive(n, "max streams", func(o *options) { o.maxStreams = n })
 }
 
 // WithReplay sets what a session keeps for resume: at least minEvents events,
@@ -122,7 +116,7 @@ func WithChatRate(rate float64, burst int) Option {
 
 // WithMaxChatText caps chat text, in characters.
 func WithMaxChatText(n int) Option {
-	return positive(&n, "max chat text", func(o *options) { o.maxChatText = n })
+	return positive(n, "max chat text", func(o *options) { o.maxChatText = n })
 }
 
 // WithMaxBulk caps one bulk transfer, in bytes.
@@ -138,7 +132,7 @@ func WithMaxBulk(n int64) Option {
 
 // WithMaxTransfers caps the bulk transfers a session may have under way.
 func WithMaxTransfers(n int) Option {
-	return positive(&n, "max transfers", func(o *options) { o.maxTransfers = n })
+	return positive(n, "max transfers", func(o *options) { o.maxTransfers = n })
 }
 
 // WithFilesDir names the directory whose regular files bulk may send by name.
@@ -160,24 +154,12 @@ func WithFilesDir(dir string) Option {
 // WithWriteTimeout bounds one write to a stream; a write that takes longer
 // ends the stream (the client resumes).
 func WithWriteTimeout(d time.Duration) Option {
-	return func(o *options) error {
-		if d <= 0 {
-			return fmt.Errorf("broadcast: write timeout %v must be positive", d)
-		}
-		o.writeTimeout = d
-		return nil
-	}
+	return positive(d, "write timeout", func(o *options) { o.writeTimeout = d })
 }
 
 // WithPingInterval sets the silence after which a stream sends ": ping".
 func WithPingInterval(d time.Duration) Option {
-	return func(o *options) error {
-		if d <= 0 {
-			return fmt.Errorf("broadcast: ping interval %v must be positive", d)
-		}
-		o.pingInterval = d
-		return nil
-	}
+	return positive(d, "ping interval", func(o *options) { o.pingInterval = d })
 }
 
 // WithFlushInterval makes each stream write at most once per d: a stream
@@ -233,10 +215,12 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-func positive(n *int, what string, set func(*options)) Option {
+// positive is an Option that refuses a v that is not positive, and sets it
+// otherwise.
+func positive[T int | time.Duration](v T, what string, set func(*options)) Option {
 	return func(o *options) error {
-		if *n < 1 {
-			return fmt.Errorf("broadcast: %s %d must be positive", what, *n)
+		if v <= 0 {
+			return fmt.Errorf("broadcast: %s %v must be positive", what, v)
 		}
 		set(o)
 		return nil

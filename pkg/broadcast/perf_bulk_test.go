@@ -27,7 +27,7 @@ func BenchmarkStreamBulk(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := h.Attach(s, nil)
+	st, err := h.Attach(s, Position{})
 	if err != nil {
 		b.Fatal(err)
 	}

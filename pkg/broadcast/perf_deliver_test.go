@@ -56,7 +56,7 @@ func BenchmarkDeliverPaced(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				st, err := h.Attach(s, nil)
+				st, err := h.Attach(s, Position{})
 				if err != nil {
 					b.Fatal(err)
 				}

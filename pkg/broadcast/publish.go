@@ -3,7 +3,6 @@ package broadcast
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,14 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
-)
-
-// Errors of a publish, beside ErrUnknownChannel, ErrBadRequest and ErrClosed.
-var (
-	// ErrNotPublished: the channel ticks; nobody publishes to it (409).
-	ErrNotPublished = errors.New("channel is not a published channel")
-	// ErrEventTooLarge: the data of one event is over protocol.MaxPublishData (413).
-	ErrEventTooLarge = errors.New("event data too large")
 )
 
 // A PublishRelay carries published events between the hubs of a cluster, as
@@ -112,17 +103,17 @@ func (h *Hub) Publish(ctx context.Context, channel string, data []byte) error {
 		return ErrClosed
 	}
 	if r, ok := h.opts.relay.(PublishRelay); ok {
-		// As for chat: once the broker has the event, nothing turns it
-		// into a refusal, not even the publisher going away.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		sctx, cancel := relaySendContext(ctx)
 		defer cancel()
-		seq, err := r.PublishEvent(pctx, channel, data)
+		seq, err := r.PublishEvent(sctx, channel, data)
 		if err != nil {
 			return err
 		}
-		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
-		defer wcancel()
-		_ = h.awaitPublished(wctx, seq)
+		h.awaitDelivery(ctx, func() (bool, <-chan struct{}) {
+			h.pub.mu.Lock()
+			defer h.pub.mu.Unlock()
+			return h.pub.seq.Load() >= seq, h.pub.seen
+		})
 		return nil
 	}
 	h.pub.mu.Lock()
@@ -147,29 +138,6 @@ func (h *Hub) DeliverPublished(seq uint64, channel string, data []byte) {
 		return
 	}
 	h.deliverPublishedLocked(seq, c, data)
-}
-
-// PublishedSeq is the sequence number of the last published event the hub
-// delivered.
-func (h *Hub) PublishedSeq() uint64 { return h.pub.seq.Load() }
-
-// awaitPublished waits until the hub has delivered event seq.
-func (h *Hub) awaitPublished(ctx context.Context, seq uint64) error {
-	for {
-		h.pub.mu.Lock()
-		done, seen := h.pub.seq.Load() >= seq, h.pub.seen
-		h.pub.mu.Unlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-seen:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: event %d published but not delivered here yet: %v", ErrUnavailable, seq, ctx.Err())
-		case <-h.ctx.Done():
-			return ErrClosed
-		}
-	}
 }
 
 // deliverPublishedLocked encodes the event once and appends it to every

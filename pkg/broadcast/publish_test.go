@@ -25,7 +25,7 @@ func TestPublishedChannelConfig(t *testing.T) {
 		t.Fatalf("channels %+v", got)
 	}
 	s, _ := h.NewSession([]string{"log"})
-	st, _ := h.Attach(s, nil)
+	st, _ := h.Attach(s, Position{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := testStream(t, ctx, st)
@@ -130,7 +130,7 @@ func TestPublishedAcrossHandover(t *testing.T) {
 	}
 	deliverTo(8, "e8", a, b)
 
-	stream, _ := a.Attach(s3, nil)
+	stream, _ := a.Attach(s3, Position{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := testStream(t, ctx, stream)
@@ -155,7 +155,7 @@ func TestPublishedAcrossHandover(t *testing.T) {
 	deliverTo(9, "e9", b)
 	deliverTo(10, "e10", b)
 	deliverTo(11, "e11", a, b)
-	st5, _ := a.Attach(s5, nil)
+	st5, _ := a.Attach(s5, Position{})
 	c5 := testStream(t, ctx, st5)
 	if got := logData(t, c5, 3); strings.Join(got, ",") != "e9,e10,e11" {
 		t.Fatalf("the session that moved to a hub ahead got %v", got)
@@ -180,7 +180,7 @@ func TestPublishedAfterRecovery(t *testing.T) {
 	deliverTo(3, "e3", b)
 	deliverTo(4, "e4", b)
 	last := uint64(99) // resumed after the gap, which other tests check
-	st, _ := b.Attach(s2, &last)
+	st, _ := b.Attach(s2, Position{LastID: &last})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if got := logData(t, testStream(t, ctx, st), 1); got[0] != "e4" {

@@ -2,6 +2,7 @@ package broadcast
 
 import (
 	"context"
+	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -38,3 +39,44 @@ type SessionChange struct {
 // reserveBlock is how many ids a session reserves at a time: one relay
 // message per that many events.
 const reserveBlock = 4096
+
+// Through a relay, a chat message or a published event goes to the broker
+// first and comes back to every hub, the sender's too; its sender is
+// answered once its own hub has delivered it.
+const (
+	// relaySendTimeout bounds the broker's answer.
+	relaySendTimeout = 10 * time.Second
+	// relayDeliverWait bounds the wait for the hub's own delivery: past it
+	// (a stalled delivery), the sender is answered anyway, since what the
+	// broker has is on its way and will not be lost.
+	relayDeliverWait = 5 * time.Second
+)
+
+// relaySendContext is the context of a send to the relay. The client going
+// away does not cut it short: once the broker has the message, nothing may
+// turn it into a refusal.
+func relaySendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), relaySendTimeout)
+}
+
+// awaitDelivery waits until the hub has delivered what it sent through the
+// relay, for at most relayDeliverWait, and not past the end of ctx or of
+// the hub. delivered reports whether it has, and returns the channel that
+// the hub's next delivery closes.
+func (h *Hub) awaitDelivery(ctx context.Context, delivered func() (bool, <-chan struct{})) {
+	ctx, cancel := context.WithTimeout(ctx, relayDeliverWait)
+	defer cancel()
+	for {
+		done, next := delivered()
+		if done {
+			return
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return
+		case <-h.ctx.Done():
+			return
+		}
+	}
+}

@@ -60,24 +60,6 @@ func TestRingSkipTo(t *testing.T) {
 	}
 }
 
-func TestBucket(t *testing.T) {
-	var b bucket
-	b.init(2, 3)
-	now := time.Now()
-	for i := range 3 {
-		if ok, _ := b.take(now); !ok {
-			t.Fatalf("burst token %d refused", i)
-		}
-	}
-	ok, wait := b.take(now)
-	if ok || wait <= 0 || wait > 500*time.Millisecond {
-		t.Fatalf("4th take: ok=%v wait=%v, want refused with wait <= 500ms", ok, wait)
-	}
-	if ok, _ := b.take(now.Add(500 * time.Millisecond)); !ok {
-		t.Fatal("token not refilled after 1/rate")
-	}
-}
-
 // TestRingMatchesModel pushes events across many block boundaries, with
 // evictions by count, age and cap and skips in between, and checks after
 // every step that the ring holds exactly what a plain slice with the same

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
+	"golang.org/x/time/rate"
 )
 
 // A Session is one client's view of the hub: what it is tuned to, its
@@ -27,10 +28,11 @@ type Session struct {
 	transfers  []*transfer // guarded by mu; under way, in order of request
 	rr         int         // guarded by mu; round robin over transfers
 	gone       bool        // guarded by mu; expired or moved: refuses everything
-	chat       bucket      // guarded by mu
 	lastChat   int64       // guarded by mu; id of the last chat in ring
 	lastPub    uint64      // guarded by mu; sequence of the last published event it had
 	bound      uint64      // guarded by mu; ids below it are announced to the relay
+
+	chat *rate.Limiter // its chat allowance; safe for concurrent use
 }
 
 // ID is the session's capability: whoever has it can read and steer it.
@@ -190,7 +192,7 @@ func (s *Session) Bulk(req protocol.BulkPost) (protocol.BulkAccepted, error) {
 	}
 	if t.sum == "" {
 		if err := t.hash(); err != nil {
-			if t.root != nil && isNotExist(err) {
+			if t.root != nil && errors.Is(err, fs.ErrNotExist) {
 				return protocol.BulkAccepted{}, fmt.Errorf("%w %q", ErrUnknownFile, req.File)
 			}
 			return protocol.BulkAccepted{}, err
@@ -201,11 +203,8 @@ func (s *Session) Bulk(req protocol.BulkPost) (protocol.BulkAccepted, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gone {
-		return protocol.BulkAccepted{}, ErrUnknownSession
-	}
-	if len(s.transfers) >= h.opts.maxTransfers {
-		return protocol.BulkAccepted{}, &RateError{What: "bulk", RetryAfter: time.Second}
+	if err := s.transferSlotLocked(); err != nil {
+		return protocol.BulkAccepted{}, err
 	}
 	s.transfers = append(s.transfers, t)
 	if s.stream != nil {
@@ -219,9 +218,15 @@ func (s *Session) Bulk(req protocol.BulkPost) (protocol.BulkAccepted, error) {
 	return t.accepted(), nil
 }
 
+// transferSlot says whether s may start one more transfer.
 func (s *Session) transferSlot() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.transferSlotLocked()
+}
+
+// transferSlotLocked is transferSlot with s.mu held.
+func (s *Session) transferSlotLocked() error {
 	if s.gone {
 		return ErrUnknownSession
 	}
@@ -253,8 +258,4 @@ func (s *Session) nextChunkLocked() bool {
 	s.transfers = append(s.transfers[:s.rr], s.transfers[s.rr+1:]...)
 	s.hub.stats.bulkDone.Add(1)
 	return true
-}
-
-func isNotExist(err error) bool {
-	return err != nil && errors.Is(err, fs.ErrNotExist)
 }

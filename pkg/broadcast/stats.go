@@ -2,9 +2,9 @@ package broadcast
 
 import "sync/atomic"
 
-// Stats are the hub's counters, read by the metrics endpoint. All are
-// monotonic totals since the hub started.
-type Stats struct {
+// counters are the hub's monotonic totals since it started, as atomics
+// (any goroutine adds to them); Snapshot reads them for the metrics endpoint.
+type counters struct {
 	sessionsOpened  atomic.Int64
 	sessionsExpired atomic.Int64
 	resumes         atomic.Int64
@@ -22,7 +22,7 @@ type Stats struct {
 	tickDeliveries  []atomic.Int64 // per channel index
 }
 
-func (s *Stats) init(channels int) {
+func (s *counters) init(channels int) {
 	s.ticks = make([]atomic.Int64, channels)
 	s.tickDeliveries = make([]atomic.Int64, channels)
 }

@@ -3,11 +3,8 @@ package broadcast
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,8 +61,9 @@ func (st *Stream) wake() {
 	st.signal()
 }
 
-// hold puts the stream's wake on the hub's wheel for d after its last
-// write, and reports whether it did: not when that time has passed.
+// hold reports whether the stream must wait before it writes again: d has
+// not passed since its last write. Then its wake is on the hub's wheel for
+// that time.
 func (st *Stream) hold(d time.Duration) bool {
 	due := st.lastWrite.Load() + int64(d)
 	if time.Now().UnixNano() >= due {
@@ -85,124 +83,6 @@ func (st *Stream) signal() {
 	}
 }
 
-// Attach makes s's stream. With lastID, the stream resumes after that id
-// (PROTOCOL.md "Resuming"); without, after what the previous stream wrote.
-// A stream already attached is replaced: it ends with bye "replaced".
-func (h *Hub) Attach(s *Session, lastID *uint64) (*Stream, error) {
-	return h.AttachAt(s, Position{LastID: lastID})
-}
-
-// A Position is where a stream request resumes: the client's Last-Event-ID,
-// if it sent one, and when it sent the request (Unix milliseconds, the
-// "at" of GET /events; 0 if it did not say).
-type Position struct {
-	LastID *uint64
-	SentAt int64
-}
-
-// AttachAt is Attach with the request's whole position.
-func (h *Hub) AttachAt(s *Session, p Position) (*Stream, error) {
-	return h.attach(s, p, false)
-}
-
-// Open opens a new session and its stream at once, for a client that asks
-// for a stream without a session. At the stream cap it opens nothing.
-func (h *Hub) Open() (*Session, *Stream, error) {
-	if n := h.streams.Add(1); n > int64(h.opts.maxStreams) {
-		h.streams.Add(-1)
-		return nil, nil, ErrTooManyStreams
-	}
-	s, err := h.NewSession(nil)
-	if err != nil {
-		h.streams.Add(-1)
-		return nil, nil, err
-	}
-	st, err := h.attach(s, Position{}, true)
-	if err != nil {
-		h.streams.Add(-1)
-		h.Drop(s)
-		return nil, nil, err
-	}
-	return s, st, nil
-}
-
-// attach is Attach; counted says the caller has taken the stream's place
-// under the cap already.
-func (h *Hub) attach(s *Session, p Position, counted bool) (*Stream, error) {
-	lastID := p.LastID
-	// Under h.mu, so that Close, which cancels under h.mu too, never waits
-	// for a stream that is added after it started waiting.
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.ctx.Err() != nil {
-		return nil, ErrClosed
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.gone {
-		return nil, ErrUnknownSession
-	}
-	if err := s.supersededLocked(p); err != nil {
-		return nil, err
-	}
-	// A stream that replaces the session's own does not count against the
-	// cap: the client whose connection died unnoticed must get back in.
-	if !counted {
-		if n := h.streams.Add(1); n > int64(h.opts.maxStreams) && s.stream == nil {
-			h.streams.Add(-1)
-			return nil, ErrTooManyStreams
-		}
-	}
-	st := &Stream{s: s, wakeC: make(chan struct{}, 1)}
-	from := s.sent
-	if s.stream != nil {
-		from = s.stream.cursor - 1
-	}
-	if lastID != nil {
-		from = *lastID
-		st.resumed = true
-		h.stats.resumes.Add(1)
-	}
-	if from >= s.ring.next {
-		// The client has seen ids this session never issued (it resumed
-		// against a counter that was reset): continue above them.
-		s.ring.skipTo(from + 1)
-		s.reserveLocked(true)
-	}
-	st.cursor, st.start, st.sentAt = from+1, from, p.SentAt
-	if old := s.stream; old != nil {
-		old.end = protocol.ByeReplaced
-		old.wake()
-	}
-	s.stream = st
-	h.streamWG.Add(1)
-	return st, nil
-}
-
-// supersededLocked refuses a resume that came late: one from before where
-// the open stream started, or from the same place but sent before the open
-// stream's request. A client's Last-Event-ID only grows, so such a request
-// was sent before the open stream's, by the same client, and arrives late
-// (it was stalled in a proxy, or took a detour through another node):
-// letting it replace the open stream would cut off the client it came from.
-// s.mu must be held.
-func (s *Session) supersededLocked(p Position) error {
-	live := s.stream
-	if p.LastID == nil || live == nil {
-		return nil
-	}
-	switch last := *p.LastID; {
-	case last < live.start:
-		return fmt.Errorf("%w (it resumed from %d, this request from %d)", ErrSuperseded, live.start, last)
-	case last == live.start && p.SentAt != 0 && live.sentAt != 0 && p.SentAt < live.sentAt:
-		return fmt.Errorf("%w (this request, from the same place, was sent %d ms before its)", ErrSuperseded, live.sentAt-p.SentAt)
-	}
-	return nil
-}
-
-// Resumed reports whether the stream was opened with a Last-Event-ID.
-func (st *Stream) Resumed() bool { return st.resumed }
-
 // Run writes the stream to w until ctx ends, the hub closes (bye
 // "shutdown"), a newer stream replaces it (bye "replaced") or a write fails.
 // It owns w for its whole life. Headers are the caller's to set.
@@ -219,8 +99,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	defer st.detach()
 
 	st.startPacing(ctx)
-	out := newStreamWriter(w, h)
-	out.last = &st.lastWrite
+	out := newStreamWriter(w, h, &st.lastWrite)
 	// The connection may serve another request after this one.
 	defer out.clearDeadline()
 	stopCtx := context.AfterFunc(ctx, func() { st.raise(flagCtxDone) })
@@ -230,7 +109,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	ping := time.AfterFunc(h.opts.pingInterval, func() { st.raise(flagPing) })
 	defer ping.Stop()
 	defer st.stopPace()
-	defer out.release()
+	defer out.idle()
 
 	// Preamble: retry, then the session event at the stream's position.
 	s.mu.Lock()
@@ -269,7 +148,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 			st.flags.And(^uint32(flagPing))
 			// The timer is lazy: it fires a ping interval after it was
 			// last set, and a write since then moves it instead of pinging.
-			if quiet := time.Since(out.lastWrite); quiet < h.opts.pingInterval {
+			if quiet := time.Since(time.Unix(0, st.lastWrite.Load())); quiet < h.opts.pingInterval {
 				ping.Reset(h.opts.pingInterval - quiet)
 			} else {
 				out.take()
@@ -295,14 +174,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 // end or a stop cuts the wait short. The wait is on the hub's wheel, not a
 // timer of the stream's own.
 func (st *Stream) linger(d time.Duration) {
-	for st.flags.Load()&(flagUrgent|flagCtxDone|flagHubDone) == 0 {
-		due := st.lastWrite.Load() + int64(d)
-		if time.Now().UnixNano() >= due {
-			return
-		}
-		if !st.onWheel.Swap(true) {
-			st.s.hub.wheel.add(st, due)
-		}
+	for st.flags.Load()&(flagUrgent|flagCtxDone|flagHubDone) == 0 && st.hold(d) {
 		<-st.wakeC // the wheel, or something new: is it urgent?
 	}
 }
@@ -409,144 +281,4 @@ func (st *Stream) bye(out *streamWriter, reason string) error {
 	out.take()
 	out.buf, _ = protocol.AppendEvent(out.buf, st.cursor-1, protocol.EventBye, data)
 	return out.write()
-}
-
-func (st *Stream) detach() {
-	s := st.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stream == st {
-		s.stream = nil
-		s.sent = st.cursor - 1
-		s.detachedAt = time.Now()
-	}
-}
-
-// smallBuf is the write buffer a stream takes from bufPool. Buffers no larger
-// than maxPooled go back to the pool when the stream goes idle, so an idle
-// stream holds no buffer at all: memory per stream is the cost that grows
-// with the number of streams, and at any moment only the streams being
-// written need one.
-const (
-	smallBuf  = 1024
-	maxPooled = 4 * smallBuf
-)
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, smallBuf); return &b }}
-
-// A streamWriter is a stream's side of the ResponseWriter: the buffer being
-// filled, the lazy write deadline and the flush, resolved once.
-type streamWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	flush   func() error // nil when w cannot flush (nor buffers)
-	stats   *Stats
-	timeout time.Duration
-
-	buf     []byte  // what the next write sends; nil while idle
-	box     *[]byte // bufPool's holder for buf
-	scratch []byte  // a bulk chunk's raw bytes
-
-	deadline  time.Time // the write deadline in force
-	lastWrite time.Time
-	last      *atomic.Int64 // if set, gets lastWrite in unix nanoseconds
-
-	piece int           // write in pieces of this many bytes; 0: whole (pacing.go)
-	took  time.Duration // the longest write since pacing last looked
-}
-
-func newStreamWriter(w http.ResponseWriter, h *Hub) *streamWriter {
-	return &streamWriter{
-		w: w, rc: http.NewResponseController(w), flush: flusherOf(w),
-		stats: &h.stats, timeout: h.opts.writeTimeout,
-	}
-}
-
-// flusherOf finds w's flush the way http.ResponseController.Flush does, once
-// per stream instead of once per write.
-func flusherOf(w http.ResponseWriter) func() error {
-	for {
-		switch t := w.(type) {
-		case interface{ FlushError() error }:
-			return t.FlushError
-		case http.Flusher:
-			return func() error { t.Flush(); return nil }
-		case interface{ Unwrap() http.ResponseWriter }:
-			w = t.Unwrap()
-		default:
-			return nil
-		}
-	}
-}
-
-// take makes sure there is a buffer to append to.
-func (o *streamWriter) take() {
-	if o.buf == nil {
-		o.box = bufPool.Get().(*[]byte)
-		o.buf = (*o.box)[:0]
-	}
-}
-
-// idle gives the buffers up while the stream waits. One that a replay or a
-// bulk chunk grew is left to the collector rather than pooled.
-func (o *streamWriter) idle() {
-	if o.buf != nil {
-		if cap(o.buf) <= maxPooled {
-			*o.box = o.buf[:0]
-			bufPool.Put(o.box)
-		}
-		o.buf, o.box = nil, nil
-	}
-	o.scratch = nil
-}
-
-// release is idle for the end of the stream.
-func (o *streamWriter) release() { o.idle() }
-
-// write sends buf and flushes it, then empties buf.
-func (o *streamWriter) write() error {
-	// Moving a deadline costs more than a small write, so it is lazy: it
-	// moves only when less than half of it is left (a blocked write is
-	// ended after between half and all of the write timeout).
-	now := time.Now()
-	if o.deadline.Sub(now) < o.timeout/2 {
-		o.deadline = now.Add(o.timeout)
-		if err := o.rc.SetWriteDeadline(o.deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return fmt.Errorf("stream: deadline: %w", err)
-		}
-	}
-	o.lastWrite = now
-	if o.last != nil {
-		o.last.Store(now.UnixNano())
-	}
-	n, err := o.send(o.buf)
-	o.stats.bytesOut.Add(int64(n))
-	if err == nil && o.flush != nil {
-		// A writer that cannot flush does not buffer either.
-		if err = o.flush(); errors.Is(err, http.ErrNotSupported) {
-			err = nil
-		}
-	}
-	o.buf = o.buf[:0]
-	o.took = max(o.took, time.Since(now))
-	if err != nil {
-		return fmt.Errorf("stream: write: %w", err)
-	}
-	return nil
-}
-
-// clearDeadline lifts the write deadline, for the connection's next request.
-func (o *streamWriter) clearDeadline() {
-	if !o.deadline.IsZero() {
-		_ = o.rc.SetWriteDeadline(time.Time{})
-	}
-}
-
-// Cancel gives back a stream that will never Run (its request failed after
-// Attach or Open), with its place under the stream cap.
-func (st *Stream) Cancel() {
-	h := st.s.hub
-	st.detach()
-	h.streams.Add(-1)
-	h.streamWG.Done()
 }

@@ -43,7 +43,7 @@ func TestFlushWheelDeliversEverything(t *testing.T) {
 	const d = 100 * time.Millisecond
 	h := quietHub(t, WithFlushInterval(d))
 	s, _ := h.NewSession(nil)
-	st, _ := h.Attach(s, nil)
+	st, _ := h.Attach(s, Position{})
 	w := &timedWriter{flushWriter: newFlushWriter()}
 	runStream(t, st, w)
 	w.piece(t) // preamble

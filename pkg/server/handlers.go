@@ -224,7 +224,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 					return // its client left while it moved: replace no stream
 				}
 			}
-			st, err = s.hub.AttachAt(sess, pos)
+			st, err = s.hub.Attach(sess, pos)
 			if s.cluster == nil || !errors.Is(err, broadcast.ErrUnknownSession) {
 				break
 			}

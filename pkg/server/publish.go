@@ -17,32 +17,26 @@ import (
 
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
+	"golang.org/x/time/rate"
 )
 
 // publisher holds what POST /channels/{name}/events needs besides the hub:
 // the tokens and the per-channel allowance.
 type publisher struct {
 	tokens [][sha256.Size]byte // hashes of the accepted tokens; empty: publishing is off
-	rate   float64             // events a second per channel
-	burst  float64
+	rate   rate.Limit          // events a second per channel
+	burst  int                 // a second's worth, within an int
 
-	mu      sync.Mutex         // guards buckets
-	buckets map[string]*bucket // by channel name
-}
-
-// bucket is a token bucket: rate tokens a second, burst at most.
-// Its publisher's mutex guards it.
-type bucket struct {
-	tokens float64
-	last   time.Time
+	mu     sync.Mutex               // guards limits
+	limits map[string]*rate.Limiter // by channel name, made at its first publish
 }
 
 func newPublisher(cfg Config) *publisher {
-	p := &publisher{rate: cfg.PublishRate, buckets: map[string]*bucket{}}
-	if p.rate <= 0 {
-		p.rate = protocol.DefaultPublishRate
+	r := cfg.PublishRate
+	if r <= 0 {
+		r = protocol.DefaultPublishRate
 	}
-	p.burst = max(1, p.rate) // a second's worth
+	p := &publisher{rate: rate.Limit(r), burst: int(min(max(1, r), 1<<30)), limits: map[string]*rate.Limiter{}}
 	for _, t := range cfg.PublishTokens {
 		if t != "" {
 			p.tokens = append(p.tokens, sha256.Sum256([]byte(t)))
@@ -68,40 +62,16 @@ func (p *publisher) authorized(r *http.Request) bool {
 	return match == 1
 }
 
-// take spends one of channel's tokens, or says how long until one is there.
-func (p *publisher) take(channel string, now time.Time) (ok bool, wait time.Duration) {
+// limit is channel's allowance.
+func (p *publisher) limit(channel string) *rate.Limiter {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	b := p.buckets[channel]
-	if b == nil {
-		b = &bucket{tokens: p.burst, last: now}
-		p.buckets[channel] = b
+	l := p.limits[channel]
+	if l == nil {
+		l = rate.NewLimiter(p.rate, p.burst)
+		p.limits[channel] = l
 	}
-	b.tokens = min(p.burst, b.tokens+now.Sub(b.last).Seconds()*p.rate)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / p.rate * float64(time.Second))
-}
-
-// wait spends one of channel's tokens, waiting for it as long as it takes
-// (or until ctx ends): a text body is read no faster than the channel's rate.
-func (p *publisher) wait(ctx context.Context, channel string) error {
-	for {
-		ok, d := p.take(channel, time.Now())
-		if ok {
-			return nil
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-	}
+	return l
 }
 
 // publish answers POST /channels/{name}/events: one event from a JSON body,
@@ -152,8 +122,8 @@ func (s *Server) publishJSON(w http.ResponseWriter, r *http.Request, name string
 		s.publishFail(w, err, 0)
 		return
 	}
-	if ok, wait := s.pub.take(name, time.Now()); !ok {
-		s.publishFail(w, &broadcast.RateError{What: "publish", RetryAfter: wait}, 0)
+	if err := broadcast.Allow(s.pub.limit(name), "publish"); err != nil {
+		s.publishFail(w, err, 0)
 		return
 	}
 	if err := s.hub.Publish(r.Context(), name, []byte(req.Data)); err != nil {
@@ -198,7 +168,8 @@ func (s *Server) publishText(w http.ResponseWriter, r *http.Request, rc *http.Re
 			err = broadcast.CheckPublish(line)
 		}
 		if err == nil {
-			err = s.pub.wait(ctx, name)
+			// A text body is read no faster than the channel's rate.
+			err = s.pub.limit(name).Wait(ctx)
 		}
 		if err == nil {
 			err = s.hub.Publish(ctx, name, line)

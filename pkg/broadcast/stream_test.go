@@ -16,7 +16,7 @@ import (
 // flushWriter is a ResponseWriter that hands over what was written between
 // two flushes as one piece: one piece per write the stream made.
 type flushWriter struct {
-	mu     sync.Mutex
+	mu     sync.Mutex // guards cur
 	cur    bytes.Buffer
 	pieces chan []byte
 }
@@ -77,7 +77,7 @@ func tickEvent(data string) *event {
 func TestFlushIntervalCoalesces(t *testing.T) {
 	h := quietHub(t, WithFlushInterval(time.Second))
 	s, _ := h.NewSession(nil)
-	st, _ := h.Attach(s, nil)
+	st, _ := h.Attach(s, Position{})
 	w := newFlushWriter()
 	runStream(t, st, w)
 	if p := w.piece(t); !strings.Contains(p, "event: session") {
@@ -119,7 +119,7 @@ func TestLingerCutShort(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := quietHub(t, WithFlushInterval(time.Second))
 			s, _ := h.NewSession(nil)
-			st, _ := h.Attach(s, nil)
+			st, _ := h.Attach(s, Position{})
 			defer st.Cancel() // Run is not running it
 			done := make(chan struct{})
 			st.lastWrite.Store(time.Now().UnixNano())
@@ -142,7 +142,7 @@ func TestLingerCutShort(t *testing.T) {
 func TestLingerQuietStreamDoesNotWait(t *testing.T) {
 	h := quietHub(t, WithFlushInterval(time.Second))
 	s, _ := h.NewSession(nil)
-	st, _ := h.Attach(s, nil)
+	st, _ := h.Attach(s, Position{})
 	defer st.Cancel() // Run is not running it
 	done := make(chan struct{})
 	st.lastWrite.Store(time.Now().Add(-2 * time.Hour).UnixNano())
@@ -165,7 +165,7 @@ func TestLingerQuietStreamDoesNotWait(t *testing.T) {
 func TestBulkChunksShareWrites(t *testing.T) {
 	h := quietHub(t)
 	s, _ := h.NewSession(nil)
-	st, _ := h.Attach(s, nil)
+	st, _ := h.Attach(s, Position{})
 	w := newFlushWriter()
 	runStream(t, st, w)
 	w.piece(t) // preamble
@@ -200,53 +200,5 @@ func TestBulkChunksShareWrites(t *testing.T) {
 	}
 	if seq != acc.Chunks {
 		t.Fatalf("%d chunks, want %d", seq, acc.Chunks)
-	}
-}
-
-// flusherOf finds the flush through wrappers, as ResponseController does.
-func TestFlusherOf(t *testing.T) {
-	fw := newFlushWriter()
-	if f := flusherOf(wrapped{fw}); f == nil {
-		t.Fatal("no flush through Unwrap")
-	} else if err := f(); err != nil || len(fw.pieces) != 1 {
-		t.Fatalf("flush through Unwrap: %v, %d pieces", err, len(fw.pieces))
-	}
-	if f := flusherOf(&discardWriter{}); f == nil {
-		t.Fatal("no FlushError found")
-	}
-	if f := flusherOf(plainWriter{}); f != nil {
-		t.Fatal("a flush for a writer that has none")
-	}
-}
-
-type wrapped struct{ http.ResponseWriter }
-
-func (w wrapped) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-type plainWriter struct{}
-
-func (plainWriter) Header() http.Header         { return http.Header{} }
-func (plainWriter) WriteHeader(int)             {}
-func (plainWriter) Write(p []byte) (int, error) { return len(p), nil }
-
-// An idle stream gives its buffer back; a grown one is not pooled.
-func TestStreamWriterIdleGivesBufferBack(t *testing.T) {
-	h := quietHub(t)
-	o := newStreamWriter(plainWriter{}, h)
-	o.take()
-	o.buf = append(o.buf, "x"...)
-	if err := o.write(); err != nil {
-		t.Fatal(err)
-	}
-	o.idle()
-	if o.buf != nil || o.box != nil {
-		t.Fatal("idle writer still holds its buffer")
-	}
-	o.take()
-	o.buf = append(o.buf, make([]byte, 2*maxPooled)...)
-	box := o.box
-	o.idle()
-	if cap(*box) > maxPooled {
-		t.Fatalf("a %d-byte buffer went back to the pool", cap(*box))
 	}
 }
