@@ -228,7 +228,7 @@ func (s *Stream) Recv(timeout time.Duration) (Event, error) {
 		select {
 		case <-s.notify:
 		case <-timer.C:
-			return Event{}, fmt.Errorf("%w (%v)", ErrTimeout, timeout)
+			return Event{}, ErrTimeout
 		}
 	}
 }

@@ -176,3 +176,18 @@ func TestParseChunk(t *testing.T) {
 		}
 	}
 }
+
+// TestMetric reads a gauge among others, and only the one named.
+func TestMetric(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, "# HELP xhrsse_streams_total x\nxhrsse_streams_total 9\nxhrsse_streams 3\n")
+	}))
+	t.Cleanup(srv.Close)
+	if got := ssetest.Metric(t, client(t, srv), srv.URL, "xhrsse_streams"); got != 3 {
+		t.Fatalf("xhrsse_streams %v, want 3", got)
+	}
+}
