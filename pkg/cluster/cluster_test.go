@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -211,7 +212,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 	s := openStream(t, a, id, "")
 	evs := s.until(t, func(m protocol.Message) bool { return m.ID >= "30" && len(m.ID) >= 2 })
 	last := ids(t, 0, evs)
-	s.close()
+	s.Close()
 
 	// While the client is away the session goes on on a, and others chat.
 	other := newSession(t, bn)
@@ -259,8 +260,7 @@ func TestNodeKilledClientsResumeElsewhere(t *testing.T) {
 	evs := s.until(t, named("three"))
 	last := ids(t, 0, evs)
 	a.Kill()
-	for range s.Events { // until the cut
-	}
+	<-s.Done() // until the cut
 
 	s2 := openStream(t, bn, id, strconv.FormatUint(last, 10))
 	if m := s2.next(t); m.Name != protocol.EventSession {
@@ -340,7 +340,7 @@ func TestBrokerRestart(t *testing.T) {
 	b.Start()
 
 	var after protocol.ChatAccepted
-	eventually(t, "chat after the broker restart", func() error {
+	ssetest.Eventually(t, "chat after the broker restart", func() error {
 		st, _ := post(t, bn.URL+"/sessions/"+idb+"/chat", protocol.ChatPost{Text: "after"}, &after)
 		if st != http.StatusAccepted {
 			return statusErr(st)
@@ -366,10 +366,10 @@ func TestBrokerRestart(t *testing.T) {
 				t.Fatalf("%s after the restart", m.Name)
 			}
 		}
-		s.close()
+		s.Close()
 	}
 	// Forwarding works again too.
-	eventually(t, "tune via b after the restart", func() error {
+	ssetest.Eventually(t, "tune via b after the restart", func() error {
 		if st, _ := post(t, bn.URL+"/sessions/"+ida+"/channels", protocol.Tune{Channel: "one", On: ptr(true)}, nil); st != http.StatusOK {
 			return statusErr(st)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -31,7 +32,7 @@ func TestChatOnANodeShuttingDownIsNotRefusedAfterItWasSent(t *testing.T) {
 		left <- a.Shutdown(10 * time.Second)
 	}()
 	t.Cleanup(func() { <-done }) // before the nodes' cleanups
-	eventually(t, "a closing", func() error {
+	ssetest.Eventually(t, "a closing", func() error {
 		select {
 		case <-a.Hub.Done():
 			return nil

@@ -45,7 +45,7 @@ func TestTakeWithNoRoomLeavesTheSession(t *testing.T) {
 			s := openStream(t, a, id, "")
 			evs := s.until(t, named("one"))
 			last := ids(t, 0, evs[1:])
-			s.close()
+			s.Close()
 			tt.noRoom(t, b)
 
 			req, _ := http.NewRequest(http.MethodGet, b.URL+"/events?session="+id, nil)
