@@ -150,21 +150,19 @@ func TestFlagLimits(t *testing.T) {
 	sb.Close()
 	ssetest.Eventually(t, "stream b to close", func() bool { return c.streams() == 1 })
 	stuck := c.session(`{"channels":["one"]}`)
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(c.base, "http://"), wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: x\r\n\r\n", stuck)
+	c.stuckReader(stuck)
 	ssetest.Eventually(t, "the stuck stream to open", func() bool { return c.streams() == 2 })
 	c.want("the stuck reader's transfer", c.do("POST", "/sessions/"+stuck+"/bulk", fmt.Sprintf(`{"bytes":%d}`, 8<<20)), http.StatusAccepted)
 	ssetest.Eventually(t, "the write timeout to end the stuck stream", func() bool { return c.streams() == 1 })
 	s2, r := c.open("/events?session="+stuck, "Last-Event-ID", "0")
 	c.want("the stuck session's stream again", r, http.StatusOK)
 	s2.UntilNamed(t, protocol.EventBulk)
+}
+
+// stuckReader opens the stream of session sid and never reads it.
+func (c *client) stuckReader(sid string) {
+	c.t.Helper()
+	ssetest.StuckReader(c.t, strings.TrimPrefix(c.base, "http://"), "/events?session="+sid)
 }
 
 // streams reads the open-stream gauge from /metrics.
@@ -237,13 +235,7 @@ func TestLogNeverHoldsSessionIDs(t *testing.T) {
 	sa2.Close()
 	// Cut by the write timeout: a reader that stops reading.
 	stuck := sid(c.session(`{"channels":["one"]}`))
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(c.base, "http://"), wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(4096)
-	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: x\r\n\r\n", stuck)
+	c.stuckReader(stuck)
 	time.Sleep(200 * time.Millisecond)
 	c.do("POST", "/sessions/"+stuck+"/bulk", fmt.Sprintf(`{"bytes":%d}`, 8<<20))
 	time.Sleep(time.Second)
@@ -346,13 +338,7 @@ func TestSIGTERMStuckReader(t *testing.T) {
 	s, _ := c.open("/events?session=" + ok)
 	s.UntilNamed(t, "one")
 	stuck := c.session(`{"channels":["one"]}`)
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(c.base, "http://"), wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(4096)
-	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: x\r\n\r\n", stuck)
+	c.stuckReader(stuck)
 	time.Sleep(200 * time.Millisecond)
 	c.want("the stuck reader's transfer", c.do("POST", "/sessions/"+stuck+"/bulk", fmt.Sprintf(`{"bytes":%d}`, 64<<20)), http.StatusAccepted)
 	time.Sleep(time.Second) // its write blocks (the default write timeout is 30 s)

@@ -105,12 +105,20 @@ func MustPost(t testing.TB, hc *http.Client, url string, in, out any) {
 	}
 }
 
-// NewSession opens a session tuned to channels on the server at base and
-// returns its id.
+// NewSession opens a session tuned to channels on the server at base,
+// wanting a 201, and returns its id.
 func NewSession(t testing.TB, hc *http.Client, base string, channels ...string) string {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
 	var created protocol.SessionCreated
-	MustPost(t, hc, base+"/sessions", protocol.CreateSession{Channels: channels}, &created)
+	st, err := PostJSON(ctx, hc, base+"/sessions", nil, protocol.CreateSession{Channels: channels}, &created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != http.StatusCreated || created.Session == "" {
+		t.Fatalf("POST %s/sessions: %d %+v, want 201 and a session", base, st, created)
+	}
 	return created.Session
 }
 
@@ -118,17 +126,27 @@ func NewSession(t testing.TB, hc *http.Client, base string, channels ...string) 
 // that is exactly {"error": non-empty}.
 func WantError(t testing.TB, what string, r Reply, status int) {
 	t.Helper()
+	if e, ok := Refusal[protocol.Error](t, what, r, status); ok && e.Error == "" {
+		t.Errorf("%s: body %q is not {\"error\": non-empty}", what, r.Body)
+	}
+}
+
+// Refusal checks a refusal's status and JSON Content-Type, and decodes its
+// body strictly as a T; a failed check is an error of the test, and false.
+func Refusal[T any](t testing.TB, what string, r Reply, status int) (T, bool) {
+	t.Helper()
+	var v T
 	if r.Status != status {
 		t.Errorf("%s: status %d, want %d (body %s)", what, r.Status, status, r.Body)
-		return
+		return v, false
 	}
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("%s: Content-Type %q, want application/json", what, ct)
 	}
-	var e protocol.Error
-	dec := json.NewDecoder(bytes.NewReader(r.Body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil || e.Error == "" {
-		t.Errorf("%s: body %q is not {\"error\": non-empty} (%v)", what, r.Body, err)
+	v, err := Strict[T](r.Body)
+	if err != nil {
+		t.Errorf("%s: %v", what, err)
+		return v, false
 	}
+	return v, true
 }

@@ -45,6 +45,7 @@ type Stream struct {
 	head  []byte     // the first bytes of the body, as received
 	queue []Event
 	pings int64 // comment lines seen
+	retry int   // the last retry field, in milliseconds; -1 if none
 	line  lineState
 	ended bool
 	err   error // why the stream ended: io.EOF for a clean end
@@ -98,6 +99,7 @@ func Connect(ctx context.Context, hc *http.Client, url string, header http.Heade
 		done:     make(chan struct{}),
 		notify:   make(chan struct{}, 1),
 		space:    make(chan struct{}, 1),
+		retry:    -1,
 	}
 	for _, o := range opts {
 		o(s)
@@ -149,6 +151,7 @@ func (s *Stream) read(ctx context.Context, body io.ReadCloser) {
 			err = ctx.Err()
 		}
 		s.mu.Lock()
+		s.retry = dec.Retry
 		if err != nil {
 			if cause := context.Cause(ctx); cause != nil {
 				err = cause
@@ -365,6 +368,14 @@ func (s *Stream) Pings() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pings
+}
+
+// Retry is the last retry the stream set, in milliseconds, as of the last
+// event queued; -1 if none.
+func (s *Stream) Retry() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.retry
 }
 
 // Head returns the first 256 bytes the stream received, for the tests of its

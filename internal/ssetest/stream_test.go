@@ -74,8 +74,8 @@ func TestStreamReadsOneConnection(t *testing.T) {
 				t.Fatalf("HTTP/2 %v, want %v", got, h2)
 			}
 			se, pos := s.Session(t)
-			if se.Session != "s1" || se.Resumed || pos != 0 {
-				t.Fatalf("session event %+v at %d", se, pos)
+			if se.Session != "s1" || se.Resumed || pos != 0 || s.Retry() != 2000 {
+				t.Fatalf("session event %+v at %d, retry %d", se, pos, s.Retry())
 			}
 			third, before := s.Until(t, "x2", func(m protocol.Message) bool { return m.Data == "x2" })
 			ssetest.Consecutive(t, 1, append(before, third))

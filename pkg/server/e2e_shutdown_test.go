@@ -88,17 +88,9 @@ func TestStuckReader(t *testing.T) {
 	// The stuck client: a raw connection that asks for its stream and never
 	// reads a byte, with a small receive buffer so the server's writes block.
 	stuck := h.newSession(t, "one", "two", "three")
-	conn, err := net.DialTimeout("tcp", h.srv.Addr, ssetest.Wait)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Closed before the server (cleanups run last first), so its stream's
 	// blocked write fails at once instead of waiting for the write timeout.
-	t.Cleanup(func() { conn.Close() })
-	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: %s\r\n\r\n", stuck, h.srv.Addr)
+	ssetest.StuckReader(t, h.srv.Addr, "/events?session="+stuck)
 	ssetest.Eventually(t, "the stuck stream to open", func() bool { return h.srv.Hub.StreamCount() == 1 })
 	acc := h.bulk(t, stuck, fmt.Sprintf(`{"bytes":%d}`, 20<<20))
 
@@ -151,15 +143,7 @@ func TestStuckReader(t *testing.T) {
 func TestWriteTimeout(t *testing.T) {
 	h := start(t, broadcast.WithWriteTimeout(300*time.Millisecond))
 	sid := h.newSession(t, "one")
-	conn, err := net.DialTimeout("tcp", h.srv.Addr, ssetest.Wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: %s\r\n\r\n", sid, h.srv.Addr)
+	ssetest.StuckReader(t, h.srv.Addr, "/events?session="+sid)
 	ssetest.Eventually(t, "the stream to open", func() bool { return h.srv.Hub.StreamCount() == 1 })
 	h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, 20<<20))
 	ssetest.Eventually(t, "the blocked stream to end", func() bool { return h.srv.Hub.StreamCount() == 0 })
