@@ -109,26 +109,21 @@ func TestNginxCompressingConfig(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), promptly)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, ng.URL+"/events?session="+session, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			arrived, compressed := false, false
 			// The transport asks for gzip and decompresses on the fly.
-			if resp, err := hc.Do(req); err == nil {
-				compressed = resp.Uncompressed
-				dec := protocol.NewDecoder(resp.Body, 1<<20)
+			if st, _, err := ssetest.Connect(ctx, hc, ng.URL+"/events?session="+session, nil); err == nil && st != nil {
+				compressed = st.Response.Uncompressed
 				for {
-					m, err := dec.Next()
+					ev, err := st.Recv(promptly) // the stream ends with ctx
 					if err != nil {
 						break
 					}
-					if m.Name == protocol.EventChat {
+					if ev.Name == protocol.EventChat {
 						arrived = true
 						break
 					}
 				}
-				resp.Body.Close()
+				st.Close()
 			}
 			switch {
 			case tc.prompt && !arrived:
