@@ -14,10 +14,10 @@ import (
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
-// Decode decodes an event's data strictly (see Strict).
+// Decode decodes an event's data strictly (see strict).
 func Decode[T any](t testing.TB, m protocol.Message) T {
 	t.Helper()
-	v, err := Strict[T]([]byte(m.Data))
+	v, err := strict[T]([]byte(m.Data))
 	if err != nil {
 		t.Fatalf("event %s: %v", m.Name, err)
 	}
@@ -30,16 +30,16 @@ func DecodeReply[T any](t testing.TB, what string, r Reply) T {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Fatalf("%s: Content-Type %q, want application/json", what, ct)
 	}
-	v, err := Strict[T](r.Body)
+	v, err := strict[T](r.Body)
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 	return v
 }
 
-// Strict decodes exactly one JSON value with no unknown fields: what
+// strict decodes exactly one JSON value with no unknown fields: what
 // PROTOCOL.md promises a client.
-func Strict[T any](data []byte) (T, error) {
+func strict[T any](data []byte) (T, error) {
 	var v T
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -73,18 +73,18 @@ func Consecutive(t testing.TB, first uint64, ms []protocol.Message) {
 	}
 }
 
-// ParseChunk decodes a bulk event's data as Strict would, but reads the
+// ParseChunk decodes a bulk event's data as strict would, but reads the
 // long base64 string with the base64 decoder only: under -race the JSON
 // scanner costs a function call per byte, and the tests move hundreds of
 // MiB. It needs the data field last and unescaped, as the server writes it;
-// anything else goes to Strict.
+// anything else goes to strict.
 func ParseChunk(data string) (protocol.BulkChunk, error) {
 	const key = `,"data":"`
 	i := strings.Index(data, key)
 	if i < 0 || !strings.HasSuffix(data, `"}`) {
-		return Strict[protocol.BulkChunk]([]byte(data))
+		return strict[protocol.BulkChunk]([]byte(data))
 	}
-	head, err := Strict[struct {
+	head, err := strict[struct {
 		Transfer string `json:"transfer"`
 		Seq      int    `json:"seq"`
 		Chunks   int    `json:"chunks"`

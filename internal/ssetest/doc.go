@@ -15,6 +15,6 @@ import "time"
 // when it is about to fail.
 const Wait = 20 * time.Second
 
-// MaxLine is the longest SSE line a Stream accepts: one bulk chunk is 64 KiB
+// maxLine is the longest SSE line a Stream accepts: one bulk chunk is 64 KiB
 // of base64 plus its JSON.
-const MaxLine = 1 << 20
+const maxLine = 1 << 20

@@ -143,7 +143,7 @@ func Refusal[T any](t testing.TB, what string, r Reply, status int) (T, bool) {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("%s: Content-Type %q, want application/json", what, ct)
 	}
-	v, err := Strict[T](r.Body)
+	v, err := strict[T](r.Body)
 	if err != nil {
 		t.Errorf("%s: %v", what, err)
 		return v, false

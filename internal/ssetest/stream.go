@@ -143,7 +143,7 @@ func (s *Stream) read(ctx context.Context, body io.ReadCloser) {
 		defer timer.Stop()
 		r = watchdog{r, timer, s.idle}
 	}
-	dec := protocol.NewDecoder(r, MaxLine)
+	dec := protocol.NewDecoder(r, maxLine)
 	for {
 		m, err := dec.Next()
 		now := time.Now()

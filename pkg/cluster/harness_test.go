@@ -80,10 +80,6 @@ func (s *stream) until(t *testing.T, ok func(protocol.Message) bool) []protocol.
 	return append(before, m)
 }
 
-func named(name string) func(protocol.Message) bool {
-	return func(m protocol.Message) bool { return m.Name == name }
-}
-
 func chatText(text string) func(protocol.Message) bool {
 	return func(m protocol.Message) bool {
 		var c protocol.Chat

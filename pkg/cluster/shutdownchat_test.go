@@ -67,7 +67,7 @@ func TestChatOnANodeShuttingDownIsNotRefusedAfterItWasSent(t *testing.T) {
 		t.Errorf("%d of %d chats answered 503 were delivered all the same: %q", len(delivered), len(refused), delivered)
 	}
 	// Let a's hand-over end: take its session.
-	openStream(t, bn, onA, "0").until(t, named(protocol.EventSession))
+	openStream(t, bn, onA, "0").until(t, ssetest.Named(protocol.EventSession))
 	if n := <-left; n != 0 {
 		t.Errorf("%d sessions left on a", n)
 	}
