@@ -1,9 +1,9 @@
 package server_test
 
 // Helpers for the end-to-end tests: a real server from internal/testserver,
-// plain net/http requests, and streams read with protocol.Decoder. They do not
-// use pkg/client on purpose, so that these tests check the wire contract of
-// docs/PROTOCOL.md independently of any one client.
+// plain requests and streams read with protocol.Decoder (internal/ssetest).
+// They do not use pkg/client on purpose, so that these tests check the wire
+// contract of docs/PROTOCOL.md independently of any one client.
 
 import (
 	"crypto/sha256"
