@@ -1,6 +1,6 @@
 package main
 
-// The promises of issue 5 that depend on the binary itself: each limit flag
+// The promises of RELIABILITY.md that depend on the binary itself: each limit flag
 // reaches the server (a small value of each, one refusal each); the log,
 // at debug level and through every endpoint and error, never holds a whole
 // session id; SIGTERM lets an in-flight POST finish and exits within the
