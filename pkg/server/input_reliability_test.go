@@ -1,6 +1,6 @@
 package server_test
 
-// The bad-input cases of issue 5 that TestErrors does not have: truncated,
+// The bad-input cases of RELIABILITY.md that TestErrors does not have: truncated,
 // deeply nested and wrongly typed JSON on every POST, unknown fields on each
 // body, NUL bytes in every string, sizes that overflow, more path traversal
 // (backslashes, dot segments, escapes, a symlink to a directory and a chain
@@ -171,7 +171,7 @@ func TestBadInput(t *testing.T) {
 // TestChatInvalidUTF8Refused: chat text or a name that is not valid UTF-8
 // (raw bytes, or an escaped lone surrogate, which encodes no character) is
 // a bad field: 400, and no chat goes out (PROTOCOL.md: "400 bad JSON or
-// field", "a bad request never changes state"; issue 5 lists invalid UTF-8
+// field", "a bad request never changes state"; RELIABILITY.md lists invalid UTF-8
 // in chat). encoding/json would otherwise replace the bad bytes with U+FFFD
 // and the server would relay text the sender never wrote.
 func TestChatInvalidUTF8Refused(t *testing.T) {
