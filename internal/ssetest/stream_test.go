@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"strings"
 	"testing"
 	"time"
@@ -62,14 +64,28 @@ func client(t *testing.T, srv *httptest.Server) *http.Client {
 	return hc
 }
 
-// TestStreamReadsOneConnection: over HTTP/1.1 and HTTP/2, a stream gives the
-// session event, the ticks in order with their ids, counts the ping the
-// decoder skips, keeps the preamble, and ends cleanly with the body.
+// TestStreamReadsOneConnection: over HTTP/1.1, HTTP/2 and through a
+// reverse proxy, a stream gives the session event, the ticks in order with
+// their ids, counts the ping the decoder skips, keeps the preamble, and ends
+// cleanly with the body.
 func TestStreamReadsOneConnection(t *testing.T) {
-	for _, h2 := range []bool{false, true} {
-		t.Run(fmt.Sprintf("h2=%v", h2), func(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		h2, proxied bool
+	}{{"HTTP/1.1", false, false}, {"HTTP/2", true, false}, {"proxy", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h2 := tc.h2
 			srv := sseServer(t, h2, 5, false)
-			s := ssetest.Open(t, client(t, srv), srv.URL+"/events", nil)
+			url, hc := srv.URL, client(t, srv)
+			if tc.proxied {
+				target, _ := neturl.Parse(srv.URL)
+				rp := httputil.NewSingleHostReverseProxy(target)
+				rp.FlushInterval = -1 // as nginx with X-Accel-Buffering: no
+				proxy := httptest.NewServer(rp)
+				t.Cleanup(proxy.Close)
+				url, hc = proxy.URL, client(t, proxy)
+			}
+			s := ssetest.Open(t, hc, url+"/events", nil)
 			if got := s.Response.ProtoMajor == 2; got != h2 {
 				t.Fatalf("HTTP/2 %v, want %v", got, h2)
 			}
