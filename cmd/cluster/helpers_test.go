@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -128,63 +129,30 @@ func (c *client) post(url string, body any, into any) (int, string) {
 
 // events is one open GET /events, decoded.
 type events struct {
-	node   string // who serves it
-	cancel context.CancelFunc
-	body   io.ReadCloser
-	dec    *protocol.Decoder
+	*ssetest.Stream
+	node string // who serves it
 }
 
 // open opens a session's stream at base and reads its first event.
 func (c *client) open(base, session string) *events {
 	c.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events?session="+session, nil)
-	req.Header.Set("Accept", "text/event-stream")
 	sc := *c.hc
 	sc.Timeout = 0
-	resp, err := sc.Do(req)
-	if err != nil {
-		cancel()
-		c.t.Fatalf("GET /events: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		c.t.Fatalf("GET /events: %s %s", resp.Status, b)
-	}
-	ev := &events{node: resp.Header.Get(nodeHeader), cancel: cancel, body: resp.Body, dec: protocol.NewDecoder(resp.Body, 1<<20)}
-	c.t.Cleanup(ev.close)
-	m, err := ev.dec.Next()
-	if err != nil || m.Name != protocol.EventSession {
-		c.t.Fatalf("first event %+v, %v: want session", m, err)
-	}
-	return ev
+	s := ssetest.Open(c.t, &sc, base+"/events?session="+session, http.Header{"Accept": {"text/event-stream"}})
+	s.Expect(c.t, protocol.EventSession)
+	return &events{Stream: s, node: s.Response.Header.Get(nodeHeader)}
 }
 
-func (e *events) close() { e.cancel(); e.body.Close() }
-
-// waitChat reads until a live chat with text arrives, or fails after wait.
+// waitChat reads until a live chat with text arrives, or fails after
+// ssetest.Wait.
 func (e *events) waitChat(t *testing.T, text string) {
 	t.Helper()
-	timer := time.AfterFunc(wait, e.close)
-	defer timer.Stop()
-	for {
-		m, err := e.dec.Next()
-		if err != nil {
-			t.Fatalf("stream on %s ended before chat %q arrived: %v", e.node, text, err)
-		}
+	e.Until(t, fmt.Sprintf("chat %q on %s", text, e.node), func(m protocol.Message) bool {
 		if m.Name != protocol.EventChat {
-			continue
+			return false
 		}
-		var c protocol.Chat
-		if err := json.Unmarshal([]byte(m.Data), &c); err != nil {
-			t.Fatalf("chat data %q: %v", m.Data, err)
-		}
-		if c.Text == text {
-			return
-		}
-	}
+		return ssetest.Decode[protocol.Chat](t, m).Text == text
+	})
 }
 
 // varz is the part of NATS's /varz the tests read.

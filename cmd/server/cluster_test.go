@@ -12,6 +12,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -57,16 +58,17 @@ func TestClusterOfBinaries(t *testing.T) {
 	id := n1.session(`{"channels":["one"]}`)
 	s, a := n1.open("/events?session=" + id)
 	if s == nil {
-		t.Fatalf("stream on n1: %d %s", a.status, a.body)
+		t.Fatalf("stream on n1: %d %s", a.Status, a.Body)
 	}
 	n2.want("tune via n2", n2.do("POST", "/sessions/"+id+"/channels", `{"channel":"three","on":true}`), http.StatusOK)
-	s.until(t, "three")
+	s.UntilNamed(t, "three")
 	other := n3.session("")
 	n3.want("chat on n3", n3.do("POST", "/sessions/"+other+"/chat", `{"text":"hello from n3"}`), http.StatusAccepted)
-	if m := s.until(t, protocol.EventChat); !strings.Contains(m.Data, "hello from n3") {
+	if m, _ := s.UntilNamed(t, protocol.EventChat); !strings.Contains(m.Data, "hello from n3") {
 		t.Fatalf("chat on n1's stream: %s", m.Data)
 	}
-	last := s.until(t, "one").ID
+	one, _ := s.UntilNamed(t, "one")
+	last := one.ID
 
 	// SIGKILL n1: its client comes back on n2.
 	if err := procs[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -75,17 +77,17 @@ func TestClusterOfBinaries(t *testing.T) {
 	procs[0].waitExit(t, wait)
 	s2, a := n2.open("/events?session="+id, "Last-Event-ID", last)
 	if s2 == nil {
-		t.Fatalf("resume on n2 after n1 died: %d %s", a.status, a.body)
+		t.Fatalf("resume on n2 after n1 died: %d %s", a.Status, a.Body)
 	}
-	m := s2.until(t, protocol.EventGap)
+	m, _ := s2.UntilNamed(t, protocol.EventGap)
 	var gap protocol.Gap
 	if err := json.Unmarshal([]byte(m.Data), &gap); err != nil || gap.Missed == 0 {
 		t.Fatalf("gap %q", m.Data)
 	}
-	s2.until(t, "three") // still tuned to both
-	s2.until(t, "one")
+	s2.UntilNamed(t, "three") // still tuned to both
+	s2.UntilNamed(t, "one")
 	n3.want("chat after the recovery", n3.do("POST", "/sessions/"+id+"/chat", `{"text":"still here"}`), http.StatusAccepted)
-	if m := s2.until(t, protocol.EventChat); !strings.Contains(m.Data, "still here") {
+	if m, _ := s2.UntilNamed(t, protocol.EventChat); !strings.Contains(m.Data, "still here") {
 		t.Fatalf("chat after the recovery: %s", m.Data)
 	}
 
@@ -93,30 +95,17 @@ func TestClusterOfBinaries(t *testing.T) {
 	if err := procs[1].cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	var after uint64
-	for {
-		m, err := s2.dec.Next()
-		if err != nil {
-			t.Fatalf("no bye from n2: %v", err)
-		}
-		if m.Name == protocol.EventBye {
-			after, _ = strconv.ParseUint(m.ID, 10, 64)
-			break
-		}
-	}
+	bye, _ := s2.UntilNamed(t, protocol.EventBye)
+	after := ssetest.ID(t, bye)
 	s3, a := n3.open("/events?session="+id, "Last-Event-ID", strconv.FormatUint(after, 10))
 	if s3 == nil {
-		t.Fatalf("resume on n3 during n2's handover: %d %s", a.status, a.body)
+		t.Fatalf("resume on n3 during n2's handover: %d %s", a.Status, a.Body)
 	}
-	if m := s3.until(t, protocol.EventSession); !strings.Contains(m.Data, `"resumed":true`) {
+	if m, _ := s3.UntilNamed(t, protocol.EventSession); !strings.Contains(m.Data, `"resumed":true`) {
 		t.Fatalf("session event %s", m.Data)
 	}
 	for next := after + 1; next < after+20; next++ {
-		m, err := s3.dec.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Name == protocol.EventGap || m.ID != strconv.FormatUint(next, 10) {
+		if m := s3.Next(t); m.Name == protocol.EventGap || m.ID != strconv.FormatUint(next, 10) {
 			t.Fatalf("after the handover: %s id %s, want id %d and no gap", m.Name, m.ID, next)
 		}
 	}

@@ -1,6 +1,6 @@
 package main
 
-// The promises of issue 5 that depend on the binary itself: each limit flag
+// The promises of RELIABILITY.md that depend on the binary itself: each limit flag
 // reaches the server (a small value of each, one refusal each); the log,
 // at debug level and through every endpoint and error, never holds a whole
 // session id; SIGTERM lets an in-flight POST finish and exits within the
@@ -8,11 +8,8 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
-	"errors"
+	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -21,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -31,65 +29,45 @@ type client struct {
 	hc   *http.Client
 }
 
-// answer is a whole non-stream answer.
-type answer struct {
-	status int
-	header http.Header
-	body   string
-}
-
 // listen waits for the binary to say where it listens and returns a client.
 func listen(t *testing.T, p *proc) *client {
 	t.Helper()
 	base := p.listening(t)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &client{t: t, base: strings.TrimSuffix(base, "/"), hc: &http.Client{Transport: tr, Timeout: wait}}
+	return &client{t: t, base: strings.TrimSuffix(base, "/"), hc: ssetest.Client(t)}
 }
 
-func (c *client) do(method, path, body string, hdr ...string) answer {
+// do sends a request, a body as JSON, with hdr as name, value pairs.
+func (c *client) do(method, path, body string, hdr ...string) ssetest.Reply {
 	c.t.Helper()
-	var rd io.Reader
+	return ssetest.Do(c.t, c.hc, method, c.base+path, header(body, hdr), body)
+}
+
+func header(body string, pairs []string) http.Header {
+	h := http.Header{}
 	if body != "" {
-		rd = strings.NewReader(body)
+		h.Set("Content-Type", "application/json")
 	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		c.t.Fatal(err)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		h.Set(pairs[i], pairs[i+1])
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return answer{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	return h
 }
 
 // want checks an answer's status, and for an error its JSON body and, for
 // 429 and 503, its Retry-After.
-func (c *client) want(what string, a answer, status int) {
+func (c *client) want(what string, a ssetest.Reply, status int) {
 	c.t.Helper()
-	if a.status != status {
-		c.t.Errorf("%s: %d %s, want %d", what, a.status, strings.TrimSpace(a.body), status)
+	if a.Status != status {
+		c.t.Errorf("%s: %d %s, want %d", what, a.Status, bytes.TrimSpace(a.Body), status)
 		return
 	}
 	if status < 400 {
 		return
 	}
-	var e protocol.Error
-	if err := json.Unmarshal([]byte(a.body), &e); err != nil || e.Error == "" {
-		c.t.Errorf("%s: body %q is not a JSON error", what, a.body)
-	}
+	ssetest.WantError(c.t, what, a, status)
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
-		if n, err := strconv.Atoi(a.header.Get("Retry-After")); err != nil || n < 1 {
-			c.t.Errorf("%s: Retry-After %q", what, a.header.Get("Retry-After"))
+		if n, err := strconv.Atoi(a.Header.Get("Retry-After")); err != nil || n < 1 {
+			c.t.Errorf("%s: Retry-After %q", what, a.Header.Get("Retry-After"))
 		}
 	}
 }
@@ -97,64 +75,16 @@ func (c *client) want(what string, a answer, status int) {
 func (c *client) session(channels string) string {
 	c.t.Helper()
 	a := c.do("POST", "/sessions", channels)
-	if a.status != http.StatusCreated {
-		c.t.Fatalf("POST /sessions: %d %s", a.status, a.body)
+	if a.Status != http.StatusCreated {
+		c.t.Fatalf("POST /sessions: %d %s", a.Status, a.Body)
 	}
-	var created protocol.SessionCreated
-	if err := json.Unmarshal([]byte(a.body), &created); err != nil {
-		c.t.Fatal(err)
-	}
-	return created.Session
-}
-
-// stream is one open GET /events, decoded.
-type stream struct {
-	cancel context.CancelFunc
-	body   io.ReadCloser
-	dec    *protocol.Decoder
+	return ssetest.DecodeReply[protocol.SessionCreated](c.t, "POST /sessions", a).Session
 }
 
 // open opens a stream, or returns the refusal.
-func (c *client) open(path string, hdr ...string) (*stream, answer) {
+func (c *client) open(path string, hdr ...string) (*ssetest.Stream, ssetest.Reply) {
 	c.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	sc := *c.hc
-	sc.Timeout = 0
-	resp, err := sc.Do(req)
-	if err != nil {
-		cancel()
-		c.t.Fatalf("GET %s: %v", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer cancel()
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return nil, answer{status: resp.StatusCode, header: resp.Header, body: string(b)}
-	}
-	s := &stream{cancel: cancel, body: resp.Body, dec: protocol.NewDecoder(resp.Body, 1<<20)}
-	c.t.Cleanup(s.close)
-	return s, answer{status: http.StatusOK}
-}
-
-func (s *stream) close() { s.cancel(); s.body.Close() }
-
-// until reads events until one named name; it fails the test if the stream
-// ends first (a read has no deadline of its own: the test's timeout bounds it).
-func (s *stream) until(t *testing.T, name string) protocol.Message {
-	t.Helper()
-	for {
-		m, err := s.dec.Next()
-		if err != nil {
-			t.Fatalf("waiting for %s: %v", name, err)
-		}
-		if m.Name == name {
-			return m
-		}
-	}
+	return ssetest.TryOpen(c.t, c.hc, c.base+path, header("", hdr))
 }
 
 // TestFlagLimits: each limit flag, set small, holds: -max-sessions and
@@ -178,16 +108,16 @@ func TestFlagLimits(t *testing.T) {
 	// -max-streams 2, and one stream per session: a newer one replaces.
 	sa, r := c.open("/events?session=" + a)
 	c.want("stream a", r, http.StatusOK)
-	sa.until(t, protocol.EventSession)
+	sa.UntilNamed(t, protocol.EventSession)
 	sb, r := c.open("/events?session=" + b)
 	c.want("stream b", r, http.StatusOK)
-	sb.until(t, protocol.EventSession)
+	sb.UntilNamed(t, protocol.EventSession)
 	_, r = c.open("/events?session=" + idle1)
 	c.want("a third stream", r, http.StatusServiceUnavailable)
 	sa2, r := c.open("/events?session="+a, "Last-Event-ID", "0")
 	c.want("a second stream of session a", r, http.StatusOK)
-	sa2.until(t, protocol.EventSession)
-	if bye := sa.until(t, protocol.EventBye); !strings.Contains(bye.Data, protocol.ByeReplaced) {
+	sa2.UntilNamed(t, protocol.EventSession)
+	if bye, _ := sa.UntilNamed(t, protocol.EventBye); !strings.Contains(bye.Data, protocol.ByeReplaced) {
 		t.Errorf("the replaced stream's bye: %s", bye.Data)
 	}
 
@@ -207,13 +137,9 @@ func TestFlagLimits(t *testing.T) {
 
 	// -session-ttl 4s: the sessions that never had a stream are forgotten,
 	// and their places are free again.
-	deadline := time.Now().Add(wait)
-	for c.do("GET", "/sessions/"+idle2, "").status != http.StatusNotFound {
-		if time.Now().After(deadline) {
-			t.Fatalf("session %s… still alive after %v with a 4s TTL", idle2[:6], wait)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	ssetest.Eventually(t, fmt.Sprintf("session %s… to expire with a 4s TTL", idle2[:6]), func() bool {
+		return c.do("GET", "/sessions/"+idle2, "").Status == http.StatusNotFound
+	})
 	c.want("a session with a stream, after the TTL", c.do("GET", "/sessions/"+a, ""), http.StatusOK)
 	c.want("a new session once others expired", c.do("POST", "/sessions", ""), http.StatusCreated)
 
@@ -221,53 +147,28 @@ func TestFlagLimits(t *testing.T) {
 	// for it, is cut off, and its session can stream again. (Its socket
 	// may hold megabytes the kernel still tries to deliver after the
 	// server closed it, so the server's own count is what tells.)
-	sb.close()
-	eventually(t, "stream b to close", func() bool { return c.streams() == 1 })
+	sb.Close()
+	ssetest.Eventually(t, "stream b to close", func() bool { return c.streams() == 1 })
 	stuck := c.session(`{"channels":["one"]}`)
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(c.base, "http://"), wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: x\r\n\r\n", stuck)
-	eventually(t, "the stuck stream to open", func() bool { return c.streams() == 2 })
+	c.stuckReader(stuck)
+	ssetest.Eventually(t, "the stuck stream to open", func() bool { return c.streams() == 2 })
 	c.want("the stuck reader's transfer", c.do("POST", "/sessions/"+stuck+"/bulk", fmt.Sprintf(`{"bytes":%d}`, 8<<20)), http.StatusAccepted)
-	eventually(t, "the write timeout to end the stuck stream", func() bool { return c.streams() == 1 })
+	ssetest.Eventually(t, "the write timeout to end the stuck stream", func() bool { return c.streams() == 1 })
 	s2, r := c.open("/events?session="+stuck, "Last-Event-ID", "0")
 	c.want("the stuck session's stream again", r, http.StatusOK)
-	s2.until(t, protocol.EventBulk)
+	s2.UntilNamed(t, protocol.EventBulk)
+}
+
+// stuckReader opens the stream of session sid and never reads it.
+func (c *client) stuckReader(sid string) {
+	c.t.Helper()
+	ssetest.StuckReader(c.t, strings.TrimPrefix(c.base, "http://"), "/events?session="+sid)
 }
 
 // streams reads the open-stream gauge from /metrics.
 func (c *client) streams() int {
 	c.t.Helper()
-	a := c.do("GET", "/metrics", "")
-	for line := range strings.SplitSeq(a.body, "\n") {
-		if v, ok := strings.CutPrefix(line, "xhrsse_streams "); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				c.t.Fatalf("metrics line %q", line)
-			}
-			return int(n)
-		}
-	}
-	c.t.Fatalf("no xhrsse_streams in /metrics:\n%s", a.body)
-	return -1
-}
-
-// eventually polls cond until it holds, failing the test after wait.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return int(ssetest.Metric(c.t, c.hc, c.base, "xhrsse_streams"))
 }
 
 // TestLogNeverHoldsSessionIDs: the binary at -log-level debug, taken
@@ -286,13 +187,12 @@ func TestLogNeverHoldsSessionIDs(t *testing.T) {
 
 	a := sid(c.session(`{"channels":["one"]}`))
 	sa, _ := c.open("/events?session=" + a)
-	sa.until(t, "one")
+	sa.UntilNamed(t, "one")
 	// A bare GET /events announces its new session in the stream.
 	bare, _ := c.open("/events")
-	var ev protocol.SessionEvent
-	json.Unmarshal([]byte(bare.until(t, protocol.EventSession).Data), &ev)
+	ev, _ := bare.Session(t)
 	sid(ev.Session)
-	bare.close()
+	bare.Close()
 	for _, r := range []struct {
 		method, path, body string
 		hdr                []string
@@ -323,40 +223,30 @@ func TestLogNeverHoldsSessionIDs(t *testing.T) {
 	}
 	// A session id that is not (or no longer) one: unknown everywhere.
 	gone := sid(c.session(""))
-	deadline := time.Now().Add(wait)
-	for c.do("GET", "/sessions/"+gone, "").status != http.StatusNotFound {
-		if time.Now().After(deadline) {
-			t.Fatal("session did not expire")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	ssetest.Eventually(t, "the session to expire", func() bool {
+		return c.do("GET", "/sessions/"+gone, "").Status == http.StatusNotFound
+	})
 	c.do("POST", "/sessions/"+gone+"/chat", `{"text":"x"}`)
 	c.do("GET", "/events?session="+gone, "")
 	// Replaced, then cut by its client.
 	sa2, _ := c.open("/events?session="+a, "Last-Event-ID", "1")
-	sa.until(t, protocol.EventBye)
-	sa2.until(t, protocol.EventSession)
-	sa2.close()
+	sa.UntilNamed(t, protocol.EventBye)
+	sa2.UntilNamed(t, protocol.EventSession)
+	sa2.Close()
 	// Cut by the write timeout: a reader that stops reading.
 	stuck := sid(c.session(`{"channels":["one"]}`))
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(c.base, "http://"), wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(4096)
-	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: x\r\n\r\n", stuck)
+	c.stuckReader(stuck)
 	time.Sleep(200 * time.Millisecond)
 	c.do("POST", "/sessions/"+stuck+"/bulk", fmt.Sprintf(`{"bytes":%d}`, 8<<20))
 	time.Sleep(time.Second)
 	// Shutdown with a stream open.
 	last, r := c.open("/events?session=" + sid(c.session("")))
 	c.want("the last stream", r, http.StatusOK)
-	last.until(t, protocol.EventSession)
+	last.UntilNamed(t, protocol.EventSession)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	last.until(t, protocol.EventBye)
+	last.UntilNamed(t, protocol.EventBye)
 	p.waitExit(t, wait)
 
 	log := p.log()
@@ -389,12 +279,12 @@ func TestSIGTERMDrains(t *testing.T) {
 	const shutdownTimeout = 10 * time.Second
 	p := startBinary(t, bin, "-addr", "127.0.0.1:0", "-rate-one", "100", "-shutdown-timeout", shutdownTimeout.String())
 	c := listen(t, p)
-	var streams []*stream
+	var streams []*ssetest.Stream
 	var sids []string
 	for range 3 {
 		sid := c.session(`{"channels":["one"]}`)
 		s, _ := c.open("/events?session=" + sid)
-		s.until(t, "one")
+		s.UntilNamed(t, "one")
 		streams, sids = append(streams, s), append(sids, sid)
 	}
 	// In flight: the headers are read and the body asked for (100 Continue),
@@ -417,14 +307,8 @@ func TestSIGTERMDrains(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	for i, s := range streams {
-		bye := s.until(t, protocol.EventBye)
-		if !strings.Contains(bye.Data, protocol.ByeShutdown) {
-			t.Errorf("stream %d: bye %s", i, bye.Data)
-		}
-		if m, err := s.dec.Next(); !errors.Is(err, io.EOF) {
-			t.Errorf("stream %d: after bye %s %v, want the end", i, m.Name, err)
-		}
+	for _, s := range streams {
+		s.ExpectBye(t, protocol.ByeShutdown) // and then the end
 	}
 	if _, err := conn.Write([]byte(body)); err != nil {
 		t.Fatalf("the in-flight POST's body: %v", err)
@@ -452,15 +336,9 @@ func TestSIGTERMStuckReader(t *testing.T) {
 	c := listen(t, p)
 	ok := c.session(`{"channels":["one"]}`)
 	s, _ := c.open("/events?session=" + ok)
-	s.until(t, "one")
+	s.UntilNamed(t, "one")
 	stuck := c.session(`{"channels":["one"]}`)
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(c.base, "http://"), wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(4096)
-	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: x\r\n\r\n", stuck)
+	c.stuckReader(stuck)
 	time.Sleep(200 * time.Millisecond)
 	c.want("the stuck reader's transfer", c.do("POST", "/sessions/"+stuck+"/bulk", fmt.Sprintf(`{"bytes":%d}`, 64<<20)), http.StatusAccepted)
 	time.Sleep(time.Second) // its write blocks (the default write timeout is 30 s)
@@ -469,7 +347,7 @@ func TestSIGTERMStuckReader(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if bye := s.until(t, protocol.EventBye); !strings.Contains(bye.Data, protocol.ByeShutdown) {
+	if bye, _ := s.UntilNamed(t, protocol.EventBye); !strings.Contains(bye.Data, protocol.ByeShutdown) {
 		t.Errorf("bye %s", bye.Data)
 	}
 	// Exit within the timeout, and a margin for a loaded machine.

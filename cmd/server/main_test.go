@@ -6,7 +6,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -23,6 +22,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -148,36 +148,11 @@ func TestSIGTERM(t *testing.T) {
 	p := startBinary(t, bin, "-addr", "127.0.0.1:0", "-rate-one", "100", "-shutdown-timeout", shutdownTimeout.String(), "-log-level", "debug")
 	base := p.listening(t)
 
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"events", nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /events: %d", resp.StatusCode)
-	}
-	dec := protocol.NewDecoder(resp.Body, 1<<20)
-	next := func() protocol.Message {
-		t.Helper()
-		m, err := dec.Next()
-		if err != nil {
-			t.Fatalf("stream: %v", err)
-		}
-		return m
-	}
-	m := next()
-	if m.Name != protocol.EventSession || m.ID != "0" || dec.Retry != protocol.RetryMillis {
-		t.Fatalf("first event %s id %s (retry %d), want session at 0 after retry 2000", m.Name, m.ID, dec.Retry)
-	}
-	var ev protocol.SessionEvent
-	if err := json.Unmarshal([]byte(m.Data), &ev); err != nil || ev.Session == "" {
-		t.Fatalf("session event %q: %v", m.Data, err)
+	hc := ssetest.Client(t)
+	s := ssetest.Open(t, hc, base+"events", nil)
+	ev, pos := s.Session(t)
+	if pos != 0 || s.Retry() != protocol.RetryMillis || ev.Session == "" {
+		t.Fatalf("session event %+v at %d (retry %d), want a session at 0 after retry 2000", ev, pos, s.Retry())
 	}
 	tune, err := hc.Post(base+"sessions/"+ev.Session+"/channels", "application/json", strings.NewReader(`{"channel":"one","on":true}`))
 	if err != nil {
@@ -187,29 +162,19 @@ func TestSIGTERM(t *testing.T) {
 	if tune.StatusCode != http.StatusOK {
 		t.Fatalf("tune: %d", tune.StatusCode)
 	}
-	if m := next(); m.Name != protocol.EventTuned {
-		t.Fatalf("got %s, want tuned", m.Name)
-	}
-	if m := next(); m.Name != "one" {
-		t.Fatalf("got %s, want a tick of one", m.Name)
-	}
+	s.Expect(t, protocol.EventTuned)
+	s.Expect(t, "one")
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		m := next()
-		if m.Name == "one" {
-			continue
-		}
-		var bye protocol.Bye
-		if m.Name != protocol.EventBye || json.Unmarshal([]byte(m.Data), &bye) != nil || bye.Reason != protocol.ByeShutdown {
-			t.Fatalf("after SIGTERM got %s %q, want bye shutdown", m.Name, m.Data)
-		}
-		break
+	m, _ := s.Until(t, "an event other than a tick", func(m protocol.Message) bool { return m.Name != "one" })
+	var bye protocol.Bye
+	if m.Name != protocol.EventBye || json.Unmarshal([]byte(m.Data), &bye) != nil || bye.Reason != protocol.ByeShutdown {
+		t.Fatalf("after SIGTERM got %s %q, want bye shutdown", m.Name, m.Data)
 	}
-	if m, err := dec.Next(); !errors.Is(err, io.EOF) {
-		t.Fatalf("after bye: %s %v, want the end of the stream", m.Name, err)
+	if rest := s.End(t); len(rest) > 0 {
+		t.Fatalf("after bye: %s, want the end of the stream", rest[0].Name)
 	}
 	if code := p.waitExit(t, shutdownTimeout); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM; stderr:\n%s", code, p.log())

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/client"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -45,7 +46,7 @@ func TestGoClientOverHTTP2(t *testing.T) {
 	t.Cleanup(base.CloseIdleConnections)
 	rec := &connRecorder{protoRecorder: protoRecorder{base: base.Transport}}
 	c := newClient(t, srv.URL, &http.Client{Transport: rec})
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), ssetest.Wait)
 	defer cancel()
 
 	s, err := c.Open(ctx, "one")
@@ -53,15 +54,15 @@ func TestGoClientOverHTTP2(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startRun(t, s)
-	i, _ := r.wait(t, 0, waitTimeout, "a tick of one", isTick("one"))
+	i, _ := r.wait(t, 0, ssetest.Wait, "a tick of one", isTick("one"))
 	if _, err := s.Tune(ctx, "two", true); err != nil {
 		t.Fatal(err)
 	}
-	i, _ = r.wait(t, i, waitTimeout, "a tick of two", isTick("two"))
+	i, _ = r.wait(t, i, ssetest.Wait, "a tick of two", isTick("two"))
 	if _, err := s.Chat(ctx, "h2", "one connection"); err != nil {
 		t.Fatal(err)
 	}
-	r.wait(t, i, waitTimeout, "the chat", func(ev client.Event) bool {
+	r.wait(t, i, ssetest.Wait, "the chat", func(ev client.Event) bool {
 		return ev.Kind == client.Chat && ev.Chat.Text == "one connection"
 	})
 	n := int64(5 << 20)

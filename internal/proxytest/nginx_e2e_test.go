@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/client"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -24,11 +25,11 @@ const promptly = 2 * time.Second
 
 // chatArrives POSTs a chat through base and returns how long it took to show
 // on st, failing the test if it takes longer than promptly.
-func chatArrives(t *testing.T, hc *http.Client, base, session, text string, st *rawStream) time.Duration {
+func chatArrives(t *testing.T, hc *http.Client, base, session, text string, st *ssetest.Stream) time.Duration {
 	t.Helper()
 	start := time.Now()
-	mustPost(t, hc, base+"/sessions/"+session+"/chat", protocol.ChatPost{Name: "nginx", Text: text}, nil)
-	st.WaitFor(t, promptly, "chat "+text, func(m protocol.Message) bool {
+	ssetest.MustPost(t, hc, base+"/sessions/"+session+"/chat", protocol.ChatPost{Name: "nginx", Text: text}, nil)
+	st.UntilWithin(t, promptly, "chat "+text, func(m protocol.Message) bool {
 		return m.Name == protocol.EventChat && strings.Contains(m.Data, text)
 	})
 	return time.Since(start)
@@ -48,17 +49,17 @@ func TestNginxPassesTheStreamAtOnce(t *testing.T) {
 	t.Cleanup(tr.CloseIdleConnections)
 	hc := &http.Client{Transport: tr}
 
-	session := newSession(t, hc, ng.URL)
+	session := ssetest.NewSession(t, hc, ng.URL)
 	st := openStream(t, hc, ng.URL+"/events?session="+session, http.Header{"Accept-Encoding": {"gzip, deflate, br"}})
-	h := st.Resp.Header
+	h := st.Response.Header
 	if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		t.Errorf("Content-Type %q through nginx", ct)
 	}
 	if ce := h.Get("Content-Encoding"); ce != "" {
 		t.Errorf("nginx compressed the stream: Content-Encoding %q", ce)
 	}
-	if st.Resp.ContentLength != -1 || h.Get("Content-Length") != "" {
-		t.Errorf("the stream has a length (%d, %q)", st.Resp.ContentLength, h.Get("Content-Length"))
+	if st.Response.ContentLength != -1 || h.Get("Content-Length") != "" {
+		t.Errorf("the stream has a length (%d, %q)", st.Response.ContentLength, h.Get("Content-Length"))
 	}
 	if cc := h.Get("Cache-Control"); !strings.Contains(cc, "no-cache") || !strings.Contains(cc, "no-transform") {
 		t.Errorf("Cache-Control %q through nginx, want no-cache, no-transform", cc)
@@ -101,33 +102,28 @@ func TestNginxCompressingConfig(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t)
 			ng := startNginx(t, srv.Addr, nginxTweaks{location: tc.location})
-			hc := httpClient(t)
-			session := newSession(t, hc, ng.URL)
+			hc := ssetest.Client(t)
+			session := ssetest.NewSession(t, hc, ng.URL)
 			// Sent before the stream opens, so it is among its first events.
-			mustPost(t, hc, ng.URL+"/sessions/"+session+"/chat", protocol.ChatPost{Name: "nginx", Text: "compressed?"}, nil)
+			ssetest.MustPost(t, hc, ng.URL+"/sessions/"+session+"/chat", protocol.ChatPost{Name: "nginx", Text: "compressed?"}, nil)
 
 			ctx, cancel := context.WithTimeout(context.Background(), promptly)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, ng.URL+"/events?session="+session, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			arrived, compressed := false, false
 			// The transport asks for gzip and decompresses on the fly.
-			if resp, err := hc.Do(req); err == nil {
-				compressed = resp.Uncompressed
-				dec := protocol.NewDecoder(resp.Body, 1<<20)
+			if st, _, err := ssetest.Connect(ctx, hc, ng.URL+"/events?session="+session, nil); err == nil && st != nil {
+				compressed = st.Response.Uncompressed
 				for {
-					m, err := dec.Next()
+					ev, err := st.Recv(promptly) // the stream ends with ctx
 					if err != nil {
 						break
 					}
-					if m.Name == protocol.EventChat {
+					if ev.Name == protocol.EventChat {
 						arrived = true
 						break
 					}
 				}
-				resp.Body.Close()
+				st.Close()
 			}
 			switch {
 			case tc.prompt && !arrived:
@@ -156,7 +152,7 @@ func TestNginxSteering(t *testing.T) {
 		hc    *http.Client
 		proto string
 	}{
-		{"http1.1", ng.URL, httpClient(t), "HTTP/1.1"},
+		{"http1.1", ng.URL, ssetest.Client(t), "HTTP/1.1"},
 		{"h2", ng.TLSURL, ng.TLSClient(t), "HTTP/2.0"},
 	}
 	for _, tc := range cases {
@@ -165,7 +161,7 @@ func TestNginxSteering(t *testing.T) {
 			rec := &protoRecorder{base: tc.hc.Transport}
 			hc := &http.Client{Transport: rec}
 			c := newClient(t, tc.base, hc, client.WithOrigin(tc.base))
-			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), ssetest.Wait)
 			defer cancel()
 
 			page, err := hc.Get(tc.base + "/")
@@ -182,25 +178,25 @@ func TestNginxSteering(t *testing.T) {
 				t.Fatalf("POST /sessions with Origin %s through nginx: %v", tc.base, err)
 			}
 			r := startRun(t, s)
-			i, _ := r.wait(t, 0, waitTimeout, "a tick of one", isTick("one"))
+			i, _ := r.wait(t, 0, ssetest.Wait, "a tick of one", isTick("one"))
 
 			if _, err := s.Tune(ctx, "two", true); err != nil {
 				t.Fatal(err)
 			}
-			i, _ = r.wait(t, i, waitTimeout, "tuned one+two", isTuned("one", "two"))
-			i, _ = r.wait(t, i, waitTimeout, "a tick of two", isTick("two"))
+			i, _ = r.wait(t, i, ssetest.Wait, "tuned one+two", isTuned("one", "two"))
+			i, _ = r.wait(t, i, ssetest.Wait, "a tick of two", isTick("two"))
 
 			// Tuned out of everything: from the tuned event on, the stream
 			// carries no tick, up to the chat sent after it.
 			if _, err := s.SetChannels(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
-			off, _ := r.wait(t, i, waitTimeout, "tuned to nothing", isTuned())
+			off, _ := r.wait(t, i, ssetest.Wait, "tuned to nothing", isTuned())
 			text := "hello through nginx over " + tc.name
 			if _, err := s.Chat(ctx, "nginx", text); err != nil {
 				t.Fatal(err)
 			}
-			chat, _ := r.wait(t, off, waitTimeout, "the chat", func(ev client.Event) bool {
+			chat, _ := r.wait(t, off, ssetest.Wait, "the chat", func(ev client.Event) bool {
 				return ev.Kind == client.Chat && ev.Chat.Text == text
 			})
 			for _, ev := range r.events()[off:chat] {
@@ -228,7 +224,7 @@ func TestNginxSteering(t *testing.T) {
 			}
 
 			// The origin check still works behind nginx.
-			status, err := postJSON(hc, tc.base+"/sessions/"+s.ID()+"/chat", http.Header{"Origin": {"https://elsewhere.example"}},
+			status, err := ssetest.PostJSON(ctx, hc, tc.base+"/sessions/"+s.ID()+"/chat", http.Header{"Origin": {"https://elsewhere.example"}},
 				protocol.ChatPost{Name: "x", Text: "from another site"}, nil)
 			if status != http.StatusForbidden {
 				t.Errorf("a POST from a foreign origin through nginx: %d %v, want 403", status, err)
@@ -263,18 +259,18 @@ func TestNginxResume(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	ng := startNginx(t, srv.Addr, nginxTweaks{})
-	hc := httpClient(t)
-	session := newSession(t, hc, ng.URL, "one")
+	hc := ssetest.Client(t)
+	session := ssetest.NewSession(t, hc, ng.URL, "one")
 	url := ng.URL + "/events?session=" + session
 
 	// read takes n events from st after the session event and returns the
 	// last id, checking that ids go up by one from first.
-	read := func(st *rawStream, first uint64, n int) uint64 {
+	read := func(st *ssetest.Stream, first uint64, n int) uint64 {
 		t.Helper()
 		want := first
 		for range n {
-			m := st.Next(t, waitTimeout)
-			if id := eventID(t, m); id != want {
+			m := st.Next(t)
+			if id := ssetest.ID(t, m); id != want {
 				t.Fatalf("%s event has id %d, want %d", m.Name, id, want)
 			}
 			want++
@@ -322,13 +318,13 @@ func TestNginxPingsKeepIdleStreamAlive(t *testing.T) {
 		t.Parallel()
 		srv := startServer(t, broadcast.WithPingInterval(time.Second))
 		ng := startNginx(t, srv.Addr, nginxTweaks{readTimeout: "3s"})
-		hc := httpClient(t)
-		session := newSession(t, hc, ng.URL)
+		hc := ssetest.Client(t)
+		session := ssetest.NewSession(t, hc, ng.URL)
 		st := openStream(t, hc, ng.URL+"/events?session="+session, nil)
 		st.Session(t)
 		time.Sleep(readTimeout + 2*time.Second)
 		if st.Ended() {
-			t.Fatalf("nginx cut the stream despite %d pings: %v\n%s", st.Pings(), st.err, ng.ErrorLog())
+			t.Fatalf("nginx cut the stream despite %d pings: %v\n%s", st.Pings(), st.Err(), ng.ErrorLog())
 		}
 		if p := st.Pings(); p < 3 {
 			t.Errorf("%d pings in %v, want one a second", p, readTimeout+2*time.Second)
@@ -340,17 +336,18 @@ func TestNginxPingsKeepIdleStreamAlive(t *testing.T) {
 		t.Parallel()
 		srv := startServer(t, broadcast.WithPingInterval(time.Minute))
 		ng := startNginx(t, srv.Addr, nginxTweaks{readTimeout: "3s"})
-		hc := httpClient(t)
-		session := newSession(t, hc, ng.URL)
+		hc := ssetest.Client(t)
+		session := ssetest.NewSession(t, hc, ng.URL)
+		opened := time.Now()
 		st := openStream(t, hc, ng.URL+"/events?session="+session, nil)
 		st.Session(t)
-		if !st.WaitEnd(waitTimeout) {
-			t.Fatalf("nginx kept a silent stream open for %v with proxy_read_timeout 3s; the test above proves nothing", waitTimeout)
+		if !st.WaitEnd(ssetest.Wait) {
+			t.Fatalf("nginx kept a silent stream open for %v with proxy_read_timeout 3s; the test above proves nothing", ssetest.Wait)
 		}
 		if log := ng.ErrorLog(); !strings.Contains(log, "upstream timed out") {
-			t.Errorf("the stream ended (%v), but not by nginx's read timeout:\n%s", st.err, log)
+			t.Errorf("the stream ended (%v), but not by nginx's read timeout:\n%s", st.Err(), log)
 		}
-		t.Logf("without pings nginx cut the stream after %v", time.Since(st.opened).Round(time.Millisecond))
+		t.Logf("without pings nginx cut the stream after %v", time.Since(opened).Round(time.Millisecond))
 	})
 }
 
@@ -376,7 +373,9 @@ func TestNginxHostKeepsThePort(t *testing.T) {
 			srv := startServer(t)
 			ng := startNginx(t, srv.Addr, nginxTweaks{replace: tc.replace})
 			browser := http.Header{"Origin": {ng.URL}, "Sec-Fetch-Site": {"same-origin"}}
-			status, err := postJSON(httpClient(t), ng.URL+"/sessions", browser, protocol.CreateSession{}, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), ssetest.Wait)
+			defer cancel()
+			status, err := ssetest.PostJSON(ctx, ssetest.Client(t), ng.URL+"/sessions", browser, protocol.CreateSession{}, nil)
 			if status != tc.want {
 				t.Errorf("POST /sessions with Origin %s through nginx: %d (%v), want %d", ng.URL, status, err, tc.want)
 			}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/server"
 )
 
@@ -173,7 +174,7 @@ func (n *nginx) start(t testing.TB, bin string) error {
 		close(n.exited)
 	}()
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(ssetest.Wait)
 	for {
 		select {
 		case <-n.exited:
@@ -190,7 +191,7 @@ func (n *nginx) start(t testing.TB, bin string) error {
 		}
 		if time.Now().After(deadline) {
 			n.stop()
-			return fmt.Errorf("nginx did not answer /healthz within %v (last: %v)\nerror.log:\n%s", waitTimeout, err, n.ErrorLog())
+			return fmt.Errorf("nginx did not answer /healthz within %v (last: %v)\nerror.log:\n%s", ssetest.Wait, err, n.ErrorLog())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

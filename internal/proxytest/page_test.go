@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/xhrsse/xhrsse/internal/browsertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -34,7 +35,7 @@ func openBrowserPage(t testing.TB, url string) context.Context {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("starting %s: %v", browsertest.Path(t), err)
 	}
-	nctx, ncancel := context.WithTimeout(ctx, waitTimeout)
+	nctx, ncancel := context.WithTimeout(ctx, ssetest.Wait)
 	defer ncancel()
 	if err := chromedp.Do(nctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("opening %s: %v", url, err)
@@ -46,9 +47,9 @@ func openBrowserPage(t testing.TB, url string) context.Context {
 // test with the page's connection log and errors if it does not in time.
 func pageWait(t testing.TB, ctx context.Context, what, expr string) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(ssetest.Wait)
 	for time.Now().Before(deadline) {
-		cctx, cancel := context.WithTimeout(ctx, waitTimeout)
+		cctx, cancel := context.WithTimeout(ctx, ssetest.Wait)
 		ok, err := chromedp.Run(cctx, chromedp.Evaluate[bool]("Boolean("+expr+")"))
 		cancel()
 		if err == nil && ok {
@@ -56,7 +57,7 @@ func pageWait(t testing.TB, ctx context.Context, what, expr string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	cctx, cancel := context.WithTimeout(ctx, ssetest.Wait)
 	defer cancel()
 	state, _ := chromedp.Run(cctx, chromedp.Evaluate[string](`['conn-state', 'conn-history', 'app-error', 'channels-error', 'chat-error', 'bulk-status', 'bulk-error']
 		.map((id) => id + ': ' + document.getElementById(id).textContent.trim()).join('\n')`))
@@ -87,13 +88,13 @@ func TestPageThroughNginx(t *testing.T) {
 			pageWait(t, ctx, "channel one off", `document.getElementById('ch-one').dataset.on === 'false' &&
 				document.getElementById('ch-one-toggle').getAttribute('aria-busy') === 'false'`)
 
-			hc := httpClient(t)
+			hc := ssetest.Client(t)
 			if tc.name == "h2" {
 				hc = ng.TLSClient(t)
 			}
 			goSide := openStream(t, hc, tc.base+"/events", nil)
 			se, _ := goSide.Session(t)
-			mustPost(t, hc, tc.base+"/sessions/"+se.Session+"/chat", protocol.ChatPost{Name: "gopher", Text: "through " + tc.name}, nil)
+			ssetest.MustPost(t, hc, tc.base+"/sessions/"+se.Session+"/chat", protocol.ChatPost{Name: "gopher", Text: "through " + tc.name}, nil)
 			pageWait(t, ctx, "the Go client's chat in the page", fmt.Sprintf(
 				`[...document.querySelectorAll('#chat-log .chat-text')].some((e) => e.textContent === %q)`, "through "+tc.name))
 			pageDo(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
@@ -101,7 +102,7 @@ func TestPageThroughNginx(t *testing.T) {
 				document.getElementById('chat-text').value = 'hello nginx';
 				document.getElementById('chat-send').click();
 			})()`))
-			goSide.WaitFor(t, waitTimeout, "the page's chat", func(m protocol.Message) bool {
+			goSide.Until(t, "the page's chat", func(m protocol.Message) bool {
 				return m.Name == protocol.EventChat && strings.Contains(m.Data, `"hello nginx"`)
 			})
 
@@ -124,7 +125,7 @@ func TestPageThroughNginx(t *testing.T) {
 
 func pageDo(t testing.TB, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	cctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	cctx, cancel := context.WithTimeout(ctx, ssetest.Wait)
 	defer cancel()
 	if err := chromedp.Do(cctx, actions...); err != nil {
 		t.Fatal(err)
@@ -133,7 +134,7 @@ func pageDo(t testing.TB, ctx context.Context, actions ...chromedp.Action[chrome
 
 func evalString(t testing.TB, ctx context.Context, expr string) string {
 	t.Helper()
-	cctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	cctx, cancel := context.WithTimeout(ctx, ssetest.Wait)
 	defer cancel()
 	s, err := chromedp.Run(cctx, chromedp.Evaluate[string](expr))
 	if err != nil {

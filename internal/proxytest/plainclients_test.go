@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -58,14 +59,14 @@ func TestPlainHTTPClients(t *testing.T) {
 				if err := json.Unmarshal([]byte(m.Data), &se); err != nil {
 					t.Fatal(err)
 				}
-				hc := httpClient(t)
+				hc := ssetest.Client(t)
 				text := "to " + tool.name + " " + via.name
-				mustPost(t, hc, via.base+"/sessions/"+se.Session+"/chat", protocol.ChatPost{Name: "plain", Text: text}, nil)
+				ssetest.MustPost(t, hc, via.base+"/sessions/"+se.Session+"/chat", protocol.ChatPost{Name: "plain", Text: text}, nil)
 				nextFrom(t, events, "the chat", func(m protocol.Message) bool {
 					return m.Name == protocol.EventChat && strings.Contains(m.Data, text)
 				})
 				on := true
-				mustPost(t, hc, via.base+"/sessions/"+se.Session+"/channels", protocol.Tune{Channel: "one", On: &on}, nil)
+				ssetest.MustPost(t, hc, via.base+"/sessions/"+se.Session+"/channels", protocol.Tune{Channel: "one", On: &on}, nil)
 				for range 3 {
 					nextFrom(t, events, "a tick of one", func(m protocol.Message) bool { return m.Name == "one" })
 				}
@@ -141,7 +142,7 @@ func runTool(t *testing.T, args []string) <-chan protocol.Message {
 // failing the test if the output ends or none comes in time.
 func nextFrom(t *testing.T, events <-chan protocol.Message, what string, match func(protocol.Message) bool) protocol.Message {
 	t.Helper()
-	timeout := time.After(waitTimeout)
+	timeout := time.After(ssetest.Wait)
 	for {
 		select {
 		case m, ok := <-events:
@@ -152,7 +153,7 @@ func nextFrom(t *testing.T, events <-chan protocol.Message, what string, match f
 				return m
 			}
 		case <-timeout:
-			t.Fatalf("no %s within %v", what, waitTimeout)
+			t.Fatalf("no %s within %v", what, ssetest.Wait)
 		}
 	}
 }

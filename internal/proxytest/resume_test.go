@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/internal/soak"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/client"
@@ -47,20 +48,20 @@ func TestResumeThroughCuttingProxies(t *testing.T) {
 			srv := testserver.Start(t, channelsAt(t, tc.tickRate, 40, 40), broadcast.WithPingInterval(tc.ping))
 			// Each cut resets both sides, without a word to either.
 			proxy := soak.StartProxy(t, []string{srv.Addr}, soak.WithIdleCut(tc.idle), soak.WithLifetime(tc.life))
-			ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*ssetest.Wait)
 			defer cancel()
 
 			// The reference: straight to the server, tuned in first.
-			direct := newClient(t, srv.URL, httpClient(t))
+			direct := newClient(t, srv.URL, ssetest.Client(t))
 			refSession, err := direct.Open(ctx, "one")
 			if err != nil {
 				t.Fatal(err)
 			}
 			ref := startRun(t, refSession)
-			ref.wait(t, 0, waitTimeout, "the reference connected", func(ev client.Event) bool { return ev.Kind == client.State && ev.State == client.Connected })
+			ref.wait(t, 0, ssetest.Wait, "the reference connected", func(ev client.Event) bool { return ev.Kind == client.State && ev.State == client.Connected })
 
 			// The listener, everything through the proxy.
-			c := newClient(t, proxy.URL(), httpClient(t))
+			c := newClient(t, proxy.URL(), ssetest.Client(t))
 			s, err := c.Open(ctx, "one")
 			if err != nil {
 				t.Fatal(err)
@@ -70,7 +71,7 @@ func TestResumeThroughCuttingProxies(t *testing.T) {
 			// The talker chats straight to the server: the test is about
 			// the stream, and a POST cut by the proxy would be a client's
 			// retry to make, not the protocol's.
-			talker := newClient(t, srv.URL, httpClient(t))
+			talker := newClient(t, srv.URL, ssetest.Client(t))
 			ts, err := talker.Open(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -86,7 +87,7 @@ func TestResumeThroughCuttingProxies(t *testing.T) {
 				}
 			}
 			last := accepted[len(accepted)-1]
-			r.wait(t, 0, waitTimeout, fmt.Sprintf("chat %d, the last", last), func(ev client.Event) bool {
+			r.wait(t, 0, ssetest.Wait, fmt.Sprintf("chat %d, the last", last), func(ev client.Event) bool {
 				return ev.Kind == client.Chat && ev.Chat.ID == last
 			})
 			if err := r.stop(); err != nil {
@@ -123,7 +124,7 @@ func TestResumeThroughCuttingProxies(t *testing.T) {
 			}
 			// The reference saw every tick; the listener's are a stretch of
 			// them, in the same order, with nothing missing.
-			eventually(t, waitTimeout, func() error {
+			ssetest.Eventually(t, "the listener's ticks to be a stretch of the reference's", func() error {
 				var all strings.Builder
 				for _, ev := range ref.events() {
 					if ev.Kind == client.Tick && ev.Channel == "one" {

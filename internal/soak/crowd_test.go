@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 )
 
@@ -93,7 +94,7 @@ func startCrowd(t *testing.T, run *soakRun, cfg crowdConfig) *crowd {
 	for _, g := range cr.gos {
 		cr.wg.Go(func() { g.run(ctx) })
 	}
-	eventually(t, "every client connected", func() bool {
+	ssetest.Eventually(t, "every client connected", func() bool {
 		for _, m := range cr.all {
 			if m.record().stats().Connects == 0 {
 				return false
@@ -131,7 +132,7 @@ func (cr *crowd) endChat(t *testing.T, posters ...chatPoster) {
 	t.Helper()
 	const text = "the end"
 	try := 0
-	eventually(t, "the last chat accepted", func() bool {
+	ssetest.Eventually(t, "the last chat accepted", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
 		st, id, err := posters[try%len(posters)](ctx, text)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 )
 
 // The broker faults: the cluster soak on three clustered brokers, every
@@ -46,7 +48,7 @@ func TestSoakNodesBrokerKilled(t *testing.T) {
 		}
 		env.mark(fmt.Sprintf("broker %s (node a's) stopped", b.Name()))
 		b.Stop()
-		eventually(t, "node a on another broker", func() bool {
+		ssetest.Eventually(t, "node a on another broker", func() bool {
 			o := env.brokers.BrokerOf(env.nodes[0])
 			return o != nil && o != b
 		})
@@ -151,7 +153,7 @@ func TestSoakNodePartitioned(t *testing.T) {
 		if err := env.link.Up(); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "node c on a broker again", func() bool { return env.brokers.BrokerOf(env.nodes[2]) != nil })
+		ssetest.Eventually(t, "node c on a broker again", func() bool { return env.brokers.BrokerOf(env.nodes[2]) != nil })
 	}, check: func(t *testing.T, env *clusterEnv) {
 		if env.logs.get(msgParked) == 0 {
 			t.Error("node c parked no session")

@@ -2,8 +2,8 @@ package soak
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"runtime"
 	"sync"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -28,44 +29,33 @@ func liveHeap() uint64 {
 func kib(n int64) string { return fmt.Sprintf("%.1f KiB", float64(n)/1024) }
 
 // A counter reads one stream and counts its events; it is the well-behaved
-// reader beside a stuck one.
+// reader beside a stuck one. Its stream decodes one event ahead at most, so
+// that what it holds does not weigh on the heap the test measures.
 type counter struct {
-	n      atomic.Int64
-	cancel context.CancelFunc
-	done   chan struct{}
+	n    atomic.Int64
+	done chan struct{} // closed when the counting goroutine returns
 }
 
 func startCounter(t *testing.T, hc *http.Client, url string) *counter {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		cancel()
-		resp.Body.Close()
-		t.Fatalf("GET %s: %d", url, resp.StatusCode)
-	}
-	c := &counter{cancel: cancel, done: make(chan struct{})}
+	s := ssetest.Open(t, hc, url, nil, ssetest.MaxQueue(1))
+	c := &counter{done: make(chan struct{})}
+	// Runs in its own goroutine until the stream ends (closed at cleanup).
 	go func() {
 		defer close(c.done)
-		defer resp.Body.Close()
-		dec := protocol.NewDecoder(resp.Body, 1<<20)
 		for {
-			if _, err := dec.Next(); err != nil {
+			_, err := s.Recv(ssetest.Wait)
+			switch {
+			case err == nil:
+				c.n.Add(1)
+			case !errors.Is(err, ssetest.ErrTimeout):
 				return
 			}
-			c.n.Add(1)
 		}
 	}()
-	t.Cleanup(c.stop)
+	t.Cleanup(func() { s.Close(); <-c.done })
 	return c
 }
-
-func (c *counter) stop() { c.cancel(); <-c.done }
 
 // TestStuckReaderMemory: a stream whose reader stops reading (its TCP window
 // full), tuned to three channels of 300 ticks a second and with a 20 MiB
@@ -87,7 +77,7 @@ func TestStuckReaderMemory(t *testing.T) {
 	ctx := setupCtx(t)
 	session := func() string {
 		var created protocol.SessionCreated
-		if err := postJSON(ctx, hc, srv.URL+"/sessions", protocol.CreateSession{Channels: allChannels}, &created); err != nil {
+		if _, err := ssetest.PostJSON(ctx, hc, srv.URL+"/sessions", nil, protocol.CreateSession{Channels: allChannels}, &created); err != nil {
 			t.Fatal(err)
 		}
 		return created.Session
@@ -100,18 +90,10 @@ func TestStuckReaderMemory(t *testing.T) {
 	before := liveHeap()
 
 	stuck := session()
-	conn, err := net.DialTimeout("tcp", srv.Addr, wait)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Closed before the server: its blocked write then fails at once.
-	t.Cleanup(func() { conn.Close() })
-	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: %s\r\n\r\n", stuck, srv.Addr)
-	eventually(t, "the stuck stream to open", func() bool { return srv.Hub.StreamCount() == 4 })
-	if err := postJSON(ctx, hc, srv.URL+"/sessions/"+stuck+"/bulk", protocol.BulkPost{Bytes: ptr(int64(20 << 20))}, nil); err != nil {
+	ssetest.StuckReader(t, srv.Addr, "/events?session="+stuck)
+	ssetest.Eventually(t, "the stuck stream to open", func() bool { return srv.Hub.StreamCount() == 4 })
+	if _, err := ssetest.PostJSON(ctx, hc, srv.URL+"/sessions/"+stuck+"/bulk", nil, protocol.BulkPost{Bytes: ptr(int64(20 << 20))}, nil); err != nil {
 		t.Fatal(err)
 	}
 	deliveries := func() int64 {

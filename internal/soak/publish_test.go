@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/publish"
 )
 
@@ -172,7 +173,7 @@ func (cr *crowd) endPublish(t *testing.T, targets []string) {
 	defer hc.CloseIdleConnections()
 	// Each try its own event: one refused may still have been stored.
 	try, data := 0, ""
-	eventually(t, "the last published event acknowledged", func() bool {
+	ssetest.Eventually(t, "the last published event acknowledged", func() bool {
 		data = fmt.Sprintf("end#%d", try)
 		err := cr.run.publishJSON(hc, targets[try%len(targets)], "end", data)
 		try++

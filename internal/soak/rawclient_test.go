@@ -3,20 +3,18 @@ package soak
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -53,10 +51,7 @@ type rawXfer struct {
 	sum    string // sha256 of what arrived, at bulk-end
 }
 
-var (
-	errIdle    = errors.New("stream silent too long")
-	errSelfCut = errors.New("client closed its connection")
-)
+var errSelfCut = errors.New("client closed its connection")
 
 func newRawClient(name, base, direct string, run *soakRun, stream, post *http.Client, idle time.Duration) *rawClient {
 	return &rawClient{
@@ -69,7 +64,7 @@ func newRawClient(name, base, direct string, run *soakRun, stream, post *http.Cl
 // open creates the client's session, tuned to channels.
 func (c *rawClient) open(ctx context.Context, channels []string) error {
 	var created protocol.SessionCreated
-	if err := postJSON(ctx, c.post, c.direct+"/sessions", protocol.CreateSession{Channels: channels}, &created); err != nil {
+	if _, err := ssetest.PostJSON(ctx, c.post, c.direct+"/sessions", nil, protocol.CreateSession{Channels: channels}, &created); err != nil {
 		return fmt.Errorf("%s: POST /sessions: %w", c.name, err)
 	}
 	c.sid = created.Session
@@ -79,7 +74,7 @@ func (c *rawClient) open(ctx context.Context, channels []string) error {
 // say posts a chat on the client's session (a chatPoster).
 func (c *rawClient) say(ctx context.Context, text string) (int, int64, error) {
 	var acc protocol.ChatAccepted
-	st, err := postTo(ctx, c.post, c.direct+"/sessions/"+c.sid+"/chat", protocol.ChatPost{Name: c.name, Text: text}, &acc)
+	st, err := ssetest.PostJSON(ctx, c.post, c.direct+"/sessions/"+c.sid+"/chat", nil, protocol.ChatPost{Name: c.name, Text: text}, &acc)
 	return st, acc.ID, err
 }
 
@@ -98,67 +93,65 @@ func (c *rawClient) run(ctx context.Context, seed uint64) {
 	}
 }
 
-// connect reads one connection until it ends.
+// connect reads one connection until it ends. Its stream decodes at most
+// one event ahead of take, so that a slow client is a slow reader to the
+// server too.
 func (c *rawClient) connect(ctx context.Context, rng *rand.Rand) {
-	cctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	req, err := http.NewRequestWithContext(cctx, http.MethodGet, c.base+"/events?session="+c.sid, nil)
-	if err != nil {
-		panic(err)
-	}
 	c.mu.Lock()
 	resume, last := c.streamed, c.last
 	c.mu.Unlock()
+	var header http.Header
 	if resume {
-		req.Header.Set("Last-Event-ID", strconv.FormatUint(last, 10))
+		header = http.Header{"Last-Event-ID": {strconv.FormatUint(last, 10)}}
 	}
 	c.setPhase(fmt.Sprintf("GET /events after %d", last))
-	resp, err := c.stream.Do(req)
+	s, r, err := ssetest.Connect(ctx, c.stream, c.base+"/events?session="+c.sid, header, ssetest.Idle(c.idle), ssetest.MaxQueue(1))
 	if err != nil {
 		c.setPhase(fmt.Sprintf("GET /events failed: %v", err))
 		return // cut before the answer: try again
 	}
-	c.setPhase("reading")
-	defer resp.Body.Close()
-	node := resp.Header.Get("X-Xhrsse-Node")
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if s == nil {
+		node := r.Header.Get("X-Xhrsse-Node")
 		c.mu.Lock()
 		switch {
 		case ctx.Err() != nil:
-		case resp.StatusCode == http.StatusServiceUnavailable:
+		case r.Status == http.StatusServiceUnavailable:
 			c.unavailable("GET /events")
-		case resp.StatusCode == http.StatusNotFound:
-			c.sessionLost("GET /events on %q answered 404 %s", node, b)
+		case r.Status == http.StatusNotFound:
+			c.sessionLost("GET /events on %q answered 404 %.1024s", node, r.Body)
 		default:
-			c.violation("GET /events answered %d %s", resp.StatusCode, b)
+			c.violation("GET /events answered %d %.1024s", r.Status, r.Body)
 		}
 		c.mu.Unlock()
 		return
 	}
-	idle := time.AfterFunc(c.idle, func() { cancel(errIdle) })
-	defer idle.Stop()
+	defer s.Close()
+	c.setPhase("reading")
+	node := s.Response.Header.Get("X-Xhrsse-Node")
 	if rng.IntN(4) == 0 {
 		// The client closes its own connection, at a random point.
 		self := time.AfterFunc(time.Duration(50+rng.IntN(1500))*time.Millisecond, func() {
 			c.mu.Lock()
 			c.st.SelfCuts++
 			c.mu.Unlock()
-			cancel(errSelfCut)
+			s.Cut(errSelfCut)
 		})
 		defer self.Stop()
 	}
-	dec := protocol.NewDecoder(watchdog{resp.Body, idle, c.idle}, 1<<20)
-	for first := true; ; first = false {
-		m, err := dec.Next()
+	for first := true; ; {
+		ev, err := s.Recv(ssetest.Wait)
+		if errors.Is(err, ssetest.ErrTimeout) {
+			continue // the stream ends itself when idle (ssetest.Idle)
+		}
 		if err != nil {
-			c.setPhase(fmt.Sprintf("stream ended: %v (cause %v)", err, context.Cause(cctx)))
+			c.setPhase(err.Error())
 			return
 		}
 		c.mu.Lock()
 		c.lastAt = time.Now()
-		c.take(m, first, resume, node)
+		c.take(ev.Message, first, resume, node)
 		c.mu.Unlock()
+		first = false
 	}
 }
 
@@ -166,21 +159,6 @@ func (c *rawClient) setPhase(p string) {
 	c.mu.Lock()
 	c.phase = p + " at " + time.Now().Format("15:04:05.000")
 	c.mu.Unlock()
-}
-
-// watchdog resets the idle timer on every read that brings bytes.
-type watchdog struct {
-	r     io.Reader
-	timer *time.Timer
-	d     time.Duration
-}
-
-func (w watchdog) Read(p []byte) (int, error) {
-	n, err := w.r.Read(p)
-	if n > 0 {
-		w.timer.Reset(w.d)
-	}
-	return n, err
 }
 
 // take checks one dispatched event from node (empty: a single server).
@@ -271,7 +249,7 @@ func (c *rawClient) take(m protocol.Message, first, resumed bool, node string) {
 
 // chunk feeds one bulk event. c.mu is held.
 func (c *rawClient) chunk(data string) {
-	ch, err := parseChunk(data)
+	ch, err := ssetest.ParseChunk(data)
 	if err != nil {
 		c.violation("bulk chunk: %v", err)
 		return
@@ -356,7 +334,7 @@ func (c *rawClient) bulkLoop(load context.Context, seed uint64, minSize, maxSize
 		var acc protocol.BulkAccepted
 		// Not cancelled with load: a POST cut short has an unknown fate.
 		pctx, cancel := context.WithTimeout(context.Background(), wait)
-		st, err := postTo(pctx, c.post, c.direct+"/sessions/"+c.sid+"/bulk", protocol.BulkPost{Bytes: &n}, &acc)
+		st, err := ssetest.PostJSON(pctx, c.post, c.direct+"/sessions/"+c.sid+"/bulk", nil, protocol.BulkPost{Bytes: &n}, &acc)
 		cancel()
 		if err != nil || st != http.StatusAccepted {
 			c.mu.Lock()
@@ -399,67 +377,4 @@ func (c *rawClient) bulkLoop(load context.Context, seed uint64, minSize, maxSize
 		c.transferEnded(e, diag)
 		c.mu.Unlock()
 	}
-}
-
-// parseChunk decodes a bulk event's data as encoding/json would, but reads
-// the long base64 string with the base64 decoder only: under -race the JSON
-// scanner costs a function call per byte, and the soak moves hundreds of
-// MiB. Anything not shaped as the server writes it goes to encoding/json.
-func parseChunk(data string) (protocol.BulkChunk, error) {
-	const key = `,"data":"`
-	i := strings.Index(data, key)
-	if i < 0 || !strings.HasSuffix(data, `"}`) {
-		var c protocol.BulkChunk
-		err := json.Unmarshal([]byte(data), &c)
-		return c, err
-	}
-	var c protocol.BulkChunk
-	if err := json.Unmarshal([]byte(data[:i]+"}"), &c); err != nil {
-		return c, fmt.Errorf("chunk head %.100q: %w", data[:i], err)
-	}
-	raw, err := base64.StdEncoding.DecodeString(data[i+len(key) : len(data)-2])
-	if err != nil {
-		return c, fmt.Errorf("chunk %d data: %w", c.Seq, err)
-	}
-	c.Data = raw
-	return c, nil
-}
-
-// postTo posts in as JSON and decodes a 2xx answer into out; it returns the
-// status, or an error if there was no answer (or a 2xx one it could not
-// read). A non-2xx answer's body is the error.
-func postTo(ctx context.Context, hc *http.Client, url string, in, out any) (int, error) {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return 0, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(body)))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("%d %s", resp.StatusCode, strings.TrimSpace(string(raw)))
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("answer %q: %w", raw, err)
-		}
-	}
-	return resp.StatusCode, nil
-}
-
-// postJSON is postTo for a POST that must succeed.
-func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) error {
-	_, err := postTo(ctx, hc, url, in, out)
-	return err
 }

@@ -143,18 +143,6 @@ func setupCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// eventually polls cond until it holds, failing the test after wait.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func ptr[T any](v T) *T { return &v }

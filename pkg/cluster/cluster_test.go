@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -138,15 +139,15 @@ func TestPostsForwardedToTheStreamsNode(t *testing.T) {
 	if st != http.StatusOK || by != "b" || len(tuned.Channels) != 1 || tuned.Channels[0] != "two" {
 		t.Fatalf("tune via b: %d by %q, %+v", st, by, tuned)
 	}
-	s.until(t, named(protocol.EventTuned))
-	s.until(t, named("two"))
+	s.until(t, ssetest.Named(protocol.EventTuned))
+	s.until(t, ssetest.Named("two"))
 
 	var acc protocol.BulkAccepted
 	if st, _ := post(t, c.URL+"/sessions/"+id+"/bulk", protocol.BulkPost{Bytes: ptr(int64(200_000))}, &acc); st != http.StatusAccepted {
 		t.Fatalf("bulk via c: %d", st)
 	}
 	h := sha256.New()
-	for _, m := range s.until(t, named(protocol.EventBulkEnd)) {
+	for _, m := range s.until(t, ssetest.Named(protocol.EventBulkEnd)) {
 		if m.Name != protocol.EventBulk {
 			continue
 		}
@@ -211,7 +212,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 	s := openStream(t, a, id, "")
 	evs := s.until(t, func(m protocol.Message) bool { return m.ID >= "30" && len(m.ID) >= 2 })
 	last := ids(t, 0, evs)
-	s.close()
+	s.Close()
 
 	// While the client is away the session goes on on a, and others chat.
 	other := newSession(t, bn)
@@ -228,7 +229,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 		t.Fatalf("resume on b: first event %+v from %q", first, s2.node)
 	}
 	evs = s2.until(t, chatText("while away"))
-	evs = append(evs, s2.until(t, named("three"))...)
+	evs = append(evs, s2.until(t, ssetest.Named("three"))...)
 	for _, m := range evs {
 		if m.Name == protocol.EventGap {
 			t.Fatalf("gap on a resume from a live node: %s", m.Data)
@@ -240,7 +241,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 	if st, by := post(t, a.URL+"/sessions/"+id+"/channels", protocol.Tune{Channels: []string{"two"}}, nil); st != http.StatusOK || by != "a" {
 		t.Fatalf("tune via a after the move: %d by %q", st, by)
 	}
-	s2.until(t, named("two"))
+	s2.until(t, ssetest.Named("two"))
 	if _, ok := a.Hub.Session(id); ok {
 		t.Fatal("a still holds the session after b took it")
 	}
@@ -256,11 +257,10 @@ func TestNodeKilledClientsResumeElsewhere(t *testing.T) {
 	a, bn := clustertest.StartNode(t, b, "a"), clustertest.StartNode(t, b, "b")
 	id := newSession(t, a, "three")
 	s := openStream(t, a, id, "")
-	evs := s.until(t, named("three"))
+	evs := s.until(t, ssetest.Named("three"))
 	last := ids(t, 0, evs)
 	a.Kill()
-	for range s.Events { // until the cut
-	}
+	<-s.Done() // until the cut
 
 	s2 := openStream(t, bn, id, strconv.FormatUint(last, 10))
 	if m := s2.next(t); m.Name != protocol.EventSession {
@@ -274,7 +274,7 @@ func TestNodeKilledClientsResumeElsewhere(t *testing.T) {
 	if gapID, _ := strconv.ParseUint(m.ID, 10, 64); gapID != last+gap.Missed {
 		t.Fatalf("gap id %s, missed %d after %d", m.ID, gap.Missed, last)
 	}
-	evs = s2.until(t, named("three")) // still tuned
+	evs = s2.until(t, ssetest.Named("three")) // still tuned
 	ids(t, last+gap.Missed, evs)
 	if st, _ := post(t, bn.URL+"/sessions/"+id+"/chat", protocol.ChatPost{Text: "after"}, nil); st != http.StatusAccepted {
 		t.Fatalf("chat after recovery: %d", st)
@@ -293,16 +293,16 @@ func TestShutdownHandsSessionsOver(t *testing.T) {
 	id := newSession(t, a, "one")
 	s := openStream(t, a, id, "")
 	// Every event from the start counts: the ones before the shutdown too.
-	evs := s.until(t, named("one"))
+	evs := s.until(t, ssetest.Named("one"))
 	left := make(chan int, 1)
 	go func() { left <- a.Shutdown(10 * time.Second) }()
-	evs = append(evs, s.until(t, named(protocol.EventBye))...)
+	evs = append(evs, s.until(t, ssetest.Named(protocol.EventBye))...)
 	last := ids(t, 0, evs)
 	if !strings.Contains(evs[len(evs)-1].Data, protocol.ByeShutdown) {
 		t.Fatalf("bye %s", evs[len(evs)-1].Data)
 	}
 	s2 := openStream(t, bn, id, strconv.FormatUint(last, 10))
-	evs = s2.until(t, named("one"))
+	evs = s2.until(t, ssetest.Named("one"))
 	for _, m := range evs {
 		if m.Name == protocol.EventGap {
 			t.Fatalf("gap after a handover: %s", m.Data)
@@ -335,12 +335,12 @@ func TestBrokerRestart(t *testing.T) {
 	if st, _ := post(t, a.URL+"/sessions/"+ida+"/chat", protocol.ChatPost{Text: "during"}, nil); st != http.StatusServiceUnavailable {
 		t.Fatalf("chat without a broker: %d, want 503", st)
 	}
-	lastA := ids(t, 0, sa.until(t, named(protocol.EventBye)))
-	lastB := ids(t, 0, sb.until(t, named(protocol.EventBye)))
+	lastA := ids(t, 0, sa.until(t, ssetest.Named(protocol.EventBye)))
+	lastB := ids(t, 0, sb.until(t, ssetest.Named(protocol.EventBye)))
 	b.Start()
 
 	var after protocol.ChatAccepted
-	eventually(t, "chat after the broker restart", func() error {
+	ssetest.Eventually(t, "chat after the broker restart", func() error {
 		st, _ := post(t, bn.URL+"/sessions/"+idb+"/chat", protocol.ChatPost{Text: "after"}, &after)
 		if st != http.StatusAccepted {
 			return statusErr(st)
@@ -366,10 +366,10 @@ func TestBrokerRestart(t *testing.T) {
 				t.Fatalf("%s after the restart", m.Name)
 			}
 		}
-		s.close()
+		s.Close()
 	}
 	// Forwarding works again too.
-	eventually(t, "tune via b after the restart", func() error {
+	ssetest.Eventually(t, "tune via b after the restart", func() error {
 		if st, _ := post(t, bn.URL+"/sessions/"+ida+"/channels", protocol.Tune{Channel: "one", On: ptr(true)}, nil); st != http.StatusOK {
 			return statusErr(st)
 		}

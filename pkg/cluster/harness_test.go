@@ -1,22 +1,17 @@
 package cluster_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -24,130 +19,65 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// post sends a JSON POST and decodes the answer into out (if not nil); it
-// returns the status and the node that answered.
+// post sends a JSON POST and decodes a 2xx answer into out (if not nil);
+// it returns the status and the node that answered.
 func post(t *testing.T, url string, in, out any) (int, string) {
 	t.Helper()
 	body, _ := json.Marshal(in)
-	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode/100 == 2 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("POST %s: %v in %q", url, err, raw)
+	r := ssetest.Do(t, http.DefaultClient, http.MethodPost, url, http.Header{"Content-Type": {"application/json"}}, string(body))
+	if out != nil && r.Status/100 == 2 {
+		if err := json.Unmarshal(r.Body, out); err != nil {
+			t.Fatalf("POST %s: %v in %q", url, err, r.Body)
 		}
 	}
-	return resp.StatusCode, resp.Header.Get("X-Xhrsse-Node")
+	return r.Status, r.Header.Get("X-Xhrsse-Node")
 }
 
 func newSession(t *testing.T, n *clustertest.Node, channels ...string) string {
 	t.Helper()
-	var created protocol.SessionCreated
-	if st, _ := post(t, n.URL+"/sessions", protocol.CreateSession{Channels: channels}, &created); st != http.StatusCreated {
-		t.Fatalf("POST /sessions: %d", st)
-	}
-	return created.Session
+	return ssetest.NewSession(t, http.DefaultClient, n.URL, channels...)
 }
 
-// A stream reads one SSE connection into Events until closed.
+// A stream is one SSE connection to a node, read until the test ends.
 type stream struct {
-	Events chan protocol.Message
-	resp   *http.Response
-	cancel context.CancelFunc
-	done   chan struct{}
-	node   string
+	*ssetest.Stream
+	node string // the node that answered
 }
 
 func openStream(t *testing.T, n *clustertest.Node, session string, lastID string) *stream {
 	t.Helper()
-	var (
-		ctx    context.Context
-		cancel context.CancelFunc
-		resp   *http.Response
-	)
+	var header http.Header
+	if lastID != "" {
+		header = http.Header{"Last-Event-ID": {lastID}}
+	}
+	var s *ssetest.Stream
 	// A 503 says "try again" (a session between nodes, a node lost a moment
 	// ago): as a client would, for a while.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		ctx, cancel = context.WithCancel(context.Background())
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/events?session="+session, nil)
-		if lastID != "" {
-			req.Header.Set("Last-Event-ID", lastID)
+	ssetest.Eventually(t, "GET /events on "+n.URL, func() error {
+		var r ssetest.Reply
+		s, r = ssetest.TryOpen(t, http.DefaultClient, n.URL+"/events?session="+session, header)
+		switch {
+		case s != nil:
+			return nil
+		case r.Status != http.StatusServiceUnavailable:
+			t.Fatalf("GET /events on %s: %d %s", n.URL, r.Status, r.Body)
 		}
-		var err error
-		if resp, err = http.DefaultClient.Do(req); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		if resp.StatusCode == http.StatusOK {
-			break
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("GET /events on %s: %d %s", n.URL, resp.StatusCode, raw)
-		}
-	}
-	s := &stream{Events: make(chan protocol.Message, 4096), resp: resp, cancel: cancel, done: make(chan struct{}), node: resp.Header.Get("X-Xhrsse-Node")}
-	go func() {
-		defer close(s.done)
-		defer close(s.Events)
-		dec := protocol.NewDecoder(bufio.NewReader(resp.Body), 1<<20)
-		for {
-			m, err := dec.Next()
-			if err != nil {
-				return
-			}
-			select {
-			case s.Events <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	t.Cleanup(s.close)
-	return s
+		return fmt.Errorf("%d %s", r.Status, r.Body)
+	})
+	return &stream{Stream: s, node: s.Response.Header.Get("X-Xhrsse-Node")}
 }
 
-func (s *stream) close() {
-	s.cancel()
-	s.resp.Body.Close()
-	<-s.done
-}
-
-// next returns the next event, failing the test after a generous wait.
+// next returns the next event, failing the test after ssetest.Wait.
 func (s *stream) next(t *testing.T) protocol.Message {
 	t.Helper()
-	select {
-	case m, ok := <-s.Events:
-		if !ok {
-			t.Fatal("stream ended")
-		}
-		return m
-	case <-time.After(20 * time.Second):
-		t.Fatal("no event for 20 s")
-	}
-	return protocol.Message{}
+	return s.Next(t)
 }
 
 // until reads events until one satisfies ok, and returns them all.
 func (s *stream) until(t *testing.T, ok func(protocol.Message) bool) []protocol.Message {
 	t.Helper()
-	var got []protocol.Message
-	for {
-		m := s.next(t)
-		got = append(got, m)
-		if ok(m) {
-			return got
-		}
-	}
-}
-
-func named(name string) func(protocol.Message) bool {
-	return func(m protocol.Message) bool { return m.Name == name }
+	m, before := s.Until(t, "the event awaited", ok)
+	return append(before, m)
 }
 
 func chatText(text string) func(protocol.Message) bool {
@@ -178,22 +108,6 @@ func ids(t *testing.T, from uint64, evs []protocol.Message) uint64 {
 	return last
 }
 
-// eventually retries f until it returns nil, for up to 20 s.
-func eventually(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 var errStatus = errors.New("status")
 
 func statusErr(code int) error { return fmt.Errorf("%w %d", errStatus, code) }
@@ -201,21 +115,5 @@ func statusErr(code int) error { return fmt.Errorf("%w %d", errStatus, code) }
 // metric reads one counter or gauge (no labels) from a node's /metrics.
 func metric(t *testing.T, n *clustertest.Node, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(n.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("%s: no metric %s", n.Node.Name(), name)
-	return 0
+	return ssetest.Metric(t, http.DefaultClient, n.URL, name)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
 	"github.com/xhrsse/xhrsse/internal/soak"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -27,10 +28,10 @@ func TestPartitionedNodeParksAndSettles(t *testing.T) {
 	})
 	moving, staying := newSession(t, c, "one"), newSession(t, c, "one")
 	sm, ss := openStream(t, c, moving, ""), openStream(t, c, staying, "")
-	firstM, firstS := sm.until(t, named("one")), ss.until(t, named("one"))
+	firstM, firstS := sm.until(t, ssetest.Named("one")), ss.until(t, ssetest.Named("one"))
 
 	link.Down()
-	endM, endS := sm.until(t, named(protocol.EventBye)), ss.until(t, named(protocol.EventBye))
+	endM, endS := sm.until(t, ssetest.Named(protocol.EventBye)), ss.until(t, ssetest.Named(protocol.EventBye))
 	if bye := endM[len(endM)-1]; bye.Data != `{"reason":"shutdown"}` {
 		t.Fatalf("parked stream ended with %s, want bye shutdown (a client gives up on replaced)", bye.Data)
 	}

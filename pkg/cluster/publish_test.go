@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 	"github.com/xhrsse/xhrsse/pkg/server"
@@ -143,7 +144,7 @@ func TestPublishAcrossMovesAndNodeLoss(t *testing.T) {
 	}
 	evs := s.until(t, func(m protocol.Message) bool { return m.Data == "two" })
 	last := ids(t, 0, evs)
-	s.close()
+	s.Close()
 
 	// While the client is away, more is published (through both nodes).
 	if st, n := publishText(t, a, "three\n"); st != http.StatusOK || n != 1 {
@@ -152,7 +153,7 @@ func TestPublishAcrossMovesAndNodeLoss(t *testing.T) {
 	if st, n := publishText(t, bn, "four\n"); st != http.StatusOK || n != 1 {
 		t.Fatalf("publish: %d %d", st, n)
 	}
-	eventually(t, "a delivered four", func() error {
+	ssetest.Eventually(t, "a delivered four", func() error {
 		if a.Hub.Snapshot().Published["log"] < 4 {
 			return fmt.Errorf("not yet")
 		}
@@ -184,8 +185,7 @@ func TestPublishAcrossMovesAndNodeLoss(t *testing.T) {
 	evs = s3.until(t, func(m protocol.Message) bool { return m.Data == "before the loss" })
 	last = ids(t, 0, evs)
 	a.Kill()
-	for range s3.Events { // until the cut
-	}
+	<-s3.Done() // until the cut
 	if st, n := publishText(t, bn, "after the loss\n"); st != http.StatusOK || n != 1 {
 		t.Fatalf("publish after the loss: %d %d", st, n)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -62,7 +63,7 @@ func TestRecordFollowsTheSessionThroughAMove(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	close(release)
 	s := <-taken
-	s.until(t, named(protocol.EventSession))
+	s.until(t, ssetest.Named(protocol.EventSession))
 	if s.node != "b" {
 		t.Fatalf("stream on %q", s.node)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -31,7 +32,7 @@ func TestChatOnANodeShuttingDownIsNotRefusedAfterItWasSent(t *testing.T) {
 		left <- a.Shutdown(10 * time.Second)
 	}()
 	t.Cleanup(func() { <-done }) // before the nodes' cleanups
-	eventually(t, "a closing", func() error {
+	ssetest.Eventually(t, "a closing", func() error {
 		select {
 		case <-a.Hub.Done():
 			return nil
@@ -66,7 +67,7 @@ func TestChatOnANodeShuttingDownIsNotRefusedAfterItWasSent(t *testing.T) {
 		t.Errorf("%d of %d chats answered 503 were delivered all the same: %q", len(delivered), len(refused), delivered)
 	}
 	// Let a's hand-over end: take its session.
-	openStream(t, bn, onA, "0").until(t, named(protocol.EventSession))
+	openStream(t, bn, onA, "0").until(t, ssetest.Named(protocol.EventSession))
 	if n := <-left; n != 0 {
 		t.Errorf("%d sessions left on a", n)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -43,9 +44,9 @@ func TestTakeWithNoRoomLeavesTheSession(t *testing.T) {
 			b := clustertest.StartNode(t, br, "b", tt.opts...)
 			id := newSession(t, a, "one")
 			s := openStream(t, a, id, "")
-			evs := s.until(t, named("one"))
+			evs := s.until(t, ssetest.Named("one"))
 			last := ids(t, 0, evs[1:])
-			s.close()
+			s.Close()
 			tt.noRoom(t, b)
 
 			req, _ := http.NewRequest(http.MethodGet, b.URL+"/events?session="+id, nil)
@@ -64,7 +65,7 @@ func TestTakeWithNoRoomLeavesTheSession(t *testing.T) {
 			}
 			// The client tries again, elsewhere: it resumes with no gap.
 			s = openStream(t, a, id, strconv.FormatUint(last, 10))
-			evs = s.until(t, named("one"))
+			evs = s.until(t, ssetest.Named("one"))
 			for _, m := range evs {
 				if m.Name == protocol.EventGap {
 					t.Fatalf("resumed with a gap: %s", m.Data)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -25,7 +26,7 @@ func TestBulkSizes(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			sid := h.newSession(t)
 			s := h.events(t, sid)
-			s.expect(t, protocol.EventSession)
+			s.Expect(t, protocol.EventSession)
 			acc := h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, n))
 			if acc.Bytes != n {
 				t.Fatalf("202 says %d bytes, asked %d", acc.Bytes, n)
@@ -36,7 +37,7 @@ func TestBulkSizes(t *testing.T) {
 			b := newBulkCheck(acc, false)
 			var all []protocol.Message
 			for !b.done {
-				m := s.next(t)
+				m := s.Next(t)
 				all = append(all, m)
 				if !b.feed(t, m) {
 					t.Fatalf("unexpected %s event in a quiet session's transfer", m.Name)
@@ -45,7 +46,7 @@ func TestBulkSizes(t *testing.T) {
 			if len(all) != acc.Chunks+1 {
 				t.Fatalf("%d events, want %d chunks and bulk-end", len(all), acc.Chunks)
 			}
-			consecutive(t, 1, all)
+			ssetest.Consecutive(t, 1, all)
 		})
 	}
 }
@@ -69,17 +70,17 @@ func TestBulkFile(t *testing.T) {
 	h := start(t, broadcast.WithFilesDir(dir))
 
 	r := h.get(t, "/files")
-	if r.status != http.StatusOK {
-		t.Fatalf("GET /files: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("GET /files: %d %s", r.Status, r.Body)
 	}
 	want := []protocol.File{{Name: "data.bin", Bytes: int64(len(content))}, {Name: "empty.txt", Bytes: 0}}
-	if got := decodeReply[[]protocol.File](t, "GET /files", r); !slices.Equal(got, want) {
+	if got := ssetest.DecodeReply[[]protocol.File](t, "GET /files", r); !slices.Equal(got, want) {
 		t.Fatalf("GET /files: %+v, want %+v", got, want)
 	}
 
 	sid := h.newSession(t)
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	sum := sha256.Sum256(content)
 	acc := h.bulk(t, sid, `{"file":"data.bin"}`)
 	if acc.Bytes != int64(len(content)) || acc.Chunks != 4 || acc.SHA256 != hex.EncodeToString(sum[:]) {
@@ -105,7 +106,7 @@ func TestBulkLarge(t *testing.T) {
 	h := start(t)
 	sid := h.newSession(t)
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	const n = 50 << 20
 	b := newBulkCheck(h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, n)), false)
 	if others := b.readFrom(t, s); len(others) > 0 {
@@ -122,7 +123,7 @@ func TestBulkInterleaves(t *testing.T) {
 	h := start(t, broadcast.WithChannels(fastChannels(200)...))
 	sid := h.newSession(t, "one")
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	b := newBulkCheck(h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, 20<<20)), false)
 
 	var (
@@ -133,7 +134,7 @@ func TestBulkInterleaves(t *testing.T) {
 		chatBefore bool
 	)
 	for !b.done {
-		m := s.next(t)
+		m := s.Next(t)
 		if b.feed(t, m) {
 			if m.Name == protocol.EventBulk {
 				nonBulk += pending
@@ -151,7 +152,7 @@ func TestBulkInterleaves(t *testing.T) {
 		switch m.Name {
 		case "one":
 		case protocol.EventChat:
-			if c := data[protocol.Chat](t, m); c.ID == chatID && chatID != 0 {
+			if c := ssetest.Decode[protocol.Chat](t, m); c.ID == chatID && chatID != 0 {
 				sawChat = true
 			}
 		default:
@@ -184,10 +185,10 @@ func TestBulkConcurrent(t *testing.T) {
 		checks[acc.Transfer] = newBulkCheck(acc, false)
 	}
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	var order []string // transfer of each chunk, in arrival order
 	for done := 0; done < len(checks); {
-		m := s.next(t)
+		m := s.Next(t)
 		ours := false
 		for tr, b := range checks {
 			if b.feed(t, m) {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -24,7 +25,7 @@ func checkChat(t *testing.T, m protocol.Message, id int64, name, text string, hi
 	if m.Name != protocol.EventChat {
 		t.Fatalf("got %s %.100q, want chat %d", m.Name, m.Data, id)
 	}
-	c := data[chatWire](t, m)
+	c := ssetest.Decode[chatWire](t, m)
 	if c.ID != id || c.Name != name || c.Text != text || c.History != history {
 		t.Fatalf("chat %+v, want id %d name %q text %q history %v", c, id, name, text, history)
 	}
@@ -49,11 +50,11 @@ func TestChatFanOut(t *testing.T) {
 		{"", "日本語 é \u200f rtl mark, tab\there"}, // no name: "anon"
 	}
 	var sids [3]string
-	var streams [3]*stream
+	var streams [3]*ssetest.Stream
 	for i := range sids {
 		sids[i] = h.newSession(t)
 		streams[i] = h.events(t, sids[i])
-		streams[i].expect(t, protocol.EventSession)
+		streams[i].Expect(t, protocol.EventSession)
 	}
 	ids := make([]int64, len(msgs))
 	for i, m := range msgs {
@@ -70,10 +71,10 @@ func TestChatFanOut(t *testing.T) {
 	}
 	for k, s := range streams {
 		for i := range msgs {
-			m := s.next(t)
+			m := s.Next(t)
 			name, text := want(i)
 			checkChat(t, m, ids[i], name, text, false)
-			if eventID(t, m) != uint64(i+1) {
+			if ssetest.ID(t, m) != uint64(i+1) {
 				t.Fatalf("stream %d: chat %d has event id %s, want %d", k, i, m.ID, i+1)
 			}
 		}
@@ -82,19 +83,19 @@ func TestChatFanOut(t *testing.T) {
 	// A new session: the history first, in order, marked, then live.
 	late := h.newSession(t)
 	s := h.events(t, late)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	for i := range msgs {
 		name, text := want(i)
-		checkChat(t, s.next(t), ids[i], name, text, true)
+		checkChat(t, s.Next(t), ids[i], name, text, true)
 	}
 	id := h.chat(t, late, "dee", "live")
-	m := s.next(t)
+	m := s.Next(t)
 	checkChat(t, m, id, "dee", "live", false)
-	if eventID(t, m) != uint64(len(msgs)+1) {
+	if ssetest.ID(t, m) != uint64(len(msgs)+1) {
 		t.Fatalf("live chat after history has id %s, want %d", m.ID, len(msgs)+1)
 	}
 	for _, old := range streams {
-		m, _ := old.untilChat(t, id)
+		m, _ := untilChat(t, old, id)
 		checkChat(t, m, id, "dee", "live", false)
 	}
 }
@@ -105,7 +106,7 @@ func TestChatHistoryLimit(t *testing.T) {
 	h := start(t, broadcast.WithChatRate(1000, 100))
 	sid := h.newSession(t)
 	live := h.events(t, sid)
-	live.expect(t, protocol.EventSession)
+	live.Expect(t, protocol.EventSession)
 	const total = protocol.ChatHistory + 12
 	ids := make([]int64, total)
 	for i := range ids {
@@ -113,31 +114,31 @@ func TestChatHistoryLimit(t *testing.T) {
 	}
 	var got []protocol.Message
 	for i := range ids {
-		m := live.next(t)
+		m := live.Next(t)
 		checkChat(t, m, ids[i], "ann", fmt.Sprint("message ", i), false)
 		got = append(got, m)
 	}
-	consecutive(t, 1, got)
+	ssetest.Consecutive(t, 1, got)
 
 	// Both ways of opening a session get the same history, then the live
 	// stream: the next event after the 50 is a chat posted afterwards.
 	sidB := h.newSession(t)
-	opened := []*stream{h.events(t, sidB), h.open(t, "/events", nil)}
+	opened := []*ssetest.Stream{h.events(t, sidB), h.open(t, "/events", nil)}
 	for _, s := range opened {
-		s.expect(t, protocol.EventSession)
+		s.Expect(t, protocol.EventSession)
 	}
 	id := h.chat(t, sidB, "bob", "after")
 	for k, s := range opened {
 		hist := make([]protocol.Message, 0, protocol.ChatHistory)
 		for i := total - protocol.ChatHistory; i < total; i++ {
-			m := s.next(t)
+			m := s.Next(t)
 			checkChat(t, m, ids[i], "ann", fmt.Sprint("message ", i), true)
 			hist = append(hist, m)
 		}
-		consecutive(t, 1, hist)
-		m := s.next(t)
+		ssetest.Consecutive(t, 1, hist)
+		m := s.Next(t)
 		checkChat(t, m, id, "bob", "after", false)
-		if eventID(t, m) != protocol.ChatHistory+1 {
+		if ssetest.ID(t, m) != protocol.ChatHistory+1 {
 			t.Fatalf("stream %d: live chat after the history has id %s, want %d", k, m.ID, protocol.ChatHistory+1)
 		}
 	}
@@ -153,13 +154,13 @@ func TestChatWhileAway(t *testing.T) {
 	b := h.newSession(t)
 	id := h.chat(t, a, "ann", "while b is away")
 	s := h.events(t, b)
-	s.expect(t, protocol.EventSession)
-	checkChat(t, s.next(t), old, "ann", "before b", true)
-	checkChat(t, s.next(t), id, "ann", "while b is away", false)
+	s.Expect(t, protocol.EventSession)
+	checkChat(t, s.Next(t), old, "ann", "before b", true)
+	checkChat(t, s.Next(t), id, "ann", "while b is away", false)
 	last := h.chat(t, b, "bob", "back")
-	m := s.next(t)
+	m := s.Next(t)
 	checkChat(t, m, last, "bob", "back", false)
-	if eventID(t, m) != 3 {
+	if ssetest.ID(t, m) != 3 {
 		t.Fatalf("third event has id %s", m.ID)
 	}
 }

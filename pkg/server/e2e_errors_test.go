@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 	"github.com/xhrsse/xhrsse/pkg/server"
@@ -48,7 +49,7 @@ func TestErrors(t *testing.T) {
 	h := start(t, broadcast.WithFilesDir(filesFixture(t)), broadcast.WithMaxBulk(1<<20))
 	sid := h.newSession(t, "one")
 	victim := h.events(t, sid)
-	victim.expect(t, protocol.EventSession)
+	victim.Expect(t, protocol.EventSession)
 	before := h.srv.Hub.Snapshot()
 
 	jsonCT := map[string]string{"Content-Type": "application/json"}
@@ -142,13 +143,13 @@ func TestErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := h.request(t, c.method, strings.ReplaceAll(c.path, "{sid}", sid), c.hdr, c.body)
-			wantError(t, c.name, r, c.status)
+			ssetest.WantError(t, c.name, r, c.status)
 			for k, v := range c.header {
-				if got := r.header.Get(k); !strings.Contains(got, v) {
+				if got := r.Header.Get(k); !strings.Contains(got, v) {
 					t.Errorf("%s: %s %q, want it to contain %q", c.name, k, got, v)
 				}
 			}
-			if ra := r.header.Get("Retry-After"); ra != "" {
+			if ra := r.Header.Get("Retry-After"); ra != "" {
 				t.Errorf("%s: Retry-After %q on a %d", c.name, ra, c.status)
 			}
 		})
@@ -167,23 +168,23 @@ func TestCORS(t *testing.T) {
 	hdr := func(origin string) map[string]string {
 		return map[string]string{"Origin": origin, "Content-Type": "application/json"}
 	}
-	wantACAO := func(what string, r reply, origin string) {
+	wantACAO := func(what string, r ssetest.Reply, origin string) {
 		t.Helper()
-		if got := r.header.Get("Access-Control-Allow-Origin"); got != origin {
+		if got := r.Header.Get("Access-Control-Allow-Origin"); got != origin {
 			t.Errorf("%s: Access-Control-Allow-Origin %q, want %q", what, got, origin)
 		}
 	}
 
 	r := h.request(t, "POST", "/sessions", hdr(good), `{"channels":["one"]}`)
-	if r.status != http.StatusCreated {
-		t.Fatalf("POST /sessions from %s: %d %s", good, r.status, r.body)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("POST /sessions from %s: %d %s", good, r.Status, r.Body)
 	}
 	wantACAO("POST /sessions", r, good)
-	sid := decodeStrict[protocol.SessionCreated](t, r.body).Session
+	sid := ssetest.DecodeReply[protocol.SessionCreated](t, "POST /sessions", r).Session
 
 	r = h.request(t, "POST", "/sessions/"+sid+"/chat", hdr(good), `{"text":"hi"}`)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("chat from %s: %d %s", good, r.status, r.body)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("chat from %s: %d %s", good, r.Status, r.Body)
 	}
 	wantACAO("chat", r, good)
 
@@ -191,14 +192,14 @@ func TestCORS(t *testing.T) {
 		r = h.request(t, "OPTIONS", path, map[string]string{
 			"Origin": good, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type",
 		}, "")
-		if r.status != http.StatusNoContent {
-			t.Fatalf("preflight %s: %d %s", path, r.status, r.body)
+		if r.Status != http.StatusNoContent {
+			t.Fatalf("preflight %s: %d %s", path, r.Status, r.Body)
 		}
 		wantACAO("preflight "+path, r, good)
-		if m := r.header.Get("Access-Control-Allow-Methods"); !strings.Contains(m, "POST") {
+		if m := r.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(m, "POST") {
 			t.Errorf("preflight %s: Access-Control-Allow-Methods %q", path, m)
 		}
-		if hs := strings.ToLower(r.header.Get("Access-Control-Allow-Headers")); !strings.Contains(hs, "content-type") {
+		if hs := strings.ToLower(r.Header.Get("Access-Control-Allow-Headers")); !strings.Contains(hs, "content-type") {
 			t.Errorf("preflight %s: Access-Control-Allow-Headers %q", path, hs)
 		}
 	}
@@ -207,29 +208,29 @@ func TestCORS(t *testing.T) {
 	wantACAO("GET /channels", r, good)
 	s, r := h.tryOpen(t, "/events?session="+sid, http.Header{"Origin": {good}})
 	if s == nil {
-		t.Fatalf("GET /events from %s: %d", good, r.status)
+		t.Fatalf("GET /events from %s: %d", good, r.Status)
 	}
 	wantACAO("GET /events", r, good)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 
 	// The page's own origin needs no CORS.
 	r = h.request(t, "POST", "/sessions", hdr(h.srv.URL), "")
-	if r.status != http.StatusCreated {
-		t.Fatalf("POST /sessions from the same origin: %d %s", r.status, r.body)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("POST /sessions from the same origin: %d %s", r.Status, r.Body)
 	}
 	wantACAO("same origin", r, "")
 
 	// Others stay out, with no CORS header.
 	for _, origin := range []string{"http://evil.example", "https://good.example", "http://good.example:8080"} {
 		r = h.request(t, "POST", "/sessions/"+sid+"/chat", hdr(origin), `{"text":"hi"}`)
-		wantError(t, "chat from "+origin, r, http.StatusForbidden)
+		ssetest.WantError(t, "chat from "+origin, r, http.StatusForbidden)
 		wantACAO("chat from "+origin, r, "")
 		r = h.request(t, "OPTIONS", "/sessions", map[string]string{"Origin": origin, "Access-Control-Request-Method": "POST"}, "")
-		wantError(t, "preflight from "+origin, r, http.StatusForbidden)
+		ssetest.WantError(t, "preflight from "+origin, r, http.StatusForbidden)
 		wantACAO("preflight from "+origin, r, "")
 	}
 	r = h.request(t, "POST", "/sessions/"+sid+"/chat", map[string]string{"Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"}, `{"text":"hi"}`)
-	wantError(t, "cross-site fetch without Origin", r, http.StatusForbidden)
+	ssetest.WantError(t, "cross-site fetch without Origin", r, http.StatusForbidden)
 
 	// Only the one allowed chat went out.
 	if n := h.srv.Hub.Snapshot().Chats; n != 1 {
@@ -238,9 +239,9 @@ func TestCORS(t *testing.T) {
 }
 
 // retryAfter checks a Retry-After header: a whole number of seconds, >= 1.
-func retryAfter(t *testing.T, what string, r reply) {
+func retryAfter(t *testing.T, what string, r ssetest.Reply) {
 	t.Helper()
-	ra := r.header.Get("Retry-After")
+	ra := r.Header.Get("Retry-After")
 	if n, err := strconv.Atoi(ra); err != nil || n < 1 {
 		t.Errorf("%s: Retry-After %q, want whole seconds >= 1", what, ra)
 	}
@@ -252,21 +253,21 @@ func TestRateLimits(t *testing.T) {
 	h := start(t, broadcast.WithChatRate(0.2, 3), broadcast.WithMaxTransfers(1))
 	sid := h.newSession(t, "one")
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 
 	var ids []int64
 	for i := range 3 {
 		ids = append(ids, h.chat(t, sid, "ann", fmt.Sprint(i)))
 	}
 	r := h.post(t, "/sessions/"+sid+"/chat", `{"text":"one too many"}`)
-	wantError(t, "chat over the burst", r, http.StatusTooManyRequests)
+	ssetest.WantError(t, "chat over the burst", r, http.StatusTooManyRequests)
 	retryAfter(t, "chat over the burst", r)
 	// The allowance is per session.
 	other := h.newSession(t)
 	ids = append(ids, h.chat(t, other, "bob", "mine"))
 	for i, id := range ids {
-		m, _ := s.untilChat(t, id)
-		if c := data[protocol.Chat](t, m); c.Text == "one too many" || (i < 3 && c.Text != fmt.Sprint(i)) {
+		m, _ := untilChat(t, s, id)
+		if c := ssetest.Decode[protocol.Chat](t, m); c.Text == "one too many" || (i < 3 && c.Text != fmt.Sprint(i)) {
 			t.Fatalf("chat %d: %q", id, c.Text)
 		}
 	}
@@ -278,11 +279,11 @@ func TestRateLimits(t *testing.T) {
 	idle := h.newSession(t)
 	acc := h.bulk(t, idle, `{"bytes":100000}`)
 	r = h.post(t, "/sessions/"+idle+"/bulk", `{"bytes":1}`)
-	wantError(t, "second transfer", r, http.StatusTooManyRequests)
+	ssetest.WantError(t, "second transfer", r, http.StatusTooManyRequests)
 	retryAfter(t, "second transfer", r)
 	// A stream drains it; then there is room again.
 	d := h.events(t, idle)
-	d.expect(t, protocol.EventSession)
+	d.Expect(t, protocol.EventSession)
 	b := newBulkCheck(acc, false)
 	for _, m := range b.readFrom(t, d) {
 		if m.Name != protocol.EventChat { // the history
@@ -291,7 +292,7 @@ func TestRateLimits(t *testing.T) {
 	}
 	b2 := newBulkCheck(h.bulk(t, idle, `{"bytes":1}`), false)
 	b2.readFrom(t, d)
-	s.expect(t, "one")
+	s.Expect(t, "one")
 }
 
 // TestCapacity: beyond the stream or session cap the server answers 503
@@ -301,33 +302,33 @@ func TestCapacity(t *testing.T) {
 		h := start(t, broadcast.WithMaxStreams(1))
 		sid := h.newSession(t, "one")
 		s := h.events(t, sid)
-		s.expect(t, protocol.EventSession)
+		s.Expect(t, protocol.EventSession)
 		other := h.newSession(t)
 		for _, path := range []string{"/events?session=" + other, "/events"} {
 			_, r := h.tryOpen(t, path, nil)
-			wantError(t, "GET "+path+" over the stream cap", r, http.StatusServiceUnavailable)
+			ssetest.WantError(t, "GET "+path+" over the stream cap", r, http.StatusServiceUnavailable)
 			retryAfter(t, "GET "+path+" over the stream cap", r)
 		}
 		id := h.chat(t, other, "bob", "still streaming?")
-		s.untilChat(t, id)
+		untilChat(t, s, id)
 	})
 	t.Run("sessions", func(t *testing.T) {
 		h := start(t, broadcast.WithMaxSessions(2))
 		sid := h.newSession(t, "one")
 		s := h.events(t, sid)
-		s.expect(t, protocol.EventSession)
+		s.Expect(t, protocol.EventSession)
 		h.newSession(t)
 		r := h.post(t, "/sessions", "")
-		wantError(t, "POST /sessions over the session cap", r, http.StatusServiceUnavailable)
+		ssetest.WantError(t, "POST /sessions over the session cap", r, http.StatusServiceUnavailable)
 		retryAfter(t, "POST /sessions over the session cap", r)
 		_, r = h.tryOpen(t, "/events", nil)
-		wantError(t, "GET /events over the session cap", r, http.StatusServiceUnavailable)
+		ssetest.WantError(t, "GET /events over the session cap", r, http.StatusServiceUnavailable)
 		retryAfter(t, "GET /events over the session cap", r)
 		if n := h.srv.Hub.SessionCount(); n != 2 {
 			t.Errorf("%d sessions, want 2", n)
 		}
 		id := h.chat(t, sid, "ann", "still streaming?")
-		s.untilChat(t, id)
+		untilChat(t, s, id)
 	})
 }
 
@@ -338,11 +339,11 @@ func TestCapacity(t *testing.T) {
 func TestRefusedStreamLeavesNoSession(t *testing.T) {
 	h := start(t, broadcast.WithMaxStreams(1))
 	s := h.events(t, h.newSession(t))
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	before := h.srv.Hub.Snapshot()
 	for range 3 {
 		_, r := h.tryOpen(t, "/events", nil)
-		wantError(t, "GET /events over the stream cap", r, http.StatusServiceUnavailable)
+		ssetest.WantError(t, "GET /events over the stream cap", r, http.StatusServiceUnavailable)
 	}
 	after := h.srv.Hub.Snapshot()
 	if after.Sessions != before.Sessions || after.SessionsOpened != before.SessionsOpened {
@@ -359,11 +360,11 @@ func TestReplaceAtStreamCap(t *testing.T) {
 	h := start(t, broadcast.WithMaxStreams(1))
 	sid := h.newSession(t)
 	a := h.events(t, sid)
-	a.expect(t, protocol.EventSession)
+	a.Expect(t, protocol.EventSession)
 	b, r := h.tryOpen(t, "/events?session="+sid, http.Header{"Last-Event-ID": {"0"}})
 	if b == nil {
-		t.Fatalf("replacing the only stream at the cap: %d %s", r.status, r.body)
+		t.Fatalf("replacing the only stream at the cap: %d %s", r.Status, r.Body)
 	}
-	a.expectBye(t, protocol.ByeReplaced)
+	a.ExpectBye(t, protocol.ByeReplaced)
 	expectResumed(t, b, sid, 0, nil)
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 	"github.com/xhrsse/xhrsse/pkg/server"
@@ -47,10 +48,10 @@ func (h *harness) publishJSON(t testing.TB, channel, text string) {
 	t.Helper()
 	b, _ := json.Marshal(protocol.PublishPost{Data: text})
 	r := h.request(t, http.MethodPost, "/channels/"+channel+"/events", authJSON(), string(b))
-	if r.status != http.StatusAccepted {
-		t.Fatalf("publish %q: %d %s", text, r.status, r.body)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("publish %q: %d %s", text, r.Status, r.Body)
 	}
-	if got := decodeReply[protocol.PublishAnswer](t, "publish", r); got.Events != 1 {
+	if got := ssetest.DecodeReply[protocol.PublishAnswer](t, "publish", r); got.Events != 1 {
 		t.Fatalf("publish %q: answer %+v, want 1 event", text, got)
 	}
 }
@@ -59,13 +60,13 @@ func (h *harness) publishJSON(t testing.TB, channel, text string) {
 // them, and the answer comes when the test closes the body.
 type textPublish struct {
 	pw     *io.PipeWriter
-	answer chan reply
+	answer chan ssetest.Reply
 }
 
 func (h *harness) startText(t testing.TB, method, channel string, hdr map[string]string) *textPublish {
 	t.Helper()
 	pr, pw := io.Pipe()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), ssetest.Wait)
 	req, err := http.NewRequestWithContext(ctx, method, h.srv.URL+"/channels/"+channel+"/events", pr)
 	if err != nil {
 		cancel()
@@ -76,18 +77,18 @@ func (h *harness) startText(t testing.TB, method, channel string, hdr map[string
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	p := &textPublish{pw: pw, answer: make(chan reply, 1)}
+	p := &textPublish{pw: pw, answer: make(chan ssetest.Reply, 1)}
 	go func() {
 		defer cancel()
 		resp, err := h.hc.Do(req)
 		if err != nil {
 			pr.CloseWithError(err)
-			p.answer <- reply{status: -1, body: []byte(err.Error())}
+			p.answer <- ssetest.Reply{Status: -1, Body: []byte(err.Error())}
 			return
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		p.answer <- reply{status: resp.StatusCode, header: resp.Header, body: b}
+		p.answer <- ssetest.Reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
 	}()
 	t.Cleanup(func() { pw.Close() })
 	return p
@@ -101,21 +102,21 @@ func (p *textPublish) write(t testing.TB, s string) {
 }
 
 // finish ends the body and returns the answer.
-func (p *textPublish) finish(t testing.TB) reply {
+func (p *textPublish) finish(t testing.TB) ssetest.Reply {
 	t.Helper()
 	p.pw.Close()
 	return <-p.answer
 }
 
-func untilLog(t testing.TB, s *stream, text string) (protocol.Message, []protocol.Message) {
+func untilLog(t testing.TB, s *ssetest.Stream, text string) (protocol.Message, []protocol.Message) {
 	t.Helper()
-	return s.until(t, "log "+strconv.Quote(text), func(m protocol.Message) bool { return m.Name == "log" && m.Data == text })
+	return s.Until(t, "log "+strconv.Quote(text), func(m protocol.Message) bool { return m.Name == "log" && m.Data == text })
 }
 
 func TestPublishDeclareTunePublish(t *testing.T) {
 	h := startPublish(t, server.Config{}, 0.5)
 
-	chans := decodeReply[[]protocol.Channel](t, "GET /channels", h.get(t, "/channels"))
+	chans := ssetest.DecodeReply[[]protocol.Channel](t, "GET /channels", h.get(t, "/channels"))
 	kinds := map[string]string{}
 	for _, c := range chans {
 		kinds[c.Name] = c.Kind
@@ -130,7 +131,7 @@ func TestPublishDeclareTunePublish(t *testing.T) {
 
 	sid := h.newSession(t, "log")
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 
 	// JSON: one event, line ends and all; the SSE parser joins the data
 	// lines back with LF.
@@ -144,7 +145,7 @@ func TestPublishDeclareTunePublish(t *testing.T) {
 		{"漢字 and emoji 🎉", "漢字 and emoji 🎉"},
 	} {
 		h.publishJSON(t, "log", tc.sent)
-		m := s.expect(t, "log")
+		m := s.Expect(t, "log")
 		if m.Data != tc.got {
 			t.Errorf("published %q, the stream got %q, want %q", tc.sent, m.Data, tc.got)
 		}
@@ -154,20 +155,20 @@ func TestPublishDeclareTunePublish(t *testing.T) {
 	// written. PUT, as curl -T sends it.
 	p := h.startText(t, http.MethodPut, "log", nil)
 	p.write(t, "line 1\n")
-	if m := s.expect(t, "log"); m.Data != "line 1" {
+	if m := s.Expect(t, "log"); m.Data != "line 1" {
 		t.Fatalf("first line: got %q", m.Data)
 	}
 	p.write(t, "line 2\r\n\n\nline")
 	p.write(t, " 3 without an end")
 	r := p.finish(t)
-	if r.status != http.StatusOK {
-		t.Fatalf("text publish: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("text publish: %d %s", r.Status, r.Body)
 	}
-	if got := decodeReply[protocol.PublishAnswer](t, "text publish", r); got.Events != 3 {
+	if got := ssetest.DecodeReply[protocol.PublishAnswer](t, "text publish", r); got.Events != 3 {
 		t.Fatalf("text publish: answer %+v, want 3 events (empty lines skipped)", got)
 	}
 	for _, want := range []string{"line 2", "line 3 without an end"} {
-		if m := s.expect(t, "log"); m.Data != want {
+		if m := s.Expect(t, "log"); m.Data != want {
 			t.Fatalf("got %q, want %q", m.Data, want)
 		}
 	}
@@ -175,13 +176,13 @@ func TestPublishDeclareTunePublish(t *testing.T) {
 	// A session not tuned to log gets none of it; tuned out, nothing more.
 	other := h.newSession(t, "one")
 	os := h.events(t, other)
-	os.expect(t, protocol.EventSession)
+	os.Expect(t, protocol.EventSession)
 	h.tune(t, sid, `{"channel":"log","on":false}`)
-	s.expect(t, protocol.EventTuned)
+	s.Expect(t, protocol.EventTuned)
 	h.publishJSON(t, "log", "after tune-out")
 	id := h.chat(t, sid, "ann", "mark")
-	for _, st := range []*stream{s, os} {
-		_, before := st.untilChat(t, id)
+	for _, st := range []*ssetest.Stream{s, os} {
+		_, before := untilChat(t, st, id)
 		for _, m := range before {
 			if m.Name == "log" {
 				t.Fatalf("a session not tuned to log got %q", m.Data)
@@ -193,7 +194,7 @@ func TestPublishDeclareTunePublish(t *testing.T) {
 	if snap.Published["log"] != 11 {
 		t.Errorf("snapshot: %d events published to log, want 11", snap.Published["log"])
 	}
-	metrics := string(h.get(t, "/metrics").body)
+	metrics := string(h.get(t, "/metrics").Body)
 	for _, line := range []string{
 		`xhrsse_published_events_total{channel="log"} 11`,
 		`xhrsse_publish_requests_total{status="202"} 8`,
@@ -210,38 +211,30 @@ func TestPublishResume(t *testing.T) {
 	h := startPublish(t, server.Config{}, 0.5)
 	sid := h.newSession(t, "log")
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	h.publishJSON(t, "log", "first")
-	first := s.expect(t, "log")
-	s.close()
+	first := s.Expect(t, "log")
+	s.Close()
 	h.publishJSON(t, "log", "second\nof two lines")
 	h.publishJSON(t, "log", "third")
 
 	r := h.open(t, "/events?session="+sid, http.Header{"Last-Event-ID": {first.ID}})
-	if got := data[protocol.SessionEvent](t, r.expect(t, protocol.EventSession)); !got.Resumed {
+	if got := ssetest.Decode[protocol.SessionEvent](t, r.Expect(t, protocol.EventSession)); !got.Resumed {
 		t.Fatal("session event: resumed false")
 	}
-	second, third := r.expect(t, "log"), r.expect(t, "log")
+	second, third := r.Expect(t, "log"), r.Expect(t, "log")
 	if second.Data != "second\nof two lines" || third.Data != "third" {
 		t.Fatalf("replayed %q, %q", second.Data, third.Data)
 	}
-	consecutive(t, eventID(t, first)+1, []protocol.Message{second, third})
+	ssetest.Consecutive(t, ssetest.ID(t, first)+1, []protocol.Message{second, third})
 }
 
 // wantPublishError checks a refused publish: status, JSON body
 // {"error":…,"events":N} and nothing else.
-func wantPublishError(t testing.TB, what string, r reply, status, events int) {
+func wantPublishError(t testing.TB, what string, r ssetest.Reply, status, events int) {
 	t.Helper()
-	if r.status != status {
-		t.Errorf("%s: status %d, want %d (body %s)", what, r.status, status, r.body)
-		return
-	}
-	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("%s: Content-Type %q", what, ct)
-	}
-	e := decodeStrict[protocol.PublishError](t, r.body)
-	if e.Error == "" || e.Events != events {
-		t.Errorf("%s: body %s, want an error and events %d", what, r.body, events)
+	if e, ok := ssetest.Refusal[protocol.PublishError](t, what, r, status); ok && (e.Error == "" || e.Events != events) {
+		t.Errorf("%s: body %s, want an error and events %d", what, r.Body, events)
 	}
 }
 
@@ -269,13 +262,13 @@ func TestPublishErrors(t *testing.T) {
 	h := startPublish(t, cfg, 20)
 	victim := h.newSession(t, "one")
 	vs := h.events(t, victim)
-	vs.expect(t, protocol.EventSession)
+	vs.Expect(t, protocol.EventSession)
 	listener := h.newSession(t, "log")
 	ls := h.events(t, listener)
-	ls.expect(t, protocol.EventSession)
+	ls.Expect(t, protocol.EventSession)
 	before := h.srv.Hub.Snapshot()
 
-	pub := func(hdr map[string]string, path, body string) reply {
+	pub := func(hdr map[string]string, path, body string) ssetest.Reply {
 		return h.request(t, http.MethodPost, path, hdr, body)
 	}
 	jsonOnly := map[string]string{"Content-Type": "application/json"}
@@ -286,14 +279,14 @@ func TestPublishErrors(t *testing.T) {
 
 	r := pub(jsonOnly, "/channels/log/events", ok)
 	wantPublishError(t, "no token", r, http.StatusUnauthorized, 0)
-	if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
-		t.Errorf("no token: WWW-Authenticate %q", r.header.Get("WWW-Authenticate"))
+	if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("no token: WWW-Authenticate %q", r.Header.Get("WWW-Authenticate"))
 	}
 	for _, auth := range []string{"Bearer wrong", "Bearer " + pubToken + "x", "Basic " + pubToken, pubToken, "Bearer"} {
 		r := pub(withAuth(auth, "application/json"), "/channels/log/events", ok)
 		wantPublishError(t, "Authorization "+auth, r, http.StatusUnauthorized, 0)
-		if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
-			t.Errorf("%s: WWW-Authenticate %q", auth, r.header.Get("WWW-Authenticate"))
+		if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: WWW-Authenticate %q", auth, r.Header.Get("WWW-Authenticate"))
 		}
 	}
 	wantPublishError(t, "unknown channel", pub(authJSON(), "/channels/nope/events", ok), http.StatusNotFound, 0)
@@ -317,9 +310,9 @@ func TestPublishErrors(t *testing.T) {
 	huge := `{"data":"` + strings.Repeat(`\u0061`, protocol.MaxPublishBody/6+1) + `"}`
 	wantPublishError(t, "body over the limit", pub(authJSON(), "/channels/log/events", huge), http.StatusRequestEntityTooLarge, 0)
 	r = h.request(t, http.MethodGet, "/channels/log/events", nil, "")
-	wantError(t, "GET", r, http.StatusMethodNotAllowed)
-	if !strings.Contains(r.header.Get("Allow"), "POST") {
-		t.Errorf("405: Allow %q", r.header.Get("Allow"))
+	ssetest.WantError(t, "GET", r, http.StatusMethodNotAllowed)
+	if !strings.Contains(r.Header.Get("Allow"), "POST") {
+		t.Errorf("405: Allow %q", r.Header.Get("Allow"))
 	}
 
 	// Publishing needs no origin: a foreign one with the token publishes.
@@ -328,15 +321,15 @@ func TestPublishErrors(t *testing.T) {
 	hdr := authJSON()
 	hdr["Origin"] = "https://elsewhere.example"
 	hdr["Sec-Fetch-Site"] = "cross-site"
-	if r := pub(hdr, "/channels/log/events", `{"data":"from afar"}`); r.status != http.StatusAccepted {
-		t.Fatalf("publish with a foreign Origin: %d %s", r.status, r.body)
+	if r := pub(hdr, "/channels/log/events", `{"data":"from afar"}`); r.Status != http.StatusAccepted {
+		t.Fatalf("publish with a foreign Origin: %d %s", r.Status, r.Body)
 	}
 	r = pub(authJSON(), "/channels/log/events", `{"data":"too soon"}`)
 	wantPublishError(t, "over the rate", r, http.StatusTooManyRequests, 0)
-	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
-		t.Errorf("429: Retry-After %q", r.header.Get("Retry-After"))
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("429: Retry-After %q", r.Header.Get("Retry-After"))
 	}
-	if m := ls.expect(t, "log"); m.Data != "from afar" {
+	if m := ls.Expect(t, "log"); m.Data != "from afar" {
 		t.Fatalf("listener got %q", m.Data)
 	}
 
@@ -358,7 +351,7 @@ func TestPublishErrors(t *testing.T) {
 		r := <-p.answer
 		wantPublishError(t, tc.name, r, tc.status, len(tc.good))
 		for _, want := range tc.good {
-			if m := ls.expect(t, "log"); m.Data != want {
+			if m := ls.Expect(t, "log"); m.Data != want {
 				t.Fatalf("%s: listener got %q, want %q", tc.name, m.Data, want)
 			}
 		}
@@ -366,10 +359,10 @@ func TestPublishErrors(t *testing.T) {
 	// A line of exactly 64 KiB is fine.
 	p := h.startText(t, http.MethodPost, "log", nil)
 	p.write(t, strings.Repeat("d", protocol.MaxPublishData)+"\r\n")
-	if r := p.finish(t); r.status != http.StatusOK {
-		t.Fatalf("64 KiB line: %d %s", r.status, r.body)
+	if r := p.finish(t); r.Status != http.StatusOK {
+		t.Fatalf("64 KiB line: %d %s", r.Status, r.Body)
 	}
-	if m := ls.expect(t, "log"); len(m.Data) != protocol.MaxPublishData {
+	if m := ls.Expect(t, "log"); len(m.Data) != protocol.MaxPublishData {
 		t.Fatalf("64 KiB line arrived with %d bytes", len(m.Data))
 	}
 
@@ -377,7 +370,7 @@ func TestPublishErrors(t *testing.T) {
 	if strings.Contains(logs.String(), pubToken) {
 		t.Fatal("the server logged the publish token")
 	}
-	metrics := string(h.get(t, "/metrics").body)
+	metrics := string(h.get(t, "/metrics").Body)
 	for _, code := range []int{400, 401, 404, 409, 413, 415, 429} {
 		if !strings.Contains(metrics, fmt.Sprintf(`xhrsse_publish_requests_total{status="%d"}`, code)) {
 			t.Errorf("/metrics counts no publish answered %d", code)
@@ -397,7 +390,7 @@ func TestPublishTextRate(t *testing.T) {
 	h := startPublish(t, server.Config{PublishRate: 50}, 0.5)
 	sid := h.newSession(t, "log")
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	var body strings.Builder
 	const n = 120 // 50 at once, the rest at 50 a second
 	for i := range n {
@@ -405,14 +398,14 @@ func TestPublishTextRate(t *testing.T) {
 	}
 	r := h.request(t, http.MethodPost, "/channels/log/events",
 		map[string]string{"Authorization": "Bearer " + pubToken, "Content-Type": "text/plain"}, body.String())
-	if r.status != http.StatusOK {
-		t.Fatalf("text publish: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("text publish: %d %s", r.Status, r.Body)
 	}
-	if got := decodeReply[protocol.PublishAnswer](t, "text publish", r); got.Events != n {
+	if got := ssetest.DecodeReply[protocol.PublishAnswer](t, "text publish", r); got.Events != n {
 		t.Fatalf("answer %+v, want %d events", got, n)
 	}
 	for i := range n {
-		if m := s.expect(t, "log"); m.Data != fmt.Sprintf("line %d", i) {
+		if m := s.Expect(t, "log"); m.Data != fmt.Sprintf("line %d", i) {
 			t.Fatalf("event %d: %q", i, m.Data)
 		}
 	}
@@ -426,10 +419,10 @@ func TestPublishStormDelaysNobody(t *testing.T) {
 	h := startPublish(t, server.Config{PublishRate: 1e6}, 20)
 	victim := h.newSession(t, "one")
 	vs := h.events(t, victim)
-	vs.expect(t, protocol.EventSession)
+	vs.Expect(t, protocol.EventSession)
 	both := h.newSession(t, "one", "log")
 	bs := h.events(t, both)
-	bs.expect(t, protocol.EventSession)
+	bs.Expect(t, protocol.EventSession)
 
 	p := h.startText(t, http.MethodPost, "log", nil)
 	const half = 3000
@@ -439,7 +432,7 @@ func TestPublishStormDelaysNobody(t *testing.T) {
 		fmt.Fprintf(&buf, "%d %s\n", i, line)
 	}
 	p.write(t, buf.String())
-	first, _ := bs.until(t, "the first line", func(m protocol.Message) bool { return m.Name == "log" })
+	first, _ := bs.Until(t, "the first line", func(m protocol.Message) bool { return m.Name == "log" })
 	if n, _, _ := strings.Cut(first.Data, " "); n != "0" {
 		t.Fatalf("first line %q", first.Data)
 	}
@@ -447,7 +440,7 @@ func TestPublishStormDelaysNobody(t *testing.T) {
 	// the victim now; the session tuned to both gets the same ticks, after
 	// line 0 and before the second half is even written.
 	id := h.chat(t, victim, "ann", "during the storm")
-	_, before := vs.untilChat(t, id)
+	_, before := untilChat(t, vs, id)
 	ticks := 0
 	for _, m := range before {
 		switch m.Name {
@@ -457,7 +450,7 @@ func TestPublishStormDelaysNobody(t *testing.T) {
 			t.Fatalf("the victim got %s", m.Name)
 		}
 	}
-	_, _ = vs.until(t, "a tick after the chat", func(m protocol.Message) bool { return m.Name == "one" })
+	_, _ = vs.Until(t, "a tick after the chat", func(m protocol.Message) bool { return m.Name == "one" })
 
 	buf.Reset()
 	for i := half; i < 2*half; i++ {
@@ -465,10 +458,10 @@ func TestPublishStormDelaysNobody(t *testing.T) {
 	}
 	p.write(t, buf.String())
 	r := p.finish(t)
-	if r.status != http.StatusOK {
-		t.Fatalf("storm: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("storm: %d %s", r.Status, r.Body)
 	}
-	if got := decodeReply[protocol.PublishAnswer](t, "storm", r); got.Events != 2*half {
+	if got := ssetest.DecodeReply[protocol.PublishAnswer](t, "storm", r); got.Events != 2*half {
 		t.Fatalf("storm: %+v, want %d events", got, 2*half)
 	}
 
@@ -476,7 +469,7 @@ func TestPublishStormDelaysNobody(t *testing.T) {
 	// interleaved (some tick arrives before the last line).
 	next, tickBeforeLast, gaps := 1, false, 0
 	for next < 2*half {
-		m := bs.next(t)
+		m := bs.Next(t)
 		switch m.Name {
 		case "log":
 			n, _, _ := strings.Cut(m.Data, " ")
@@ -509,31 +502,31 @@ func TestPublishTextOutlivesTimeouts(t *testing.T) {
 	h := startPublish(t, server.Config{RequestTimeout: timeout}, 0.5)
 	sid := h.newSession(t, "log")
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	p := h.startText(t, http.MethodPost, "log", nil)
 	const n = 6
 	for i := range n {
 		p.write(t, fmt.Sprintf("line %d\n", i))
-		if m := s.expect(t, "log"); m.Data != fmt.Sprintf("line %d", i) {
+		if m := s.Expect(t, "log"); m.Data != fmt.Sprintf("line %d", i) {
 			t.Fatalf("got %q", m.Data)
 		}
 		time.Sleep(timeout + 50*time.Millisecond) // longer than the timeout, each time
 	}
 	r := p.finish(t)
-	if r.status != http.StatusOK {
-		t.Fatalf("long text publish: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("long text publish: %d %s", r.Status, r.Body)
 	}
-	if got := decodeReply[protocol.PublishAnswer](t, "long text publish", r); got.Events != n {
+	if got := ssetest.DecodeReply[protocol.PublishAnswer](t, "long text publish", r); got.Events != n {
 		t.Fatalf("answer %+v, want %d events", got, n)
 	}
 	// A JSON body that stalls is cut by the timeout, as any POST (its
 	// answer's deadline has passed too, so the connection just closes).
-	conn, err := net.DialTimeout("tcp", h.srv.Addr, wait)
+	conn, err := net.DialTimeout("tcp", h.srv.Addr, ssetest.Wait)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(wait))
+	conn.SetDeadline(time.Now().Add(ssetest.Wait))
 	fmt.Fprintf(conn, "POST /channels/log/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"data\":", h.srv.Addr, pubToken)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	switch {
@@ -554,19 +547,19 @@ func TestPublishTextAtShutdown(t *testing.T) {
 	h := startPublish(t, server.Config{}, 0.5)
 	sid := h.newSession(t, "log")
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	p := h.startText(t, http.MethodPost, "log", nil)
 	p.write(t, "before\n")
-	s.expect(t, "log")
+	s.Expect(t, "log")
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
 		h.srv.Close()
 	}()
-	s.expectBye(t, protocol.ByeShutdown)
+	s.ExpectBye(t, protocol.ByeShutdown)
 	r := <-p.answer
 	wantPublishError(t, "text publish at shutdown", r, http.StatusServiceUnavailable, 1)
-	if r.header.Get("Retry-After") == "" {
+	if r.Header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
 	<-closed

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -16,23 +17,23 @@ import (
 // event it saw.
 var resumeWays = []struct {
 	name string
-	open func(h *harness, t *testing.T, sid string, last uint64) *stream
+	open func(h *harness, t *testing.T, sid string, last uint64) *ssetest.Stream
 }{
-	{"Last-Event-ID header", func(h *harness, t *testing.T, sid string, last uint64) *stream {
+	{"Last-Event-ID header", func(h *harness, t *testing.T, sid string, last uint64) *ssetest.Stream {
 		return h.open(t, "/events?session="+sid, http.Header{"Last-Event-ID": {strconv.FormatUint(last, 10)}})
 	}},
-	{"lastEventId query", func(h *harness, t *testing.T, sid string, last uint64) *stream {
+	{"lastEventId query", func(h *harness, t *testing.T, sid string, last uint64) *ssetest.Stream {
 		return h.open(t, fmt.Sprintf("/events?session=%s&lastEventId=%d", sid, last), nil)
 	}},
 }
 
 // expectResumed reads the session event of a resumed stream: it repeats the
 // client's last id and says so.
-func expectResumed(t *testing.T, s *stream, sid string, last uint64, channels []string) {
+func expectResumed(t *testing.T, s *ssetest.Stream, sid string, last uint64, channels []string) {
 	t.Helper()
-	m := s.expect(t, protocol.EventSession)
-	ev := data[protocol.SessionEvent](t, m)
-	if eventID(t, m) != last || !ev.Resumed || ev.Session != sid || !slices.Equal(ev.Channels, nonNil(channels)) {
+	m := s.Expect(t, protocol.EventSession)
+	ev := ssetest.Decode[protocol.SessionEvent](t, m)
+	if ssetest.ID(t, m) != last || !ev.Resumed || ev.Session != sid || !slices.Equal(ev.Channels, nonNil(channels)) {
 		t.Fatalf("resumed session event id %s %+v, want id %d, resumed, session %s, channels %q", m.ID, ev, last, sid, channels)
 	}
 }
@@ -45,14 +46,14 @@ func TestResume(t *testing.T) {
 			h := start(t)
 			sid := h.newSession(t, "one")
 			s := h.events(t, sid)
-			s.expect(t, protocol.EventSession)
+			s.Expect(t, protocol.EventSession)
 			var got []protocol.Message
 			for range 20 {
-				got = append(got, s.next(t))
+				got = append(got, s.Next(t))
 			}
-			consecutive(t, 1, got)
-			last := eventID(t, got[len(got)-1])
-			s.close()
+			ssetest.Consecutive(t, 1, got)
+			last := ssetest.ID(t, got[len(got)-1])
+			s.Close()
 
 			// The server goes on while the client is away: chat, and ticks.
 			other := h.newSession(t)
@@ -61,7 +62,7 @@ func TestResume(t *testing.T) {
 				chats[h.chat(t, other, "bob", fmt.Sprint("while away ", i))] = false
 			}
 			from := h.srv.Hub.Snapshot().TickDeliveries["one"]
-			eventually(t, "20 more ticks", func() bool {
+			ssetest.Eventually(t, "20 more ticks", func() bool {
 				return h.srv.Hub.Snapshot().TickDeliveries["one"] >= from+20
 			})
 
@@ -70,11 +71,11 @@ func TestResume(t *testing.T) {
 			var missed []protocol.Message
 			ticks := 0
 			for n := 0; n < len(chats) || ticks < 30; {
-				m := r.next(t)
+				m := r.Next(t)
 				missed = append(missed, m)
 				switch m.Name {
 				case protocol.EventChat:
-					c := data[protocol.Chat](t, m)
+					c := ssetest.Decode[protocol.Chat](t, m)
 					if seen, ok := chats[c.ID]; !ok || seen {
 						t.Fatalf("chat %d: unexpected or twice", c.ID)
 					}
@@ -86,7 +87,7 @@ func TestResume(t *testing.T) {
 					t.Fatalf("unexpected %s event", m.Name)
 				}
 			}
-			consecutive(t, last+1, missed)
+			ssetest.Consecutive(t, last+1, missed)
 		})
 	}
 }
@@ -97,26 +98,26 @@ func TestReconnectWithoutLastEventID(t *testing.T) {
 	h := start(t)
 	sid := h.newSession(t, "one")
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
-	last := eventID(t, s.expect(t, "one"))
+	s.Expect(t, protocol.EventSession)
+	last := ssetest.ID(t, s.Expect(t, "one"))
 	for range 10 {
-		last = eventID(t, s.expect(t, "one"))
+		last = ssetest.ID(t, s.Expect(t, "one"))
 	}
-	s.close()
+	s.Close()
 	// The server may have written more than we read before it saw us go.
-	eventually(t, "the stream to detach", func() bool { return h.srv.Hub.StreamCount() == 0 })
+	ssetest.Eventually(t, "the stream to detach", func() bool { return h.srv.Hub.StreamCount() == 0 })
 
 	r := h.events(t, sid)
-	m := r.expect(t, protocol.EventSession)
-	pos := eventID(t, m)
-	if ev := data[protocol.SessionEvent](t, m); ev.Resumed || pos < last {
+	m := r.Expect(t, protocol.EventSession)
+	pos := ssetest.ID(t, m)
+	if ev := ssetest.Decode[protocol.SessionEvent](t, m); ev.Resumed || pos < last {
 		t.Fatalf("session event id %d %+v: want not resumed, position at least %d", pos, ev, last)
 	}
 	var next []protocol.Message
 	for range 10 {
-		next = append(next, r.expect(t, "one"))
+		next = append(next, r.Expect(t, "one"))
 	}
-	consecutive(t, pos+1, next)
+	ssetest.Consecutive(t, pos+1, next)
 }
 
 // TestResumeBulk: a transfer interrupted by a reconnect continues from the
@@ -127,25 +128,25 @@ func TestResumeBulk(t *testing.T) {
 			h := start(t)
 			sid := h.newSession(t)
 			s := h.events(t, sid)
-			s.expect(t, protocol.EventSession)
+			s.Expect(t, protocol.EventSession)
 			const size, cut = 2 << 20, 15 // 43 chunks, cut after 15
 			b := newBulkCheck(h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, size)), true)
 			var got []protocol.Message
 			for b.next < cut {
-				m := s.next(t)
+				m := s.Next(t)
 				got = append(got, m)
 				if !b.feed(t, m) {
 					t.Fatalf("unexpected %s event", m.Name)
 				}
 			}
-			consecutive(t, 1, got)
-			last := eventID(t, got[len(got)-1])
-			s.close()
+			ssetest.Consecutive(t, 1, got)
+			last := ssetest.ID(t, got[len(got)-1])
+			s.Close()
 
 			r := way.open(h, t, sid, last)
 			expectResumed(t, r, sid, last, nil)
-			first := r.expect(t, protocol.EventBulk)
-			if eventID(t, first) != last+1 {
+			first := r.Expect(t, protocol.EventBulk)
+			if ssetest.ID(t, first) != last+1 {
 				t.Fatalf("first event after resume has id %s, want %d", first.ID, last+1)
 			}
 			b.feed(t, first) // checks it is chunk 15, the first we miss
@@ -168,16 +169,16 @@ func TestResumeGap(t *testing.T) {
 	// Chat only, no channel: every event is counted.
 	sid := h.newSession(t)
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	for i := range 3 {
 		h.chat(t, sid, "ann", fmt.Sprint("seen ", i))
 	}
 	var seen []protocol.Message
 	for range 3 {
-		seen = append(seen, s.expect(t, protocol.EventChat))
+		seen = append(seen, s.Expect(t, protocol.EventChat))
 	}
-	consecutive(t, 1, seen)
-	s.close()
+	ssetest.Consecutive(t, 1, seen)
+	s.Close()
 
 	const away = 40
 	for i := range away {
@@ -190,18 +191,18 @@ func TestResumeGap(t *testing.T) {
 		t.Run(way.name, func(t *testing.T) {
 			r := way.open(h, t, sid, last)
 			expectResumed(t, r, sid, last, nil)
-			g := r.expect(t, protocol.EventGap)
-			if id, missed := eventID(t, g), data[protocol.Gap](t, g).Missed; id != firstKept-1 || missed != firstKept-1-last {
+			g := r.Expect(t, protocol.EventGap)
+			if id, missed := ssetest.ID(t, g), ssetest.Decode[protocol.Gap](t, g).Missed; id != firstKept-1 || missed != firstKept-1-last {
 				t.Fatalf("gap id %d missed %d, want id %d missed %d", id, missed, firstKept-1, firstKept-1-last)
 			}
 			var kept []protocol.Message
 			for i := firstKept; i <= total; i++ {
-				m := r.next(t)
+				m := r.Next(t)
 				checkChat(t, m, int64(i), "ann", fmt.Sprint("away ", i-last-1), false)
 				kept = append(kept, m)
 			}
-			consecutive(t, firstKept, kept)
-			r.close()
+			ssetest.Consecutive(t, firstKept, kept)
+			r.Close()
 		})
 	}
 }
@@ -215,15 +216,15 @@ func TestStreamReplaced(t *testing.T) {
 			h := start(t)
 			sid := h.newSession(t)
 			a := h.events(t, sid)
-			a.expect(t, protocol.EventSession)
+			a.Expect(t, protocol.EventSession)
 			for i := range 3 {
 				h.chat(t, sid, "ann", fmt.Sprint(i))
 			}
 			var seen []protocol.Message
 			for range 3 {
-				seen = append(seen, a.expect(t, protocol.EventChat))
+				seen = append(seen, a.Expect(t, protocol.EventChat))
 			}
-			consecutive(t, 1, seen)
+			ssetest.Consecutive(t, 1, seen)
 			const last = 3
 
 			var hdr http.Header
@@ -231,19 +232,19 @@ func TestStreamReplaced(t *testing.T) {
 				hdr = http.Header{"Last-Event-ID": {strconv.Itoa(last)}}
 			}
 			b := h.open(t, "/events?session="+sid, hdr)
-			bye, before := a.expectBye(t, protocol.ByeReplaced)
-			if len(before) > 0 || eventID(t, bye) != last {
+			bye, before := a.ExpectBye(t, protocol.ByeReplaced)
+			if len(before) > 0 || ssetest.ID(t, bye) != last {
 				t.Fatalf("replaced stream: %d events before bye, bye id %s; want none and id %d", len(before), bye.ID, last)
 			}
 
-			m := b.expect(t, protocol.EventSession)
-			if eventID(t, m) != last || data[protocol.SessionEvent](t, m).Resumed != withID {
+			m := b.Expect(t, protocol.EventSession)
+			if ssetest.ID(t, m) != last || ssetest.Decode[protocol.SessionEvent](t, m).Resumed != withID {
 				t.Fatalf("second stream's session event id %s data %s, want id %d (where the first stream was)", m.ID, m.Data, last)
 			}
 			id := h.chat(t, sid, "bob", "after")
-			next := b.next(t)
+			next := b.Next(t)
 			checkChat(t, next, id, "bob", "after", false)
-			if eventID(t, next) != last+1 {
+			if ssetest.ID(t, next) != last+1 {
 				t.Fatalf("second stream's first event has id %s, want %d: events the first stream delivered must not repeat", next.ID, last+1)
 			}
 		})
@@ -259,17 +260,17 @@ func TestLateResumeRefused(t *testing.T) {
 	h.chat(t, sid, "ann", "one")
 	h.chat(t, sid, "ann", "two")
 	live := h.open(t, "/events?session="+sid, http.Header{"Last-Event-ID": {"2"}})
-	live.expect(t, protocol.EventSession)
+	live.Expect(t, protocol.EventSession)
 	before := h.srv.Hub.Snapshot()
 	_, r := h.tryOpen(t, "/events?session="+sid, http.Header{"Last-Event-ID": {"1"}})
-	wantError(t, "late resume", r, http.StatusConflict)
+	ssetest.WantError(t, "late resume", r, http.StatusConflict)
 	if after := h.srv.Hub.Snapshot(); after.Streams != before.Streams || after.Resumes != before.Resumes {
 		t.Fatalf("the refused resume changed streams %d→%d, resumes %d→%d", before.Streams, after.Streams, before.Resumes, after.Resumes)
 	}
 	id := h.chat(t, sid, "bob", "still here")
-	m := live.next(t)
+	m := live.Next(t)
 	checkChat(t, m, id, "bob", "still here", false)
-	if eventID(t, m) != 3 {
+	if ssetest.ID(t, m) != 3 {
 		t.Fatalf("the open stream's next event has id %s, want 3", m.ID)
 	}
 }
@@ -283,30 +284,30 @@ func TestSessionTTL(t *testing.T) {
 	closed := h.newSession(t)
 	live := h.newSession(t)
 	c := h.events(t, closed)
-	c.expect(t, protocol.EventSession)
-	c.close()
+	c.Expect(t, protocol.EventSession)
+	c.Close()
 	s := h.events(t, live)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	opened := time.Now()
 
 	// Setting the (empty) set again changes nothing, so it can poll.
 	gone := func(sid string) func() bool {
 		return func() bool {
-			return h.post(t, "/sessions/"+sid+"/channels", `{"channels":[]}`).status == http.StatusNotFound
+			return h.post(t, "/sessions/"+sid+"/channels", `{"channels":[]}`).Status == http.StatusNotFound
 		}
 	}
-	eventually(t, "the idle session to expire", gone(idle))
-	eventually(t, "the session whose stream closed to expire", gone(closed))
+	ssetest.Eventually(t, "the idle session to expire", gone(idle))
+	ssetest.Eventually(t, "the session whose stream closed to expire", gone(closed))
 	for _, sid := range []string{idle, closed} {
 		for _, p := range []struct{ path, body string }{
 			{"/channels", `{"channel":"one","on":true}`},
 			{"/chat", `{"name":"x","text":"hello?"}`},
 			{"/bulk", `{"bytes":1}`},
 		} {
-			wantError(t, "POST to an expired session "+p.path, h.post(t, "/sessions/"+sid+p.path, p.body), http.StatusNotFound)
+			ssetest.WantError(t, "POST to an expired session "+p.path, h.post(t, "/sessions/"+sid+p.path, p.body), http.StatusNotFound)
 		}
 		_, r := h.tryOpen(t, "/events?session="+sid, nil)
-		wantError(t, "GET /events of an expired session", r, http.StatusNotFound)
+		ssetest.WantError(t, "GET /events of an expired session", r, http.StatusNotFound)
 	}
 
 	// The live session has outlived its TTL several times over.
@@ -314,6 +315,6 @@ func TestSessionTTL(t *testing.T) {
 	if got := h.tune(t, live, `{"channel":"one","on":true}`); !slices.Equal(got, []string{"one"}) {
 		t.Fatalf("tune the live session: %q", got)
 	}
-	s.expect(t, protocol.EventTuned)
-	s.expect(t, "one")
+	s.Expect(t, protocol.EventTuned)
+	s.Expect(t, "one")
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -17,23 +18,23 @@ import (
 // open stream with bye "shutdown", and a POST already being served completes.
 func TestShutdownSendsBye(t *testing.T) {
 	h := start(t)
-	var streams [3]*stream
+	var streams [3]*ssetest.Stream
 	sids := make([]string, len(streams))
 	for i := range streams {
 		sids[i] = h.newSession(t, "one")
 		streams[i] = h.events(t, sids[i])
-		streams[i].expect(t, protocol.EventSession)
-		streams[i].expect(t, "one")
+		streams[i].Expect(t, protocol.EventSession)
+		streams[i].Expect(t, "one")
 	}
 
 	// An in-flight POST: the server has its headers and has asked for the
 	// body (100 Continue), so its handler is running when shutdown starts.
-	conn, err := net.DialTimeout("tcp", h.srv.Addr, wait)
+	conn, err := net.DialTimeout("tcp", h.srv.Addr, ssetest.Wait)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * wait))
+	conn.SetDeadline(time.Now().Add(2 * ssetest.Wait))
 	body := `{"name":"ann","text":"last words"}`
 	fmt.Fprintf(conn, "POST /sessions/%s/chat HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n",
 		sids[0], h.srv.Addr, len(body))
@@ -51,8 +52,8 @@ func TestShutdownSendsBye(t *testing.T) {
 		h.srv.Close()
 	}()
 	for i, s := range streams {
-		bye, _ := s.expectBye(t, protocol.ByeShutdown)
-		if eventID(t, bye) == 0 {
+		bye, _ := s.ExpectBye(t, protocol.ByeShutdown)
+		if ssetest.ID(t, bye) == 0 {
 			t.Errorf("stream %d: bye at position 0 after receiving ticks", i)
 		}
 	}
@@ -70,7 +71,7 @@ func TestShutdownSendsBye(t *testing.T) {
 	}
 	select {
 	case <-closed:
-	case <-time.After(wait):
+	case <-time.After(ssetest.Wait):
 		t.Fatal("Close did not return")
 	}
 	if c, err := net.DialTimeout("tcp", h.srv.Addr, time.Second); err == nil {
@@ -87,27 +88,19 @@ func TestStuckReader(t *testing.T) {
 	// The stuck client: a raw connection that asks for its stream and never
 	// reads a byte, with a small receive buffer so the server's writes block.
 	stuck := h.newSession(t, "one", "two", "three")
-	conn, err := net.DialTimeout("tcp", h.srv.Addr, wait)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Closed before the server (cleanups run last first), so its stream's
 	// blocked write fails at once instead of waiting for the write timeout.
-	t.Cleanup(func() { conn.Close() })
-	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: %s\r\n\r\n", stuck, h.srv.Addr)
-	eventually(t, "the stuck stream to open", func() bool { return h.srv.Hub.StreamCount() == 1 })
+	ssetest.StuckReader(t, h.srv.Addr, "/events?session="+stuck)
+	ssetest.Eventually(t, "the stuck stream to open", func() bool { return h.srv.Hub.StreamCount() == 1 })
 	acc := h.bulk(t, stuck, fmt.Sprintf(`{"bytes":%d}`, 20<<20))
 
 	// Three readers, tuned to everything too.
-	var readers [3]*stream
+	var readers [3]*ssetest.Stream
 	var sids [3]string
 	for i := range readers {
 		sids[i] = h.newSession(t, "one", "two", "three")
 		readers[i] = h.events(t, sids[i])
-		readers[i].expect(t, protocol.EventSession)
+		readers[i].Expect(t, protocol.EventSession)
 	}
 	const bound = 2 * time.Second // correctness bound, not a performance claim
 	for n := range 20 {
@@ -116,12 +109,12 @@ func TestStuckReader(t *testing.T) {
 		for i, r := range readers {
 			var at time.Time
 			for {
-				a, err := r.recv(wait)
+				a, err := r.Recv(ssetest.Wait)
 				if err != nil {
 					t.Fatalf("reader %d, waiting for chat %d: %v", i, id, err)
 				}
-				if a.Name == protocol.EventChat && data[protocol.Chat](t, a.Message).ID == id {
-					at = a.at
+				if a.Name == protocol.EventChat && ssetest.Decode[protocol.Chat](t, a.Message).ID == id {
+					at = a.At
 					break
 				}
 			}
@@ -132,8 +125,8 @@ func TestStuckReader(t *testing.T) {
 	}
 
 	r := h.get(t, "/metrics")
-	if r.status != http.StatusOK || !strings.Contains(string(r.body), "xhrsse_streams 4") {
-		t.Fatalf("GET /metrics while a reader is stuck: %d, streams line missing", r.status)
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), "xhrsse_streams 4") {
+		t.Fatalf("GET /metrics while a reader is stuck: %d, streams line missing", r.Status)
 	}
 	snap := h.srv.Hub.Snapshot()
 	if snap.Streams != 4 {
@@ -150,21 +143,13 @@ func TestStuckReader(t *testing.T) {
 func TestWriteTimeout(t *testing.T) {
 	h := start(t, broadcast.WithWriteTimeout(300*time.Millisecond))
 	sid := h.newSession(t, "one")
-	conn, err := net.DialTimeout("tcp", h.srv.Addr, wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: %s\r\n\r\n", sid, h.srv.Addr)
-	eventually(t, "the stream to open", func() bool { return h.srv.Hub.StreamCount() == 1 })
+	ssetest.StuckReader(t, h.srv.Addr, "/events?session="+sid)
+	ssetest.Eventually(t, "the stream to open", func() bool { return h.srv.Hub.StreamCount() == 1 })
 	h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, 20<<20))
-	eventually(t, "the blocked stream to end", func() bool { return h.srv.Hub.StreamCount() == 0 })
+	ssetest.Eventually(t, "the blocked stream to end", func() bool { return h.srv.Hub.StreamCount() == 0 })
 
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	// The transfer goes on where it was.
-	s.until(t, "a bulk chunk", func(m protocol.Message) bool { return m.Name == protocol.EventBulk })
+	s.Until(t, "a bulk chunk", func(m protocol.Message) bool { return m.Name == protocol.EventBulk })
 }

@@ -1,15 +1,14 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/xhrsse/xhrsse/internal/soak"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -116,106 +115,65 @@ func isChat(m protocol.Message, id int64) bool {
 	return json.Unmarshal([]byte(m.Data), &c) == nil && c.ID == id
 }
 
-// An eventLog is every event of one stream, in arrival order, read by its
-// own goroutine, so that the test can look at what arrived between two
-// moments.
+// An eventLog is every event of one stream, in arrival order, so that the
+// test can look at what arrived between two moments. It takes the events
+// from an ssetest.Stream, whose reader stamps each as it arrives.
 type eventLog struct {
-	mu     sync.Mutex
-	events []protocol.Message // guarded by mu
-	at     []time.Time        // arrival of each event; guarded by mu
-	err    error              // why reading stopped; guarded by mu
-	notify chan struct{}      // cap 1: something arrived or reading stopped
+	s      *ssetest.Stream
+	events []ssetest.Event // taken so far, data cut to 256 bytes
 }
 
 // openLog opens the stream at url and logs its events until the test ends.
 func openLog(t testing.TB, hc *http.Client, url string, h2 bool) *eventLog {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
+	s := ssetest.Open(t, hc, url, nil)
+	if (s.Response.ProtoMajor == 2) != h2 {
+		t.Fatalf("GET /events over %s", s.Response.Proto)
 	}
-	if resp.StatusCode != http.StatusOK || (resp.ProtoMajor == 2) != h2 {
-		resp.Body.Close()
-		cancel()
-		t.Fatalf("GET /events: %d over %s", resp.StatusCode, resp.Proto)
-	}
-	l := &eventLog{notify: make(chan struct{}, 1)}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer resp.Body.Close()
-		dec := protocol.NewDecoder(resp.Body, maxLine)
-		for {
-			m, err := dec.Next()
-			l.mu.Lock()
-			if err != nil {
-				l.err = err
-			} else {
-				m.Data = strings.Clone(m.Data[:min(len(m.Data), 256)]) // chunks need no more
-				l.events = append(l.events, m)
-				l.at = append(l.at, time.Now())
-			}
-			l.mu.Unlock()
-			select {
-			case l.notify <- struct{}{}:
-			default:
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return l
+	return &eventLog{s: s}
 }
 
+// take moves into the log the events that arrived within d; it returns
+// the reason none came (ssetest.ErrTimeout, or the end of the stream).
+func (l *eventLog) take(d time.Duration) error {
+	ev, err := l.s.Recv(d)
+	if err != nil {
+		return err
+	}
+	ev.Data = strings.Clone(ev.Data[:min(len(ev.Data), 256)]) // chunks need no more
+	l.events = append(l.events, ev)
+	return nil
+}
+
+// len is how many events have arrived so far.
 func (l *eventLog) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	for l.take(0) == nil {
+	}
 	return len(l.events)
 }
 
 // waitFor returns the index of the first event from index i on that
-// satisfies pred, waiting for it. pred is called with l.mu held.
+// satisfies pred, waiting for it.
 func (l *eventLog) waitFor(t testing.TB, what string, i int, pred func(protocol.Message) bool) int {
 	t.Helper()
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	for {
-		l.mu.Lock()
-		for ; i < len(l.events); i++ {
-			if pred(l.events[i]) {
-				l.mu.Unlock()
-				return i
+	deadline := time.Now().Add(ssetest.Wait)
+	for ; ; i++ {
+		for i >= len(l.events) {
+			if err := l.take(time.Until(deadline)); err != nil {
+				t.Fatalf("waiting for %s: %v", what, err)
 			}
 		}
-		err := l.err
-		l.mu.Unlock()
-		if err != nil {
-			t.Fatalf("waiting for %s: the stream ended: %v", what, err)
-		}
-		select {
-		case <-l.notify:
-		case <-deadline.C:
-			t.Fatalf("no %s within %v", what, wait)
+		if pred(l.events[i].Message) {
+			return i
 		}
 	}
 }
 
 // arrival returns when event i arrived.
-func (l *eventLog) arrival(i int) time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.at[i]
-}
+func (l *eventLog) arrival(i int) time.Time { return l.events[i].At }
 
 // countIn counts the events named name among those from index from to to.
 func (l *eventLog) countIn(from, to int, name string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	n := 0
 	for _, m := range l.events[from:to] {
 		if m.Name == name {
@@ -227,8 +185,6 @@ func (l *eventLog) countIn(from, to int, name string) int {
 
 // longestRun is the longest run of consecutive events named name.
 func (l *eventLog) longestRun(name string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	run, longest := 0, 0
 	for _, m := range l.events {
 		if m.Name != name {

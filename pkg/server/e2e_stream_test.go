@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -21,26 +22,26 @@ import (
 func TestEventsWithoutSession(t *testing.T) {
 	h := start(t)
 	s := h.open(t, "/events", nil)
-	if cc := s.header.Get("Cache-Control"); !strings.Contains(cc, "no-cache") {
+	if cc := s.Response.Header.Get("Cache-Control"); !strings.Contains(cc, "no-cache") {
 		t.Errorf("Cache-Control %q, want no-cache", cc)
 	}
-	m := s.expect(t, protocol.EventSession)
-	if head := s.headBytes(); !bytes.HasPrefix(head, []byte("retry: 2000\n")) {
+	m := s.Expect(t, protocol.EventSession)
+	if head := s.Head(); !bytes.HasPrefix(head, []byte("retry: 2000\n")) {
 		t.Fatalf("stream starts with %q, want retry: 2000", head)
 	}
-	if head := s.headBytes(); bytes.ContainsRune(head, '\r') {
+	if head := s.Head(); bytes.ContainsRune(head, '\r') {
 		t.Fatalf("stream has CR line ends: %q", head)
 	}
 	if m.ID != "0" {
 		t.Errorf("session event id %q, want 0 on a new session", m.ID)
 	}
-	ev := data[protocol.SessionEvent](t, m)
+	ev := ssetest.Decode[protocol.SessionEvent](t, m)
 	if !sessionIDPattern.MatchString(ev.Session) || ev.Resumed || len(ev.Channels) != 0 {
 		t.Fatalf("session event %+v, want a new 128-bit id, no channel, not resumed", ev)
 	}
 	// The only negative check on time in this package, and a short one: no
 	// channel is tuned, so nothing may arrive.
-	if a, err := s.recv(300 * time.Millisecond); err != errTimeout {
+	if a, err := s.Recv(300 * time.Millisecond); err != ssetest.ErrTimeout {
 		t.Fatalf("quiet stream got %s %q (err %v)", a.Name, a.Data, err)
 	}
 
@@ -48,39 +49,39 @@ func TestEventsWithoutSession(t *testing.T) {
 	if got := h.tune(t, ev.Session, `{"channel":"three","on":true}`); !slices.Equal(got, []string{"three"}) {
 		t.Fatalf("tune: %q", got)
 	}
-	tuned := s.expect(t, protocol.EventTuned)
-	if eventID(t, tuned) != 1 {
+	tuned := s.Expect(t, protocol.EventTuned)
+	if ssetest.ID(t, tuned) != 1 {
 		t.Errorf("first event after the session event has id %s, want 1", tuned.ID)
 	}
-	s.expect(t, "three")
+	s.Expect(t, "three")
 
 	// POST /sessions, then its stream: a session event at position 0 too.
 	sid := h.newSession(t)
 	s2 := h.events(t, sid)
-	m2 := s2.expect(t, protocol.EventSession)
-	if ev2 := data[protocol.SessionEvent](t, m2); m2.ID != "0" || ev2.Session != sid || ev2.Resumed {
+	m2 := s2.Expect(t, protocol.EventSession)
+	if ev2 := ssetest.Decode[protocol.SessionEvent](t, m2); m2.ID != "0" || ev2.Session != sid || ev2.Resumed {
 		t.Fatalf("session event id %s %+v, want id 0 for session %s", m2.ID, ev2, sid)
 	}
-	if a, err := s2.recv(300 * time.Millisecond); err != errTimeout {
+	if a, err := s2.Recv(300 * time.Millisecond); err != ssetest.ErrTimeout {
 		t.Fatalf("quiet stream got %s %q (err %v)", a.Name, a.Data, err)
 	}
 
 	// A session created tuned streams its channel from the first event.
 	sid3 := h.newSession(t, "two")
 	s3 := h.events(t, sid3)
-	if ev3 := data[protocol.SessionEvent](t, s3.expect(t, protocol.EventSession)); !slices.Equal(ev3.Channels, []string{"two"}) {
+	if ev3 := ssetest.Decode[protocol.SessionEvent](t, s3.Expect(t, protocol.EventSession)); !slices.Equal(ev3.Channels, []string{"two"}) {
 		t.Fatalf("session event channels %q, want [two]", ev3.Channels)
 	}
-	consecutive(t, 1, []protocol.Message{s3.expect(t, "two"), s3.expect(t, "two")})
+	ssetest.Consecutive(t, 1, []protocol.Message{s3.Expect(t, "two"), s3.Expect(t, "two")})
 }
 
 // TestPing: a quiet stream gets ": ping" comments, which clients ignore.
 func TestPing(t *testing.T) {
 	h := start(t, broadcast.WithPingInterval(50*time.Millisecond))
 	s := h.events(t, h.newSession(t))
-	s.expect(t, protocol.EventSession)
-	eventually(t, "a ping comment", func() bool { return bytes.Contains(s.headBytes(), []byte("\n\n: ping\n\n")) })
-	if a, err := s.recv(0); err != errTimeout {
+	s.Expect(t, protocol.EventSession)
+	ssetest.Eventually(t, "a ping comment", func() bool { return bytes.Contains(s.Head(), []byte("\n\n: ping\n\n")) })
+	if a, err := s.Recv(0); err != ssetest.ErrTimeout {
 		t.Fatalf("a ping dispatched an event: %s %q (err %v)", a.Name, a.Data, err)
 	}
 }
@@ -91,7 +92,7 @@ func TestTuneOnOpenStream(t *testing.T) {
 	h := start(t)
 	sid := h.newSession(t)
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	var seen []protocol.Message // every event after the session event
 
 	// Tuning in twice: one tuned event, one subscription.
@@ -101,13 +102,13 @@ func TestTuneOnOpenStream(t *testing.T) {
 		}
 	}
 	before := h.srv.Hub.Snapshot()
-	tuned := s.expect(t, protocol.EventTuned)
+	tuned := s.Expect(t, protocol.EventTuned)
 	seen = append(seen, tuned)
-	if got := data[protocol.Tuned](t, tuned).Channels; !slices.Equal(got, []string{"one"}) {
+	if got := ssetest.Decode[protocol.Tuned](t, tuned).Channels; !slices.Equal(got, []string{"one"}) {
 		t.Fatalf("tuned event %q, want [one]", got)
 	}
 	for range 30 {
-		seen = append(seen, s.expect(t, "one"))
+		seen = append(seen, s.Expect(t, "one"))
 	}
 	after := h.srv.Hub.Snapshot()
 	// One listener tuned once: each tick is delivered once (give or take
@@ -122,15 +123,15 @@ func TestTuneOnOpenStream(t *testing.T) {
 	if got := h.tune(t, sid, `{"channel":"one","on":false}`); len(got) != 0 {
 		t.Fatalf("tune one off: %q", got)
 	}
-	off, mid := s.until(t, "tuned []", func(m protocol.Message) bool { return m.Name == protocol.EventTuned })
+	off, mid := s.Until(t, "tuned []", func(m protocol.Message) bool { return m.Name == protocol.EventTuned })
 	seen = append(append(seen, mid...), off)
-	if got := data[protocol.Tuned](t, off).Channels; got == nil || len(got) != 0 {
+	if got := ssetest.Decode[protocol.Tuned](t, off).Channels; got == nil || len(got) != 0 {
 		t.Fatalf("tuned event after tuning out %q, want []", got)
 	}
 	// Tuning out twice changes nothing and announces nothing.
 	h.tune(t, sid, `{"channel":"one","on":false}`)
 	id := h.chat(t, sid, "", "marker 1")
-	mark, between := s.untilChat(t, id)
+	mark, between := untilChat(t, s, id)
 	seen = append(append(seen, between...), mark)
 	if len(between) != 0 {
 		t.Fatalf("after tuning out, before the next chat: %d events, first %s", len(between), between[0].Name)
@@ -143,14 +144,14 @@ func TestTuneOnOpenStream(t *testing.T) {
 	if got := h.tune(t, sid, `{"channels":["three","two"]}`); !slices.Equal(got, []string{"two", "three"}) {
 		t.Fatalf("set [three two]: %q, want [two three]", got)
 	}
-	set := s.expect(t, protocol.EventTuned)
+	set := s.Expect(t, protocol.EventTuned)
 	seen = append(seen, set)
-	if got := data[protocol.Tuned](t, set).Channels; !slices.Equal(got, []string{"two", "three"}) {
+	if got := ssetest.Decode[protocol.Tuned](t, set).Channels; !slices.Equal(got, []string{"two", "three"}) {
 		t.Fatalf("tuned event %q, want [two three]", got)
 	}
 	names := map[string]int{}
 	for names["two"] == 0 || names["three"] == 0 {
-		m := s.next(t)
+		m := s.Next(t)
 		seen = append(seen, m)
 		if m.Name != "two" && m.Name != "three" {
 			t.Fatalf("tuned to two and three, got %s", m.Name)
@@ -163,18 +164,18 @@ func TestTuneOnOpenStream(t *testing.T) {
 	if got := h.tune(t, sid, `{"channels":[]}`); got == nil || len(got) != 0 {
 		t.Fatalf("set []: %q", got)
 	}
-	none, mid := s.until(t, "tuned []", func(m protocol.Message) bool { return m.Name == protocol.EventTuned })
+	none, mid := s.Until(t, "tuned []", func(m protocol.Message) bool { return m.Name == protocol.EventTuned })
 	seen = append(append(seen, mid...), none)
 	for _, m := range mid {
 		if m.Name != "two" && m.Name != "three" {
 			t.Fatalf("tuned to two and three, got %s", m.Name)
 		}
 	}
-	if got := data[protocol.Tuned](t, none).Channels; got == nil || len(got) != 0 {
+	if got := ssetest.Decode[protocol.Tuned](t, none).Channels; got == nil || len(got) != 0 {
 		t.Fatalf("tuned event %q, want []", got)
 	}
 	id = h.chat(t, sid, "", "marker 2")
-	mark, between = s.untilChat(t, id)
+	mark, between = untilChat(t, s, id)
 	seen = append(append(seen, between...), mark)
 	if len(between) != 0 {
 		t.Fatalf("tuned to nothing, before the next chat: %d events, first %s", len(between), between[0].Name)
@@ -183,7 +184,7 @@ func TestTuneOnOpenStream(t *testing.T) {
 		t.Fatalf("%d tuned events, want 4 (one per change)", n)
 	}
 	// Every id once, in order, from 1: no duplicate tick, no hole.
-	consecutive(t, 1, seen)
+	ssetest.Consecutive(t, 1, seen)
 }
 
 func countName(ms []protocol.Message, name string) int {
@@ -203,18 +204,18 @@ func TestChannelTicksShared(t *testing.T) {
 	// Both sessions are created tuned, back to back; their ticks queue up
 	// from then on, however long the streams take to open.
 	sids := [2]string{h.newSession(t, "one"), h.newSession(t, "one")}
-	var streams [2]*stream
+	var streams [2]*ssetest.Stream
 	for i := range streams {
 		streams[i] = h.events(t, sids[i])
-		streams[i].expect(t, protocol.EventSession)
+		streams[i].Expect(t, protocol.EventSession)
 	}
 	// The second session was tuned a moment later: its ticks are a run of
 	// the first one's, from some offset on.
 	const n = 100
-	read := func(s *stream, k int) string {
+	read := func(s *ssetest.Stream, k int) string {
 		var b strings.Builder
 		for range k {
-			b.WriteString(s.expect(t, "one").Data + "|")
+			b.WriteString(s.Expect(t, "one").Data + "|")
 		}
 		return b.String()
 	}
@@ -231,10 +232,10 @@ func TestChannelTicksShared(t *testing.T) {
 func TestChannelRepertoires(t *testing.T) {
 	h := start(t, broadcast.WithChannels(fastChannels(200)...))
 	r := h.get(t, "/channels")
-	if r.status != http.StatusOK {
-		t.Fatalf("GET /channels: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("GET /channels: %d %s", r.Status, r.Body)
 	}
-	chans := decodeReply[[]protocol.Channel](t, "GET /channels", r)
+	chans := ssetest.DecodeReply[[]protocol.Channel](t, "GET /channels", r)
 	wantWidth := map[string]int{"one": 1, "two": 2, "three": 1}
 	if len(chans) != 3 {
 		t.Fatalf("GET /channels: %d channels, want 3", len(chans))
@@ -255,11 +256,11 @@ func TestChannelRepertoires(t *testing.T) {
 	}
 
 	s := h.events(t, h.newSession(t, "one", "two", "three"))
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	const want = 300
 	got := map[string]int{}
 	for got["one"] < want || got["two"] < want || got["three"] < want {
-		m := s.next(t)
+		m := s.Next(t)
 		rep, ok := repertoire[m.Name]
 		if !ok {
 			t.Fatalf("unexpected event %s", m.Name)
@@ -300,35 +301,35 @@ func TestStaticAndProbes(t *testing.T) {
 	h := start(t)
 	// One open stream and a tick or two, so the metrics have something.
 	s := h.events(t, h.newSession(t, "one"))
-	s.expect(t, protocol.EventSession)
-	s.expect(t, "one")
+	s.Expect(t, protocol.EventSession)
+	s.Expect(t, "one")
 
 	r := h.get(t, "/")
-	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
-		t.Fatalf("GET /: %d %q", r.status, r.header.Get("Content-Type"))
+	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %q", r.Status, r.Header.Get("Content-Type"))
 	}
-	if !bytes.Contains(bytes.ToLower(r.body), []byte("<html")) {
-		t.Fatalf("GET /: no <html in %.200q", r.body)
+	if !bytes.Contains(bytes.ToLower(r.Body), []byte("<html")) {
+		t.Fatalf("GET /: no <html in %.200q", r.Body)
 	}
 	// The header's policy and the page's meta tag are one policy, the
 	// header adding only what a meta tag cannot carry.
-	meta := regexp.MustCompile(`http-equiv="Content-Security-Policy" content="([^"]*)"`).FindSubmatch(r.body)
+	meta := regexp.MustCompile(`http-equiv="Content-Security-Policy" content="([^"]*)"`).FindSubmatch(r.Body)
 	if meta == nil {
 		t.Fatal("GET /: the page has no Content-Security-Policy meta tag")
 	}
-	if got, want := r.header.Get("Content-Security-Policy"), string(meta[1])+"; frame-ancestors 'none'"; got != want {
+	if got, want := r.Header.Get("Content-Security-Policy"), string(meta[1])+"; frame-ancestors 'none'"; got != want {
 		t.Errorf("GET /: Content-Security-Policy header\n%s\nthe page's meta tag (and frame-ancestors)\n%s", got, want)
 	}
 	r = h.get(t, "/healthz")
-	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != "ok" {
-		t.Fatalf("GET /healthz: %d %q", r.status, r.body)
+	if r.Status != http.StatusOK || strings.TrimSpace(string(r.Body)) != "ok" {
+		t.Fatalf("GET /healthz: %d %q", r.Status, r.Body)
 	}
 	r = h.get(t, "/metrics")
-	if r.status != http.StatusOK {
-		t.Fatalf("GET /metrics: %d", r.status)
+	if r.Status != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", r.Status)
 	}
 	for _, want := range []string{"\nxhrsse_streams 1\n", `xhrsse_channel_ticks_total{channel="one"}`} {
-		if !strings.Contains("\n"+string(r.body), want) {
+		if !strings.Contains("\n"+string(r.Body), want) {
 			t.Errorf("GET /metrics lacks %q", strings.TrimSpace(want))
 		}
 	}

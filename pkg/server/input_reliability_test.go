@@ -1,6 +1,6 @@
 package server_test
 
-// The bad-input cases of issue 5 that TestErrors does not have: truncated,
+// The bad-input cases of RELIABILITY.md that TestErrors does not have: truncated,
 // deeply nested and wrongly typed JSON on every POST, unknown fields on each
 // body, NUL bytes in every string, sizes that overflow, more path traversal
 // (backslashes, dot segments, escapes, a symlink to a directory and a chain
@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -46,7 +47,7 @@ func TestBadInput(t *testing.T) {
 	h := start(t, broadcast.WithFilesDir(linksFixture(t)), broadcast.WithMaxBulk(1<<20))
 	sid := h.newSession(t, "one")
 	victim := h.events(t, sid)
-	victim.expect(t, protocol.EventSession)
+	victim.Expect(t, protocol.EventSession)
 	before := h.srv.Hub.Snapshot()
 
 	const (
@@ -160,7 +161,7 @@ func TestBadInput(t *testing.T) {
 				hdr[k] = v
 			}
 			r := h.request(t, c.method, path, hdr, c.body)
-			wantError(t, c.name, r, c.status)
+			ssetest.WantError(t, c.name, r, c.status)
 		})
 	}
 
@@ -170,14 +171,14 @@ func TestBadInput(t *testing.T) {
 // TestChatInvalidUTF8Refused: chat text or a name that is not valid UTF-8
 // (raw bytes, or an escaped lone surrogate, which encodes no character) is
 // a bad field: 400, and no chat goes out (PROTOCOL.md: "400 bad JSON or
-// field", "a bad request never changes state"; issue 5 lists invalid UTF-8
+// field", "a bad request never changes state"; RELIABILITY.md lists invalid UTF-8
 // in chat). encoding/json would otherwise replace the bad bytes with U+FFFD
 // and the server would relay text the sender never wrote.
 func TestChatInvalidUTF8Refused(t *testing.T) {
 	h := start(t)
 	sid := h.newSession(t)
 	s := h.events(t, sid)
-	s.expect(t, protocol.EventSession)
+	s.Expect(t, protocol.EventSession)
 	for _, c := range []struct{ name, body string }{
 		{"raw invalid byte in text", "{\"text\":\"a\xffb\"}"},
 		{"truncated sequence in text", "{\"text\":\"caf\xc3\"}"},
@@ -190,7 +191,7 @@ func TestChatInvalidUTF8Refused(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			before := h.srv.Hub.Snapshot().Chats
 			r := h.post(t, "/sessions/"+sid+"/chat", c.body)
-			wantError(t, c.name, r, http.StatusBadRequest)
+			ssetest.WantError(t, c.name, r, http.StatusBadRequest)
 			if n := h.srv.Hub.Snapshot().Chats; n != before {
 				t.Errorf("%s: a chat went out (%d chats, were %d)", c.name, n, before)
 			}
