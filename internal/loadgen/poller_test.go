@@ -51,7 +51,11 @@ func TestPollerReadsEveryStream(t *testing.T) {
 	}
 	polls.all = append(polls.all, p)
 	defer polls.close()
-	wg.Go(func() { p.run(ctx) })
+	wg.Go(func() {
+		if err := p.run(ctx); err != nil {
+			t.Error(err)
+		}
+	})
 
 	var (
 		all     []*stream
