@@ -95,15 +95,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Ramp: open the streams, cfg.Concurrency at a time, each handed to a
 	// poller as soon as it is open.
 	streamsCtx, stopStreams := context.WithCancel(ctx)
-	var readers sync.WaitGroup
-	polls, err := startPollers(streamsCtx, &readers)
+	var polling sync.WaitGroup // the pollers' goroutines
+	polls, err := startPollers(streamsCtx, &polling)
 	if err != nil {
 		stopStreams()
 		return nil, err
 	}
 	defer func() {
 		stopStreams()
-		readers.Wait()
+		polling.Wait()
 		polls.close()
 	}()
 	streams, connErrs, lastConnErr := ramp(ctx, streamsCtx, &cfg, op, tuned, polls)
@@ -198,7 +198,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	stopStreams()
-	readers.Wait()
+	polling.Wait()
 	for _, st := range streams {
 		st.close()
 	}
