@@ -19,9 +19,10 @@ import (
 // goroutine per stream costs, for each write the server makes, a wake-up,
 // a read, the events, another read that finds nothing (EAGAIN) and a park.
 // Here one epoll_wait returns every socket with data; each is read once
-// into its stream's buffer and its events handled on the spot; a read that
-// returned less than it asked for has emptied the socket (TCP hands over
-// all it holds), and the level-triggered epoll set says when there is more.
+// into its stream's buffer and its events handled on the spot. The epoll
+// set is level-triggered, so a socket still holding data after its one read
+// comes back in the next round: a stream sending faster than it is read
+// (bulk) cannot hold up the others.
 // Linux only, like the /proc figures.
 //
 // A stream belongs to the poller from add on: only the poller's goroutine
@@ -177,30 +178,34 @@ func (ps *pollers) close() {
 // errWouldBlock: the socket holds nothing more to read for now.
 var errWouldBlock = errors.New("loadgen: would block")
 
-// fdReader reads a socket a poller owns, never blocking.
+// fdReader reads a socket a poller owns, never blocking, and once a round:
+// after one read it has nothing more until the poller says the socket is
+// ready again (ready).
 type fdReader struct {
-	fd      int  // -1 once closed
-	drained bool // the last read emptied the socket: wait for the poller
+	fd   int  // -1 once closed
+	read bool // read once since the poller said the socket was ready
 }
 
+// ready allows the next read.
+func (r *fdReader) ready() { r.read = false }
+
 func (r *fdReader) Read(p []byte) (int, error) {
-	if r.drained || len(p) == 0 {
+	if r.read || len(p) == 0 {
 		return 0, errWouldBlock
 	}
+	r.read = true
 	for {
 		n, err := syscall.Read(r.fd, p)
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			r.drained = true
 			return 0, errWouldBlock
 		case err != nil:
 			return 0, os.NewSyscallError("read", err)
 		case n == 0:
 			return 0, io.EOF
 		}
-		r.drained = n < len(p)
 		return n, nil
 	}
 }

@@ -189,12 +189,12 @@ func (st *stream) handshake(ctx context.Context, host string) error {
 	return st.conn.SetDeadline(time.Time{})
 }
 
-// readable handles every event that the stream's buffer and socket hold,
-// reading until the socket has no more; it reports whether the stream is
-// over: it ended on its own (a drop, recorded in endReason, or bye). Its
-// poller calls it when the socket has data; ctx is the run's streams.
+// readable reads the stream's socket once and handles every whole event its
+// buffer then holds; it reports whether the stream is over: it ended on its
+// own (a drop, recorded in endReason, or bye). Its poller calls it when the
+// socket has data; ctx is the run's streams.
 func (st *stream) readable(ctx context.Context) bool {
-	st.src.drained = false
+	st.src.ready()
 	for {
 		ev, err := st.reader.next()
 		if errors.Is(err, errWouldBlock) {
