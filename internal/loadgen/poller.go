@@ -31,8 +31,8 @@ import (
 // The poller never blocks in epoll_wait: it asks with a zero timeout and,
 // when nothing is ready, parks in Go's netpoller on the epoll set itself,
 // which is readable when one of its sockets is. A goroutine blocked in a
-// system call instead would keep the runtime's monitor thread waking every
-// 20 µs to take its processor back, at a tenth of a core.
+// system call would tie up a thread, and the runtime's monitor would have
+// to hand its processor to another one each time.
 type poller struct {
 	epfd int
 	file *os.File // epfd, in Go's netpoller

@@ -145,7 +145,8 @@ func (o *opener) open(ctx context.Context, i int, channels []string) (*stream, e
 }
 
 // handshake sends the GET, checks the answer and reads the first event,
-// which must be session.
+// which must be session, on the connection with ctx's deadline; open then
+// hands the socket to a poller.
 func (st *stream) handshake(ctx context.Context, host string) error {
 	stop := context.AfterFunc(ctx, func() { st.conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -185,8 +186,7 @@ func (st *stream) handshake(ctx context.Context, host string) error {
 		return fmt.Errorf("events: first event is %q, want %q", ev.name, protocol.EventSession)
 	}
 	st.handle(ev)
-	// No deadline from here on: the stream is ended by closing it.
-	return st.conn.SetDeadline(time.Time{})
+	return nil
 }
 
 // readable reads the stream's socket once and handles every whole event its
