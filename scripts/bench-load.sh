@@ -9,6 +9,9 @@
 #   scripts/bench-load.sh bulk        BULK=33554432 DUR=10s REPEAT=1
 #   scripts/bench-load.sh capacity    FROM=1000 TO=12000 STEP=1000 DUR=10s
 #
+# Each run prints a line as it ends (-summary); the table at the end has the
+# load generator's own CPU beside the servers' figures.
+#
 # load:     N streams tuned to every channel at the default rates (5+3+2
 #           ticks/s), CHAT chats/s, for DUR, REPEAT times (servers
 #           interleaved, so noise hits them alike).
@@ -143,6 +146,9 @@ run_one() {
   echo "$(date +%T) $label ×$mult: loadgen $*  (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
   "${load_pin[@]}" "$BIN/xhrsse-loadgen" -url "http://127.0.0.1:$port" -label "$label" -pid "$pid" -duration "$DUR" -ramp-timeout "$RAMP" -json "$@" >"$file"
   stop_server
+  # One line a run, the load generator's own CPU in it: near a full core,
+  # it rather than the server may be what limits the run.
+  "$BIN/xhrsse-loadgen" -summary "$file" >&2
   sleep 2 # let the closed connections go before the next server starts
 }
 

@@ -11,7 +11,8 @@
 // With -compare it instead reads -json reports (files) and prints them side
 // by side with ratios; with -saturation, the outcome of a rate sweep; with
 // -capacity, the largest N each server held in a sweep over N (-held: exit
-// status 3 unless every report given meets those criteria).
+// status 3 unless every report given meets those criteria); with -summary,
+// a line a report, the load generator's own CPU included.
 package main
 
 import (
@@ -58,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		saturate = fs.Bool("saturation", false, "summarise a rate sweep from the -json reports named as arguments")
 		capacity = fs.Bool("capacity", false, "summarise a sweep over N from the -json reports named as arguments: the largest N each server held")
 		held     = fs.Bool("held", false, "exit with status 3 unless every -json report named as argument meets the capacity criteria")
+		summary  = fs.Bool("summary", false, "print one line for each -json report named as argument")
 		refs     = fs.String("ref", "raw,r3labs", "labels the comparison divides by")
 		verbose  = fs.Bool("v", false, "log progress to stderr")
 	)
@@ -80,7 +82,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	refList := strings.Split(*refs, ",")
-	if *compare || *saturate || *capacity || *held {
+	if *compare || *saturate || *capacity || *held || *summary {
 		reports, err := loadgen.ReadReports(fs.Args()...)
 		if err != nil {
 			return err
@@ -89,6 +91,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("no reports given")
 		}
 		switch {
+		case *summary:
+			for _, r := range reports {
+				fmt.Fprintln(stdout, r.Line())
+			}
+			return nil
 		case *saturate:
 			return loadgen.WriteSaturation(stdout, reports, refList)
 		case *capacity:

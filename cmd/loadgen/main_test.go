@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,6 +47,20 @@ func TestSeveralURLsAndPIDs(t *testing.T) {
 	}
 	if len(rep.Servers) != 2 || rep.Server == nil || rep.Server.RSSEndKiB != rep.Servers[0].RSSEndKiB+rep.Servers[1].RSSEndKiB {
 		t.Errorf("server %+v, servers %+v: want both processes and their sum", rep.Server, rep.Servers)
+	}
+
+	// -summary sums the report up in a line, the load generator's CPU in it.
+	file := filepath.Join(t.TempDir(), "report.json")
+	if err := os.WriteFile(file, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var line bytes.Buffer
+	if err := run([]string{"-summary", file}, &line, &errs); err != nil {
+		t.Fatalf("-summary: %v", err)
+	}
+	if want := "xhrsse N=4: 4 held"; !strings.HasPrefix(line.String(), want) || !strings.Contains(line.String(), "loadgen CPU") ||
+		strings.Count(line.String(), "\n") != 1 {
+		t.Errorf("-summary printed %q, want one line starting %q with the loadgen CPU", line.String(), want)
 	}
 }
 

@@ -126,6 +126,56 @@ func readJSON(r *http.Request, v any) error {
 	return err
 }
 
+// sessionRequest reads a POST /sessions body and turns its channels into a
+// bit set; when it cannot, it has answered and ok is false.
+func (cs *channelSet) sessionRequest(w http.ResponseWriter, r *http.Request) (mask uint64, ok bool) {
+	var req protocol.CreateSession
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return 0, false
+	}
+	mask, err := cs.mask(req.Channels)
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return 0, false
+	}
+	return mask, true
+}
+
+// chatRequest reads a POST /sessions/ID/chat: nextID hands out the chat's
+// id and reports whether the session exists. It returns the chat event's
+// data and id; when it cannot, it has answered and ok is false.
+func chatRequest(w http.ResponseWriter, r *http.Request, nextID func(session string) (int64, bool)) (data []byte, id int64, ok bool) {
+	id, known := nextID(r.PathValue("id"))
+	if !known {
+		writeError(w, http.StatusNotFound, "unknown session")
+		return nil, 0, false
+	}
+	data, err := chatData(r, id)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, 0, false
+	}
+	return data, id, true
+}
+
+// refuseStream answers a GET /events that cannot be served: an unknown
+// session, one whose stream is open already, or a baseline shutting down.
+// It reports whether it answered.
+func refuseStream(w http.ResponseWriter, known, busy, closed bool) bool {
+	switch {
+	case !known:
+		writeError(w, http.StatusNotFound, "unknown session")
+	case busy:
+		writeError(w, http.StatusConflict, "session already has a stream")
+	case closed:
+		writeError(w, http.StatusServiceUnavailable, "shutting down")
+	default:
+		return false
+	}
+	return true
+}
+
 // chatData checks a chat POST and encodes the chat event's data.
 func chatData(r *http.Request, id int64) ([]byte, error) {
 	var req protocol.ChatPost

@@ -90,14 +90,8 @@ func (b *R3labs) tick(index int, data []byte) {
 }
 
 func (b *R3labs) createSession(w http.ResponseWriter, r *http.Request) {
-	var req protocol.CreateSession
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	mask, err := b.ch.mask(req.Channels)
-	if err != nil {
-		writeError(w, http.StatusNotFound, err.Error())
+	mask, ok := b.ch.sessionRequest(w, r)
+	if !ok {
 		return
 	}
 	id := newID()
@@ -112,19 +106,8 @@ func (b *R3labs) createSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (b *R3labs) chat(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	b.mu.Lock()
-	_, ok := b.sessions[id]
-	b.chatID++
-	n := b.chatID
-	b.mu.Unlock()
+	data, n, ok := chatRequest(w, r, b.nextChatID)
 	if !ok {
-		writeError(w, http.StatusNotFound, "unknown session")
-		return
-	}
-	data, err := chatData(r, n)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	name := []byte(protocol.EventChat)
@@ -134,6 +117,15 @@ func (b *R3labs) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	b.mu.RUnlock()
 	writeJSON(w, http.StatusAccepted, protocol.ChatAccepted{ID: n})
+}
+
+// nextChatID hands out a chat id and reports whether session exists.
+func (b *R3labs) nextChatID(session string) (int64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.sessions[session]
+	b.chatID++
+	return b.chatID, ok
 }
 
 // events hands the session's stream to r3labs; when the client goes, the
@@ -147,12 +139,7 @@ func (b *R3labs) events(w http.ResponseWriter, r *http.Request) {
 		b.handlers.Add(1)
 	}
 	b.mu.Unlock()
-	switch {
-	case !ok:
-		writeError(w, http.StatusNotFound, "unknown session")
-		return
-	case closed:
-		writeError(w, http.StatusServiceUnavailable, "shutting down")
+	if refuseStream(w, ok, false, closed) {
 		return
 	}
 	defer b.handlers.Done()

@@ -115,14 +115,8 @@ func (b *Raw) sendLocked(s *rawSub, body []byte) {
 }
 
 func (b *Raw) createSession(w http.ResponseWriter, r *http.Request) {
-	var req protocol.CreateSession
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	mask, err := b.ch.mask(req.Channels)
-	if err != nil {
-		writeError(w, http.StatusNotFound, err.Error())
+	mask, ok := b.ch.sessionRequest(w, r)
+	if !ok {
 		return
 	}
 	id := newID()
@@ -133,19 +127,8 @@ func (b *Raw) createSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (b *Raw) chat(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	b.mu.Lock()
-	_, ok := b.subs[id]
-	b.chatID++
-	n := b.chatID
-	b.mu.Unlock()
+	data, n, ok := chatRequest(w, r, b.nextChatID)
 	if !ok {
-		writeError(w, http.StatusNotFound, "unknown session")
-		return
-	}
-	data, err := chatData(r, n)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	body, _ := protocol.AppendBody(nil, protocol.EventChat, data)
@@ -155,6 +138,15 @@ func (b *Raw) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	b.mu.Unlock()
 	writeJSON(w, http.StatusAccepted, protocol.ChatAccepted{ID: n})
+}
+
+// nextChatID hands out a chat id and reports whether session exists.
+func (b *Raw) nextChatID(session string) (int64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.subs[session]
+	b.chatID++
+	return b.chatID, ok
 }
 
 // events streams a session: one goroutine (this handler) that writes what is
@@ -171,15 +163,7 @@ func (b *Raw) events(w http.ResponseWriter, r *http.Request) {
 	}
 	closed := b.closed
 	b.mu.Unlock()
-	switch {
-	case !ok:
-		writeError(w, http.StatusNotFound, "unknown session")
-		return
-	case busy:
-		writeError(w, http.StatusConflict, "session already has a stream")
-		return
-	case closed:
-		writeError(w, http.StatusServiceUnavailable, "shutting down")
+	if refuseStream(w, ok, busy, closed) {
 		return
 	}
 	defer b.wg.Done()

@@ -125,12 +125,12 @@ func newBulkReceiver() *bulkReceiver {
 	return &bulkReceiver{open: map[string]*bulkRx{}, done: make(chan bulkDone, 16)}
 }
 
-// handle accounts one bulk or bulk-end event; m.Data is only read during
+// handle accounts one bulk or bulk-end event; its data is only read during
 // the call.
-func (b *bulkReceiver) handle(m protocol.RawMessage, now time.Duration) {
-	switch m.Name {
+func (b *bulkReceiver) handle(ev *event, now time.Duration) {
+	switch string(ev.name) {
 	case protocol.EventBulk:
-		transfer, seq, data, ok := b.parseChunk(m.Data)
+		transfer, seq, data, ok := b.parseChunk(ev.data)
 		if !ok {
 			return
 		}
@@ -143,7 +143,7 @@ func (b *bulkReceiver) handle(m protocol.RawMessage, now time.Duration) {
 		rx.bytes += int64(len(data))
 	case protocol.EventBulkEnd:
 		var e protocol.BulkEnd
-		if err := json.Unmarshal(m.Data, &e); err != nil {
+		if err := json.Unmarshal(ev.data, &e); err != nil {
 			return
 		}
 		rx := b.rx([]byte(e.Transfer))

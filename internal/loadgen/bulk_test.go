@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,10 +63,10 @@ func TestBulkReceiver(t *testing.T) {
 			}
 			end := min((seq+1)*protocol.BulkChunkSize, len(payload))
 			data, _ := json.Marshal(protocol.BulkChunk{Transfer: transfer, Seq: seq, Chunks: chunks, Data: payload[seq*protocol.BulkChunkSize : end]})
-			b.handle(protocol.RawMessage{Name: protocol.EventBulk, ID: strconv.Itoa(seq + 1), Data: data}, 0)
+			b.handle(&event{name: []byte(protocol.EventBulk), id: uint64(seq + 1), hasID: true, data: data}, 0)
 		}
 		data, _ := json.Marshal(protocol.BulkEnd{Transfer: transfer, Bytes: int64(len(payload)), SHA256: sha})
-		b.handle(protocol.RawMessage{Name: protocol.EventBulkEnd, Data: data}, time.Second)
+		b.handle(&event{name: []byte(protocol.EventBulkEnd), data: data}, time.Second)
 		select {
 		case d := <-b.done:
 			return d

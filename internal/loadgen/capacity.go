@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 )
 
 // Capacity criteria: a run at N streams holds if every stream stayed open,
@@ -51,71 +50,33 @@ func Held(r *Report) (bool, string) {
 	return len(why) == 0, strings.Join(why, ", ")
 }
 
-// CapacityResult is one server's outcome of a capacity sweep over N.
-type CapacityResult struct {
-	Label string
-	// Best is the run at the largest N held, every smaller N held too; nil
-	// if none. FirstFail is the smallest N not held, nil if none failed.
-	Best, FirstFail *Report
-}
-
-// Capacity finds, per server, the largest N held, going up from the
-// smallest: a lucky run above a failure does not count.
-func Capacity(reports []*Report) []CapacityResult {
-	labels, by := groups(reports)
-	var out []CapacityResult
-	for _, l := range labels {
-		res := CapacityResult{Label: l}
-		res.Best, res.FirstFail = climb(by[l], func(r *Report) float64 { return float64(r.Wanted) },
-			func(r *Report) bool { ok, _ := Held(r); return ok })
-		out = append(out, res)
-	}
-	return out
+// Capacity finds, per server, the largest N held (Best.Wanted).
+func Capacity(reports []*Report) []SweepResult {
+	return sweep(reports, func(r *Report) float64 { return float64(r.Wanted) },
+		func(r *Report) bool { ok, _ := Held(r); return ok })
 }
 
 // WriteCapacity prints the sweep's outcome: per server the largest N held,
-// its cost there, why the next step failed, and the ratio of the largest N
-// to each reference server's.
+// its cost there and the load generator's, why the next step failed, and
+// the ratio of the largest N to each reference server's.
 func WriteCapacity(w io.Writer, reports []*Report, refs []string) error {
-	res := Capacity(reports)
-	best := map[string]int{}
-	for _, r := range res {
-		if r.Best != nil {
-			best[r.Label] = r.Best.Wanted
-		}
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	head := "server\tlargest N held\tCPU there (% core)\tchat p99 there (ms)\twrites/s per stream\tloadgen CPU\tfirst failure"
-	for _, ref := range refs {
-		head += "\tvs " + ref
-	}
-	fmt.Fprintln(tw, head)
-	for _, r := range res {
-		row := []string{r.Label, "none", "-", "-", "-", "-", "-"}
-		if b := r.Best; b != nil {
-			row[1] = fmt.Sprint(b.Wanted)
+	return writeSweep(w, Capacity(reports), refs, sweepTable{
+		columns: []string{"largest N held", "CPU there (% core)", "chat p99 there (ms)", "writes/s per stream", "loadgen CPU there"},
+		best: func(b *Report) []string {
+			cpu, writes := "-", "-"
 			if b.Server != nil {
-				row[2] = formatValue(b.Server.CPUPercent)
+				cpu = formatValue(b.Server.CPUPercent)
 				if b.Server.WritesPerSec > 0 && b.Held > 0 {
-					row[4] = formatValue(b.Server.WritesPerSec / float64(b.Held))
+					writes = formatValue(b.Server.WritesPerSec / float64(b.Held))
 				}
 			}
-			row[3] = formatValue(b.Chat.Latency.P99)
-			row[5] = formatValue(b.Loadgen.CPUPercent)
-		}
-		if f := r.FirstFail; f != nil {
+			return []string{fmt.Sprint(b.Wanted), cpu, formatValue(b.Chat.Latency.P99), writes, loadgenCost(b)}
+		},
+		failure: "first failure",
+		failed: func(f *Report) string {
 			_, why := Held(f)
-			row[6] = fmt.Sprintf("N=%d: %s", f.Wanted, why)
-		}
-		for _, ref := range refs {
-			b, ok := best[ref]
-			if !ok || r.Best == nil || r.Label == ref {
-				row = append(row, "")
-				continue
-			}
-			row = append(row, fmt.Sprintf("%.2f×", float64(r.Best.Wanted)/float64(b)))
-		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
-	}
-	return tw.Flush()
+			return fmt.Sprintf("N=%d: %s", f.Wanted, why)
+		},
+		score: func(b *Report) float64 { return float64(b.Wanted) },
+	})
 }

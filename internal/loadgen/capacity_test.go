@@ -10,7 +10,7 @@ func capRun(label string, n int, delivered, p99 float64) *Report {
 	return &Report{
 		Label: label, Wanted: n, Held: n, Delivered: delivered, ChatRate: 1,
 		Chat:   ChatReport{Sent: 10, Expected: int64(10 * n), Deliveries: int64(10 * n), Latency: LatencySummary{Count: 10, P99: p99}},
-		Server: &ProcReport{CPUPercent: 50},
+		Server: &ProcReport{CPUPercent: 50}, Loadgen: ProcReport{CPUPercent: 40}, EventsPerSec: 20000,
 	}
 }
 
@@ -67,7 +67,7 @@ func TestCapacity(t *testing.T) {
 	if err := WriteCapacity(&buf, reports, []string{"raw", "r3labs"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1.50×", "N=3000: chat p99 300 ms", "N=1000: 50.00% of the nominal tick rate"} {
+	for _, want := range []string{"1.50×", "N=3000: chat p99 300 ms", "N=1000: 50.00% of the nominal tick rate", "loadgen CPU there", "40.00% (20.00 µs/event)"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +27,7 @@ const chatName = "loadgen"
 // cluster the table also notes which node took each POST, so a delivery can
 // be told apart as local (a stream on that node) or relayed (another node).
 type chatLog struct {
-	marker string
+	marker []byte
 	clock  time.Time      // zero of the offsets below (monotonic)
 	sent   []atomic.Int64 // offset of seq's POST + 1; 0: not sent (yet)
 	node   []atomic.Int32 // the target index seq was posted to
@@ -36,13 +35,13 @@ type chatLog struct {
 
 func newChatLog(runID string, clock time.Time, capacity int) *chatLog {
 	return &chatLog{
-		marker: "lg-" + runID + "-", clock: clock,
+		marker: []byte("lg-" + runID + "-"), clock: clock,
 		sent: make([]atomic.Int64, capacity), node: make([]atomic.Int32, capacity),
 	}
 }
 
 // text is the chat text of message seq.
-func (c *chatLog) text(seq int) string { return c.marker + strconv.Itoa(seq) }
+func (c *chatLog) text(seq int) string { return string(c.marker) + strconv.Itoa(seq) }
 
 // markSent records that seq is about to be posted to target node. The node
 // is stored first: a reader that sees the time sees the node too.
@@ -58,8 +57,8 @@ func (c *chatLog) unmark(seq int) { c.sent[seq].Store(0) }
 // the marker in the raw data instead of decoding the JSON: with 10,000
 // streams every chat is read 10,000 times, and the marker has no characters
 // JSON would escape.
-func (c *chatLog) match(data string) (seq int, ok bool) {
-	i := strings.Index(data, c.marker)
+func (c *chatLog) match(data []byte) (seq int, ok bool) {
+	i := bytes.Index(data, c.marker)
 	if i < 0 {
 		return 0, false
 	}
@@ -71,8 +70,8 @@ func (c *chatLog) match(data string) (seq int, ok bool) {
 	if j == 0 || j >= len(rest) || rest[j] != '"' {
 		return 0, false
 	}
-	n, err := strconv.Atoi(rest[:j])
-	if err != nil || n < 0 || n >= len(c.sent) {
+	n, err := atoi(rest[:j])
+	if err != nil || n >= len(c.sent) {
 		return 0, false
 	}
 	return n, true

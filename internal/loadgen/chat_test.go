@@ -25,12 +25,12 @@ func TestChatLogMatch(t *testing.T) {
 		{"another run", data("lg-ffffff-42", false), 0, false},
 		{"someone else", data("hello", false), 0, false},
 		{"beyond the table", data(c.text(100), false), 0, false},
-		{"marker without number", data(c.marker, false), 0, false},
+		{"marker without number", data(string(c.marker), false), 0, false},
 		{"marker with suffix", data(c.text(4)+"x", false), 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			seq, ok := c.match(tt.data)
+			seq, ok := c.match([]byte(tt.data))
 			if ok != tt.wantOK || (ok && seq != tt.wantSeq) {
 				t.Errorf("match(%s) = %d, %v; want %d, %v", tt.data, seq, ok, tt.wantSeq, tt.wantOK)
 			}

@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,11 +39,12 @@ func ReadReports(paths ...string) ([]*Report, error) {
 // A figure is one row of the comparison: how to read it from a report and
 // how to combine repeats.
 type figure struct {
-	name  string
-	get   func(*Report) (float64, bool)
-	worst bool // combine repeats by their worst (max) instead of the median
-	count bool // a whole number
-	unit  string
+	name    string
+	get     func(*Report) (float64, bool)
+	worst   bool // combine repeats by their worst (max) instead of the median
+	count   bool // a whole number
+	noRatio bool // not the servers' doing: no ratio between them
+	unit    string
 }
 
 var figures = []figure{
@@ -123,14 +123,15 @@ var figures = []figure{
 		}
 		return r.Bulk.MBPerSec, true
 	}},
-	{name: "loadgen CPU", unit: "% core", get: func(r *Report) (float64, bool) { return r.Loadgen.CPUPercent, true }},
-	{name: "other processes' CPU", unit: "% core", get: func(r *Report) (float64, bool) {
+	{name: "loadgen CPU", unit: "% core", noRatio: true, get: func(r *Report) (float64, bool) { return r.Loadgen.CPUPercent, true }},
+	{name: "loadgen CPU per event", unit: "µs", noRatio: true, get: loadgenPerEvent},
+	{name: "other processes' CPU", unit: "% core", noRatio: true, get: func(r *Report) (float64, bool) {
 		if r.Server == nil || r.MachineCPU == 0 {
 			return 0, false
 		}
 		return r.MachineCPU - r.Server.CPUPercent - r.Loadgen.CPUPercent, true
 	}},
-	{name: "load average", get: func(r *Report) (float64, bool) { return (r.LoadAvg[0] + r.LoadAvg[1]) / 2, r.LoadAvg[0] >= 0 }},
+	{name: "load average", noRatio: true, get: func(r *Report) (float64, bool) { return (r.LoadAvg[0] + r.LoadAvg[1]) / 2, r.LoadAvg[0] >= 0 }},
 }
 
 // groups splits reports by label, keeping the labels' first-seen order.
@@ -237,7 +238,7 @@ func WriteComparison(w io.Writer, reports []*Report, refs []string) error {
 		for _, p := range pairs {
 			a, okA := vals[p[0]]
 			b, okB := vals[p[1]]
-			if !okA || !okB || b == 0 || f.worst || f.name == "load average" || f.name == "loadgen CPU" || strings.HasPrefix(f.name, "other") {
+			if !okA || !okB || b == 0 || f.worst || f.noRatio {
 				row = append(row, "")
 				continue
 			}
@@ -257,99 +258,4 @@ func formatValue(v float64) string {
 	default:
 		return fmt.Sprintf("%.2f", v)
 	}
-}
-
-// SaturationResult is one server's outcome in a saturation sweep.
-type SaturationResult struct {
-	Label string
-	// Best is the run at the highest tick rate the server kept up with,
-	// nil if it kept up with none; FirstFail the lowest rate it did not.
-	Best, FirstFail *Report
-}
-
-// Saturation finds, per server, the highest tick rate it kept up with,
-// going up from the lowest: a rate counts only if every lower rate was kept
-// up with too (a lucky run above a failure does not count).
-func Saturation(reports []*Report) []SaturationResult {
-	labels, by := groups(reports)
-	var out []SaturationResult
-	for _, l := range labels {
-		res := SaturationResult{Label: l}
-		res.Best, res.FirstFail = climb(by[l], func(r *Report) float64 { return r.TickRate },
-			func(r *Report) bool { return r.KeptUp })
-		out = append(out, res)
-	}
-	return out
-}
-
-// climb goes up a sweep's runs by step (the N or rate it ran at) and
-// returns the last run that passed with every one below it passing too,
-// and the first that failed; nil where there is none.
-func climb(runs []*Report, step func(*Report) float64, passed func(*Report) bool) (best, firstFail *Report) {
-	rs := slices.Clone(runs)
-	slices.SortStableFunc(rs, func(a, b *Report) int { return cmp.Compare(step(a), step(b)) })
-	for _, r := range rs {
-		if !passed(r) {
-			return best, r
-		}
-		best = r
-	}
-	return best, nil
-}
-
-// WriteSaturation prints the sweep's outcome with ratios of the highest
-// sustained events/s to each reference server.
-func WriteSaturation(w io.Writer, reports []*Report, refs []string) error {
-	res := Saturation(reports)
-	best := map[string]float64{}
-	for _, r := range res {
-		if r.Best != nil {
-			best[r.Label] = r.Best.EventsPerSec
-		}
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	head := "server\thighest ticks/s per stream kept up\tevents/s delivered there\tCPU there (% core)\tfirst failure"
-	for _, ref := range refs {
-		head += "\tvs " + ref
-	}
-	fmt.Fprintln(tw, head)
-	for _, r := range res {
-		row := []string{r.Label, "none", "-", "-", "-"}
-		if r.Best != nil {
-			row[1] = formatValue(r.Best.TickRate)
-			row[2] = formatValue(r.Best.EventsPerSec)
-			if r.Best.Server != nil {
-				row[3] = formatValue(r.Best.Server.CPUPercent)
-			}
-		}
-		if f := r.FirstFail; f != nil {
-			row[4] = fmt.Sprintf("at %s ticks/s: %s", formatValue(f.TickRate), failure(f))
-		}
-		for _, ref := range refs {
-			b, ok := best[ref]
-			if !ok || b == 0 || r.Best == nil {
-				row = append(row, "")
-				continue
-			}
-			row = append(row, fmt.Sprintf("%.2f×", r.Best.EventsPerSec/b))
-		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
-	}
-	return tw.Flush()
-}
-
-// failure says in a few words why a run did not keep up.
-func failure(r *Report) string {
-	var why []string
-	if r.Held < r.Wanted {
-		why = append(why, fmt.Sprintf("%d of %d held", r.Held, r.Wanted))
-	}
-	if r.Drops > 0 {
-		why = append(why, fmt.Sprintf("%d drops", r.Drops))
-	}
-	if !r.IDs.Clean() {
-		why = append(why, fmt.Sprintf("%d gaps, %d gap events", r.IDs.Gaps, r.IDs.ServerGaps))
-	}
-	why = append(why, fmt.Sprintf("%.1f%% delivered", 100*r.Delivered))
-	return strings.Join(why, ", ")
 }

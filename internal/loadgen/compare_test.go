@@ -36,7 +36,7 @@ func report(label string, cpu, p99 float64, drops int) *Report {
 	return &Report{
 		Label: label, Held: 100, Wanted: 100, Drops: drops, EventsPerSec: 1000,
 		Chat:   ChatReport{Latency: LatencySummary{Count: 10, P99: p99}},
-		Server: &ProcReport{CPUPercent: cpu},
+		Server: &ProcReport{CPUPercent: cpu}, Loadgen: ProcReport{CPUPercent: cpu / 2},
 	}
 }
 
@@ -59,6 +59,13 @@ func TestWriteComparison(t *testing.T) {
 		}
 	}
 	for _, line := range strings.Split(out, "\n") {
+		// The load generator's CPU per event: medians 10 % and 15 % of a
+		// core over 1,000 events/s, no ratio.
+		if strings.HasPrefix(strings.TrimSpace(line), "loadgen CPU per event") {
+			if f := strings.Fields(line); len(f) != 7 || f[5] != "100.0" || f[6] != "150.0" {
+				t.Errorf("loadgen per event row %q: want 100.0 and 150.0 µs and no ratio", line)
+			}
+		}
 		if strings.HasPrefix(strings.TrimSpace(line), "drops") {
 			if f := strings.Fields(line); len(f) != 3 || f[1] != "2" || f[2] != "0" {
 				t.Errorf("drops row %q: want worst runs 2 and 0 and no ratio", line)

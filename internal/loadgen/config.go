@@ -4,7 +4,8 @@
 // reports what arrived, how late, and what the server process spent.
 //
 // It only ever targets loopback, and every run ends by itself: Run's
-// context has a hard deadline derived from the configuration.
+// context has a hard deadline derived from the configuration. It runs on
+// Linux only: it reads its streams with epoll and costs from /proc.
 package loadgen
 
 import (

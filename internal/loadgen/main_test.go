@@ -6,8 +6,8 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package if a run leaves a goroutine behind: a stream
-// reader, a chat POST, a baseline ticker or an idle HTTP connection.
+// TestMain fails the package if a run leaves a goroutine behind: a poller,
+// a chat POST, a baseline ticker or an idle HTTP connection.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }

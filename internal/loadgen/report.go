@@ -163,7 +163,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("", "pid %d: CPU %.1f%%; RSS %.1f MiB before, %.1f at end", e.PID, e.CPUPercent, mib(e.RSSBeforeKiB), mib(e.RSSEndKiB))
 		}
 	}
-	p("loadgen process", "CPU %.1f%% of a core; RSS %.1f MiB", r.Loadgen.CPUPercent, mib(r.Loadgen.RSSEndKiB))
+	perEvent, _ := loadgenPerEvent(r)
+	p("loadgen process", "CPU %.1f%% of a core (%.2f µs per event received); RSS %.1f MiB",
+		r.Loadgen.CPUPercent, perEvent, mib(r.Loadgen.RSSEndKiB))
 	other := r.MachineCPU - r.Loadgen.CPUPercent
 	if r.Server != nil {
 		other -= r.Server.CPUPercent
@@ -172,6 +174,19 @@ func (r *Report) WriteText(w io.Writer) error {
 		r.MachineCPU, other, r.LoadAvg[0], r.LoadAvg[1], r.FileLimit)
 	p("kept up", "%v", r.KeptUp)
 	return tw.Flush()
+}
+
+// Line sums the report up in one line: what was held and delivered, and
+// what the server and the load generator spent, so that a sweep's progress
+// shows when the load generator nears the limit of its core.
+func (r *Report) Line() string {
+	server := "-"
+	if r.Server != nil {
+		server = fmt.Sprintf("%.1f%%", r.Server.CPUPercent)
+	}
+	perEvent, _ := loadgenPerEvent(r)
+	return fmt.Sprintf("%s N=%d: %d held, ticks %.1f%%, chat p99 %.1f ms; server CPU %s, loadgen CPU %.1f%% (%.2f µs/event)",
+		r.Label, r.Wanted, r.Held, 100*r.Delivered, r.Chat.Latency.P99, server, r.Loadgen.CPUPercent, perEvent)
 }
 
 func reasons(m map[string]int) string {

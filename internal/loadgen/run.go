@@ -92,11 +92,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		dialer: dialers(targets, cfg.LocalAddrs),
 	}
 
-	// Ramp: open the streams, cfg.Concurrency at a time.
+	// Ramp: open the streams, cfg.Concurrency at a time, each handed to a
+	// poller as soon as it is open.
 	streamsCtx, stopStreams := context.WithCancel(ctx)
-	defer stopStreams()
-	var readers sync.WaitGroup
-	streams, connErrs, lastConnErr := ramp(ctx, streamsCtx, &cfg, op, tuned, &readers)
+	var polling sync.WaitGroup // the pollers' goroutines
+	polls, err := startPollers(streamsCtx, &polling)
+	if err != nil {
+		stopStreams()
+		return nil, err
+	}
+	defer func() {
+		stopStreams()
+		polling.Wait()
+		polls.close()
+	}()
+	streams, connErrs, lastConnErr := ramp(ctx, streamsCtx, &cfg, op, tuned, polls)
 	rep.Opened = len(streams)
 	rep.ConnectErrors = connErrs
 	rep.LastConnectError = lastConnErr
@@ -106,16 +116,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var bulkStream *stream
 	if cfg.BulkBytes > 0 && cfg.BulkVia == BulkSSE {
 		bulkStream, err = op.open(ctx, cfg.Streams, []string{})
-		if err != nil {
-			rep.Bulk = &BulkReport{Via: BulkSSE, Size: cfg.BulkBytes, Errors: 1, LastError: err.Error()}
-		} else {
+		if err == nil {
 			bulkStream.bulk = newBulkReceiver()
 			bulkStream.chat = nil
-			readers.Add(1)
-			go func() {
-				defer readers.Done()
-				bulkStream.run(streamsCtx)
-			}()
+			err = polls.hold(streamsCtx, bulkStream)
+		}
+		if err != nil {
+			if bulkStream != nil {
+				bulkStream.close()
+			}
+			rep.Bulk = &BulkReport{Via: BulkSSE, Size: cfg.BulkBytes, Errors: 1, LastError: err.Error()}
+			bulkStream = nil
 		}
 	}
 
@@ -187,7 +198,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	stopStreams()
-	readers.Wait()
+	polling.Wait()
+	for _, st := range streams {
+		st.close()
+	}
+	if bulkStream != nil {
+		bulkStream.close()
+	}
 
 	// Account.
 	rep.Window = window.Seconds()
@@ -234,9 +251,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// ramp opens the streams and starts their readers (under readers, stopped by
-// streamsCtx). It returns the streams that opened, in order.
-func ramp(ctx, streamsCtx context.Context, cfg *Config, op *opener, channels []string, readers *sync.WaitGroup) ([]*stream, int, string) {
+// ramp opens the streams and hands each to a poller. It returns the streams
+// that opened, in order.
+func ramp(ctx, streamsCtx context.Context, cfg *Config, op *opener, channels []string, polls *pollers) ([]*stream, int, string) {
 	rampCtx, cancel := context.WithTimeout(ctx, cfg.RampTimeout)
 	defer cancel()
 	var (
@@ -255,6 +272,11 @@ func ramp(ctx, streamsCtx context.Context, cfg *Config, op *opener, channels []s
 					return
 				}
 				st, err := op.open(rampCtx, i, channels)
+				if err == nil {
+					if err = polls.hold(streamsCtx, st); err != nil {
+						st.close()
+					}
+				}
 				if err != nil {
 					mu.Lock()
 					errs++
@@ -263,7 +285,6 @@ func ramp(ctx, streamsCtx context.Context, cfg *Config, op *opener, channels []s
 					continue
 				}
 				opened[i] = st
-				readers.Go(func() { st.run(streamsCtx) })
 			}
 		})
 	}

@@ -12,16 +12,17 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
+	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // maxLine bounds one SSE line. The longest line of the protocol is a bulk
-// chunk, 48 KiB raw, about 66 KiB as base64 in JSON; a decoder's buffer
-// starts at 4 KiB and grows only on the streams that meet such a line.
+// chunk, 48 KiB raw, about 66 KiB as base64 in JSON; a stream's buffer
+// starts at minRead and grows only on the streams that meet such a line.
 const maxLine = 256 << 10
 
 // handshakeTimeout bounds opening one stream: POST, dial, headers and the
@@ -37,17 +38,19 @@ const handshakeTimeout = 15 * time.Second
 // the caller's), splits events with its own scanner and copies every field
 // into an Event, and reconnects on its own schedule, which would hide drops.
 // Here a stream is one raw TCP connection, a hand-written GET, net/http's own
-// response parser (status, headers, chunked body) and protocol.Decoder, the
-// project's WHATWG parser: one goroutine and two small buffers a stream, and
-// a dropped connection stays dropped and is counted.
+// response parser for the status and headers, then an eventReader fed by a
+// poller: no goroutine and one buffer a stream, one read system call per
+// arrival of data, no allocation per event; a dropped connection stays
+// dropped and is counted.
 type stream struct {
 	session string
-	node    int    // the target holding the stream
-	post    int    // the target its session's POSTs go to
-	postURL string // that target's base URL
-	conn    net.Conn
-	dec     *protocol.Decoder
-	chat    *chatLog // nil: no chat matching
+	node    int          // the target holding the stream
+	post    int          // the target its session's POSTs go to
+	postURL string       // that target's base URL
+	conn    net.Conn     // until the handshake is done
+	src     *fdReader    // its socket from then on, owned by a poller
+	reader  *eventReader // reads conn, then src
+	chat    *chatLog     // nil: no chat matching
 	clock   time.Time
 	split   bool // keep local and relayed chat latencies apart (a cluster)
 
@@ -60,7 +63,7 @@ type stream struct {
 	windowTicks   [2]int64
 	endedInWindow bool
 
-	// Owned by the reader; read by Run after it returned.
+	// Owned by the stream's poller; read by Run after the pollers stopped.
 	ids       idTracker
 	lat       Latencies
 	local     Latencies // cluster: chats posted to this stream's node
@@ -68,18 +71,6 @@ type stream struct {
 	unmatched int64
 	endReason string
 	bulk      *bulkReceiver // only on the bulk stream
-}
-
-// countReader counts the bytes read through it.
-type countReader struct {
-	r io.Reader
-	n *atomic.Int64
-}
-
-func (c countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
 }
 
 // opener holds what every stream needs to open.
@@ -143,11 +134,19 @@ func (o *opener) open(ctx context.Context, i int, channels []string) (*stream, e
 		conn.Close()
 		return nil, err
 	}
+	fd, err := detach(conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	st.conn, st.src = nil, &fdReader{fd: fd}
+	st.reader.src = st.src
 	return st, nil
 }
 
 // handshake sends the GET, checks the answer and reads the first event,
-// which must be session.
+// which must be session, on the connection with ctx's deadline; open then
+// hands the socket to a poller.
 func (st *stream) handshake(ctx context.Context, host string) error {
 	stop := context.AfterFunc(ctx, func() { st.conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -160,7 +159,8 @@ func (st *stream) handshake(ctx context.Context, host string) error {
 	if _, err := io.WriteString(st.conn, req); err != nil {
 		return fmt.Errorf("events: write: %w", err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(st.conn), &http.Request{Method: http.MethodGet})
+	br := bufio.NewReader(st.conn)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
@@ -171,38 +171,54 @@ func (st *stream) handshake(ctx context.Context, host string) error {
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
 		return fmt.Errorf("events: content type %q", resp.Header.Get("Content-Type"))
 	}
-	st.dec = protocol.NewDecoder(countReader{resp.Body, &st.bytes}, maxLine)
-	m, err := st.dec.NextRaw()
+	chunked := slices.Equal(resp.TransferEncoding, []string{"chunked"})
+	if !chunked && resp.ContentLength >= 0 {
+		return fmt.Errorf("events: a body of %d bytes is not a stream", resp.ContentLength)
+	}
+	// The body starts with what the response parser read past the headers.
+	pending, _ := br.Peek(br.Buffered())
+	st.reader = newEventReader(st.conn, pending, chunked, maxLine, &st.bytes)
+	ev, err := st.reader.next()
 	if err != nil {
 		return fmt.Errorf("events: first event: %w", err)
 	}
-	if m.Name != protocol.EventSession {
-		return fmt.Errorf("events: first event is %q, want %q", m.Name, protocol.EventSession)
+	if string(ev.name) != protocol.EventSession {
+		return fmt.Errorf("events: first event is %q, want %q", ev.name, protocol.EventSession)
 	}
-	st.handle(m)
-	// No deadline from here on: the stream is ended by closing it.
-	return st.conn.SetDeadline(time.Time{})
+	st.handle(ev)
+	return nil
 }
 
-// run reads events until ctx ends (the run is over) or the stream ends on
-// its own (a drop, recorded in endReason). Runs in its own goroutine.
-func (st *stream) run(ctx context.Context) {
-	stop := context.AfterFunc(ctx, func() { st.conn.Close() })
-	defer stop()
-	defer st.conn.Close()
+// readable reads the stream's socket once and handles every whole event its
+// buffer then holds; it reports whether the stream is over: it ended on its
+// own (a drop, recorded in endReason, or bye). Its poller calls it when the
+// socket has data; ctx is the run's streams.
+func (st *stream) readable(ctx context.Context) bool {
+	st.src.ready()
 	for {
-		m, err := st.dec.NextRaw()
+		ev, err := st.reader.next()
+		if errors.Is(err, errWouldBlock) {
+			return false
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				st.endReason = endReason(err)
 				st.ended.Store(true)
 			}
-			return
+			return true
 		}
-		if st.handle(m) {
+		if st.handle(ev) {
 			st.ended.Store(true)
-			return
+			return true
 		}
+	}
+}
+
+// close closes the stream's socket, once.
+func (st *stream) close() {
+	if st.src != nil && st.src.fd >= 0 {
+		syscall.Close(st.src.fd)
+		st.src.fd = -1
 	}
 }
 
@@ -221,47 +237,45 @@ func endReason(err error) string {
 }
 
 // handle accounts one event; it reports whether the stream is over (bye).
-// m.Data is the decoder's buffer, read only during the call: most events
-// (ticks) never need their data as a string, and a bulk chunk is decoded
-// straight from it.
-func (st *stream) handle(m protocol.RawMessage) bool {
+// The event's buffers are the reader's, read only during the call: a tick is
+// counted by its name and id alone, and a bulk chunk is decoded straight
+// from its data.
+func (st *stream) handle(ev *event) bool {
 	st.events.Add(1)
-	id, err := strconv.ParseUint(m.ID, 10, 64)
-	hasID := err == nil
-	switch m.Name {
+	switch string(ev.name) {
 	case protocol.EventSession:
-		if hasID {
-			st.ids.position(id)
+		if ev.hasID {
+			st.ids.position(ev.id)
 		} else {
 			st.ids.noID()
 		}
 		return false
 	case protocol.EventBye:
 		var bye protocol.Bye
-		_ = json.Unmarshal(m.Data, &bye)
+		_ = json.Unmarshal(ev.data, &bye)
 		st.endReason = "bye " + bye.Reason
 		return true
 	case protocol.EventGap:
 		var gap protocol.Gap
-		_ = json.Unmarshal(m.Data, &gap)
-		if hasID {
-			st.ids.gap(id, gap.Missed)
+		_ = json.Unmarshal(ev.data, &gap)
+		if ev.hasID {
+			st.ids.gap(ev.id, gap.Missed)
 		} else {
 			st.ids.noID()
 		}
 		return false
 	}
-	if hasID {
-		st.ids.event(id)
+	if ev.hasID {
+		st.ids.event(ev.id)
 	} else {
 		st.ids.noID()
 	}
-	switch m.Name {
+	switch string(ev.name) {
 	case protocol.EventChat:
-		if st.chat == nil || bytes.Contains(m.Data, []byte(`"history":true`)) {
+		if st.chat == nil || bytes.Contains(ev.data, []byte(`"history":true`)) {
 			return false // a replay of an older message is not a delivery
 		}
-		if seq, ok := st.chat.match(string(m.Data)); ok {
+		if seq, ok := st.chat.match(ev.data); ok {
 			if d, node, ok := st.chat.latency(seq, time.Since(st.clock)); ok {
 				st.lat.Add(d)
 				if st.split {
@@ -278,7 +292,7 @@ func (st *stream) handle(m protocol.RawMessage) bool {
 		st.unmatched++
 	case protocol.EventBulk, protocol.EventBulkEnd:
 		if st.bulk != nil {
-			st.bulk.handle(m, time.Since(st.clock))
+			st.bulk.handle(ev, time.Since(st.clock))
 		}
 	case protocol.EventTuned:
 	default:
