@@ -17,8 +17,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -212,8 +210,8 @@ func (n *Node) setup(ctx context.Context) error {
 	}
 	n.js = js
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:     n.streamName(),
-		Subjects: []string{n.cfg.Prefix + ".chat"},
+		Name:     n.chatStreamName(),
+		Subjects: []string{n.chatSubject()},
 		Storage:  jetstream.FileStorage,
 		MaxMsgs:  10_000,
 		Replicas: n.cfg.Replicas,
@@ -224,14 +222,14 @@ func (n *Node) setup(ctx context.Context) error {
 		return err
 	}
 	n.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: n.cfg.Prefix + "_sessions", Storage: jetstream.FileStorage, TTL: n.cfg.RecordTTL,
+		Bucket: n.sessionsBucket(), Storage: jetstream.FileStorage, TTL: n.cfg.RecordTTL,
 		Replicas: n.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: sessions bucket: %w", err)
 	}
 	conf, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: n.cfg.Prefix + "_config", Storage: jetstream.FileStorage,
+		Bucket: n.configBucket(), Storage: jetstream.FileStorage,
 		Replicas: n.cfg.Replicas,
 	})
 	if err != nil {
@@ -291,7 +289,7 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 		return err
 	}
 	if err := n.startPublished(); err != nil {
-		n.chat.Stop()
+		n.stopConsumers()
 		return err
 	}
 	// Before recovering one of this node's sessions from its record,
@@ -299,8 +297,7 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 	if _, err := n.nc.Subscribe(n.nodeSubject(n.cfg.Node), func(m *nats.Msg) {
 		_ = m.Respond([]byte(n.whereIs(string(m.Data))))
 	}); err != nil {
-		n.chat.Stop()
-		n.published.Stop()
+		n.stopConsumers()
 		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
 	for range 16 {
@@ -318,18 +315,27 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 	return nil
 }
 
-// Close stops answering for sessions, writes the records still pending and
-// leaves the broker. Sessions still on the hub can be recovered by another
-// node from their records, after a gap; to hand them over without one, close
-// the hub's streams first and give clients time to come back elsewhere
-// (cmd/server -handover).
-func (n *Node) Close() error {
+// stopConsumers stops delivering chat and published events.
+func (n *Node) stopConsumers() {
 	if n.chat != nil {
 		n.chat.Stop()
 	}
 	if n.published != nil {
 		n.published.Stop()
 	}
+}
+
+// Close stops answering for sessions, writes the records still pending and
+// leaves the broker. Sessions still on the hub can be recovered by another
+// node from their records, after a gap; to hand them over without one, close
+// the hub's streams first and give clients time to come back elsewhere
+// (cmd/server -handover).
+//
+// Its error says how many records could not be written (the broker was away):
+// another node recovering those sessions may announce a smaller gap than it
+// should.
+func (n *Node) Close() error {
+	n.stopConsumers()
 	n.mu.Lock()
 	n.closing = true
 	if n.parkTimer != nil {
@@ -369,38 +375,9 @@ func (n *Node) Close() error {
 	n.cancel()
 	n.wg.Wait()
 	drain()
-	n.flushRecords(context.Background())
+	err := n.flushRecords(context.Background())
 	n.nc.Close()
-	return nil
-}
-
-func (n *Node) streamName() string { return n.cfg.Prefix + "_CHAT" }
-
-// key is a session's name on the broker: a hash, since the id itself is
-// the capability to read and steer the session and the broker's subjects
-// and keys are visible to every node and operator.
-func key(id string) string {
-	sum := sha256.Sum256([]byte("xhrsse session\x00" + id))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
-}
-
-func (n *Node) subject(id string) string { return n.cfg.Prefix + ".session." + key(id) }
-func (n *Node) nodeSubject(node string) string {
-	return n.cfg.Prefix + ".node." + node
-}
-
-// validName accepts what is safe as one token of a subject and in a bucket
-// name.
-func validName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return err
 }
 
 // Handover waits, at shutdown, until every session of the hub has been taken

@@ -28,6 +28,11 @@ func (n *Node) SessionChanged(c broadcast.SessionChange) {
 	n.mu.Lock()
 	n.pending[c.ID] = c
 	n.mu.Unlock()
+	n.wakeWriter()
+}
+
+// wakeWriter tells the writer that records are pending.
+func (n *Node) wakeWriter() {
 	select {
 	case n.wake <- struct{}{}:
 	default:
@@ -87,10 +92,7 @@ func (n *Node) requeue(c broadcast.SessionChange) {
 		n.pending[c.ID] = c
 	}
 	n.mu.Unlock()
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	n.wakeWriter()
 }
 
 // recordWait bounds one record write. The writer holds the records lock
@@ -109,21 +111,25 @@ func (n *Node) write() {
 			return
 		case <-n.wake:
 		}
-		n.flushRecords(n.ctx)
+		_ = n.flushRecords(n.ctx) // what failed is queued again
 	}
 }
 
-func (n *Node) flushRecords(ctx context.Context) {
+// flushRecords writes the pending records. When the broker is away, the
+// one that failed and those not tried yet are queued again (unless a newer
+// change came meanwhile), it waits ReconnectWait, and returns the error.
+func (n *Node) flushRecords(ctx context.Context) error {
 	n.mu.Lock()
 	batch := n.pending
 	n.pending = make(map[string]broadcast.SessionChange)
 	n.mu.Unlock()
-	for _, c := range batch {
+	for id, c := range batch {
 		n.records.Lock()
 		if c.Gone {
 			n.unsubscribe(c.ID, true)
 		} else if _, here := n.hub.Session(c.ID); !here {
 			n.records.Unlock()
+			delete(batch, id)
 			continue // it moved on: its new node writes the record now
 		}
 		if hook := testHookRecordWrite.Load(); hook != nil {
@@ -134,30 +140,22 @@ func (n *Node) flushRecords(ctx context.Context) {
 		cancel()
 		n.records.Unlock()
 		if err != nil {
-			// The broker is away. A record that could not be written is
-			// queued again unless a newer change came meanwhile; a node
-			// that dies before writing it leaves a record that is out of
-			// date, so a recovery may announce a smaller gap than it
-			// should (docs/SCALING.md).
+			// A node that dies before writing them leaves records that
+			// are out of date, so a recovery may announce a smaller gap
+			// than it should (docs/SCALING.md).
 			n.log.Warn("session record", "err", err)
-			n.mu.Lock()
-			if _, newer := n.pending[c.ID]; !newer {
-				n.pending[c.ID] = c
+			for _, c := range batch {
+				n.requeue(c)
 			}
-			n.mu.Unlock()
-			if ctx.Err() == nil {
-				select {
-				case <-ctx.Done():
-				case <-time.After(n.cfg.ReconnectWait):
-				}
-				select {
-				case n.wake <- struct{}{}:
-				default:
-				}
+			select {
+			case <-ctx.Done():
+			case <-time.After(n.cfg.ReconnectWait):
 			}
-			return
+			return fmt.Errorf("cluster: %d session records not written: %w", len(batch), err)
 		}
+		delete(batch, id)
 	}
+	return nil
 }
 
 // testHookRecordWrite, when set by a test, runs before the writer puts a
