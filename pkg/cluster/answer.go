@@ -72,8 +72,8 @@ func (n *Node) respond(m *nats.Msg, data []byte) {
 // handOver exports session id for the take req and lets it go from here.
 // The reply is kept for a while, for that take asked again (handedTo).
 func (n *Node) handOver(req request, id string) reply {
-	n.records.Lock()
-	defer n.records.Unlock()
+	n.records.lock(id)
+	defer n.records.unlock(id)
 	st, err := n.hub.Export(id, int(n.nc.MaxPayload()*3/4), broadcast.Position{LastID: req.LastID, SentAt: req.SentAt})
 	if errors.Is(err, broadcast.ErrSuperseded) {
 		return reply{Superseded: true}

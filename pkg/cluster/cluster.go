@@ -117,11 +117,7 @@ type Node struct {
 	settling  bool              // a settle goroutine runs
 	calm      chan struct{}
 
-	// records is held while this node writes one session's record and
-	// while it hands a session over: a write that checked the session was
-	// here must reach the broker before the session leaves, or it would
-	// overwrite the new node's record with this node's name.
-	records sync.Mutex
+	records sessionLocks // a session's record write, hand-over, parking
 
 	chat       jetstream.ConsumeContext
 	chatStream jetstream.Stream

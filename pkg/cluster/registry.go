@@ -46,15 +46,27 @@ func (n *Node) Register(ctx context.Context, s *broadcast.Session) error {
 }
 
 // register is Register; keep is for a session that moved here (taken over
-// or recovered): its old node let it go, so if only its record cannot be
-// written (the broker went away that moment), it stays here, answered on
-// its subject (nats.go subscribes again once a broker is back) and its
-// record queued for the writer, rather than be lost until another node
-// recovers it after a gap. Meanwhile its old node answers "moving" for it
-// (linger), so none recovers it from the old record.
+// or recovered): its old node let it go, so it stays here whatever the
+// broker does, answered on its subject (nats.go subscribes again once a
+// broker is back), and its stream starts without waiting for its record:
+// the writer writes that (the hub queued it, SessionChanged), which takes
+// seconds while the sessions bucket elects a leader. Meanwhile its old node
+// answers "moving" for it (linger), so none recovers it from the old
+// record.
 func (n *Node) register(ctx context.Context, s *broadcast.Session, keep bool) error {
 	if err := n.subscribe(s.ID()); err != nil {
 		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, recordWait)
+	defer cancel()
+	if keep {
+		// Once a ping is answered, so is the subscription sent before it:
+		// requests for the session find it here.
+		if err := n.flush(wctx); err != nil {
+			n.log.Debug("session moved here while the broker is away", "session", protocol.ShortID(s.ID()), "err", err)
+		}
+		n.wakeWriter()
+		return nil
 	}
 	n.mu.Lock()
 	c, ok := n.pending[s.ID()]
@@ -64,21 +76,12 @@ func (n *Node) register(ctx context.Context, s *broadcast.Session, keep bool) er
 	// (or, if the writer put the record already, a ping) is answered, so is
 	// the subscription sent before it.
 	var err error
-	wctx, cancel := context.WithTimeout(ctx, recordWait)
 	if ok {
 		err = n.writeRecord(wctx, c)
 	} else if err = n.flush(wctx); err != nil {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	cancel()
-	switch {
-	case err == nil:
-	case keep:
-		n.log.Warn("session moved here, its record not written yet", "session", protocol.ShortID(s.ID()), "err", err)
-		if ok {
-			n.requeue(c)
-		}
-	default:
+	if err != nil {
 		n.unsubscribe(s.ID(), true)
 		return err
 	}
@@ -95,11 +98,10 @@ func (n *Node) requeue(c broadcast.SessionChange) {
 	n.wakeWriter()
 }
 
-// recordWait bounds one record write. The writer holds the records lock
-// meanwhile, which a hand-over waits for, and a session moving here waits
-// for its record: while the bucket has no leader (its broker died, and
-// JetStream elects another, which takes seconds), a write fails after this
-// and is queued again, rather than hold every hand-over of the node up.
+// recordWait bounds one record write. The writer holds the session's lock
+// meanwhile, which its hand-over waits for: while the bucket has no leader
+// (its broker died, and JetStream elects another, which takes seconds), a
+// write fails after this and is queued again.
 const recordWait = 2 * time.Second
 
 // write writes queued records until the node closes. Runs in its own
@@ -124,11 +126,11 @@ func (n *Node) flushRecords(ctx context.Context) error {
 	n.pending = make(map[string]broadcast.SessionChange)
 	n.mu.Unlock()
 	for id, c := range batch {
-		n.records.Lock()
+		n.records.lock(c.ID)
 		if c.Gone {
 			n.unsubscribe(c.ID, true)
 		} else if _, here := n.hub.Session(c.ID); !here {
-			n.records.Unlock()
+			n.records.unlock(c.ID)
 			delete(batch, id)
 			continue // it moved on: its new node writes the record now
 		}
@@ -138,7 +140,7 @@ func (n *Node) flushRecords(ctx context.Context) error {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordWait)
 		err := n.writeRecord(wctx, c)
 		cancel()
-		n.records.Unlock()
+		n.records.unlock(c.ID)
 		if err != nil {
 			// A node that dies before writing them leaves records that
 			// are out of date, so a recovery may announce a smaller gap

@@ -17,9 +17,14 @@ import (
 // from its record. broadcast.ErrUnknownSession if no node has it;
 // broadcast.ErrSuperseded if the stream's request (at p) came late.
 func (n *Node) Take(ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
-	return n.locked(ctx, id, func(origin, ctx context.Context) (*broadcast.Session, error) {
+	start := time.Now()
+	s, err := n.locked(ctx, id, func(origin, ctx context.Context) (*broadcast.Session, error) {
 		return n.take(origin, ctx, id, p)
 	})
+	if err != nil {
+		n.log.Debug("take failed", "session", protocol.ShortID(id), "after", time.Since(start), "err", err)
+	}
+	return s, err
 }
 
 func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
