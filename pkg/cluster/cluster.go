@@ -189,7 +189,7 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect %s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("cluster: connect %s: %w", redacted(cfg.URL), err)
 	}
 	n.nc = nc
 	if err := n.setup(ctx); err != nil {

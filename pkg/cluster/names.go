@@ -3,6 +3,8 @@ package cluster
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"net/url"
+	"strings"
 )
 
 // Names on the broker: every subject, stream and bucket starts with the
@@ -43,4 +45,16 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+// redacted is urls (comma-separated) with any password replaced, for errors
+// and logs.
+func redacted(urls string) string {
+	list := strings.Split(urls, ",")
+	for i, u := range list {
+		if p, err := url.Parse(strings.TrimSpace(u)); err == nil && p.User != nil {
+			list[i] = p.Redacted()
+		}
+	}
+	return strings.Join(list, ",")
 }
