@@ -172,6 +172,14 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 		// fails at once (503) rather than going out late, after its sender
 		// was told it failed and sent it again.
 		nats.ReconnectBufSize(-1),
+		// A connection that went silent without closing (a partition TCP
+		// does not notice) is given up after two pings unanswered, and
+		// the node parks its sessions as when the connection closes. The
+		// default, two minutes, would leave them on the node all that
+		// time while another node recovers them, once the broker drops
+		// the silent connection on its side (docs/SCALING.md).
+		nats.PingInterval(pingInterval(cfg.Claim)),
+		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			n.log.Warn("broker lost", "err", err)
 			n.brokerLost()
@@ -269,6 +277,10 @@ func sameChannels(ctx context.Context, conf jetstream.KeyValue, mine []protocol.
 	}
 	return nil
 }
+
+// pingInterval is how often a node pings its broker: a silent connection is
+// noticed within two to three of them.
+func pingInterval(claim time.Duration) time.Duration { return max(2*claim, time.Second) }
 
 // Seed is the cluster's seed for broadcast.WithSeed: every node ticks alike.
 func (n *Node) Seed() [32]byte { return n.seed }
