@@ -46,27 +46,21 @@ func (n *Node) Register(ctx context.Context, s *broadcast.Session) error {
 }
 
 // register is Register; keep is for a session that moved here (taken over
-// or recovered): its old node let it go, so it stays here whatever the
-// broker does, answered on its subject (nats.go subscribes again once a
-// broker is back), and its stream starts without waiting for its record:
-// the writer writes that (the hub queued it, SessionChanged), which takes
-// seconds while the sessions bucket elects a leader. Meanwhile its old node
-// answers "moving" for it (linger), so none recovers it from the old
-// record.
+// or recovered): its old node let it go, so if only its record cannot be
+// written (the broker went away that moment), it stays here, answered on
+// its subject (nats.go subscribes again once a broker is back) and its
+// record queued for the writer, rather than be lost until another node
+// recovers it after a gap. Meanwhile its old node answers "moving" for it
+// (linger), so none recovers it from the old record.
+//
+// A moved session's stream does wait for its record: a record that still
+// names the old node once that node's linger is over lets a node that
+// does not hear the new one at that moment (it is reconnecting) recover
+// the session from it, with a gap, while the new node has it. The cluster
+// soak found that when the stream went ahead and the record followed.
 func (n *Node) register(ctx context.Context, s *broadcast.Session, keep bool) error {
 	if err := n.subscribe(s.ID()); err != nil {
 		return err
-	}
-	wctx, cancel := context.WithTimeout(ctx, recordWait)
-	defer cancel()
-	if keep {
-		// Once a ping is answered, so is the subscription sent before it:
-		// requests for the session find it here.
-		if err := n.flush(wctx); err != nil {
-			n.log.Debug("session moved here while the broker is away", "session", protocol.ShortID(s.ID()), "err", err)
-		}
-		n.wakeWriter()
-		return nil
 	}
 	n.mu.Lock()
 	c, ok := n.pending[s.ID()]
@@ -76,12 +70,21 @@ func (n *Node) register(ctx context.Context, s *broadcast.Session, keep bool) er
 	// (or, if the writer put the record already, a ping) is answered, so is
 	// the subscription sent before it.
 	var err error
+	wctx, cancel := context.WithTimeout(ctx, recordWait)
 	if ok {
 		err = n.writeRecord(wctx, c)
 	} else if err = n.flush(wctx); err != nil {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if err != nil {
+	cancel()
+	switch {
+	case err == nil:
+	case keep:
+		n.log.Warn("session moved here, its record not written yet", "session", protocol.ShortID(s.ID()), "err", err)
+		if ok {
+			n.requeue(c)
+		}
+	default:
 		n.unsubscribe(s.ID(), true)
 		return err
 	}
@@ -99,9 +102,10 @@ func (n *Node) requeue(c broadcast.SessionChange) {
 }
 
 // recordWait bounds one record write. The writer holds the session's lock
-// meanwhile, which its hand-over waits for: while the bucket has no leader
-// (its broker died, and JetStream elects another, which takes seconds), a
-// write fails after this and is queued again.
+// meanwhile, which its hand-over waits for, and a session moving here waits
+// for its record: while the bucket has no leader (its broker died, and
+// JetStream elects another, which takes seconds), a write fails after this
+// and is queued again.
 const recordWait = 2 * time.Second
 
 // write writes queued records until the node closes. Runs in its own
