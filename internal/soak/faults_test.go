@@ -191,18 +191,19 @@ func TestSoakNodePartitioned(t *testing.T) {
 	}})
 }
 
-// linkStallFor is how long node c's connections to the brokers stay silent
-// in TestSoakNodeStalled before the proxy resets them: longer than node c
-// takes to notice by its pings (pkg/cluster), and than the brokers take to
-// drop them by theirs (clustertest: two pings 2 s apart).
+// linkStallFor is how long node c's connections to the brokers stay
+// silent in TestSoakPartitionUnnoticed before the proxy resets them: longer
+// than node c takes to notice by its pings (pkg/cluster), and than the
+// brokers take to drop them by theirs (clustertest: two pings 2 s apart).
 const linkStallFor = 8 * time.Second
 
-// TestSoakNodeStalled: every connection between node c and the brokers goes
-// silent (nothing relayed either way, no FIN, no RST: a partition that TCP
-// does not notice) for linkStallFor, while new connections get through.
+// TestSoakPartitionUnnoticed: every connection between node c and the
+// brokers goes silent (nothing relayed either way, no FIN, no RST: a
+// partition that TCP does not notice) for linkStallFor, while new
+// connections get through.
 // Node c notices by its pings, gives the connection up and connects again;
 // nothing is lost or doubled and no session ends up on two nodes.
-func TestSoakNodeStalled(t *testing.T) {
+func TestSoakPartitionUnnoticed(t *testing.T) {
 	runClusterSoak(t, clusterFault{name: "node c's broker connections silent", brokers: true, linked: true, inject: func(t *testing.T, env *clusterEnv) {
 		env.run.brokerLost.Store(true)
 		env.mark("node c's broker connections stalled")
