@@ -80,3 +80,44 @@ func TestRecordFollowsTheSessionThroughAMove(t *testing.T) {
 		t.Fatalf("the record names %q; the session is on b", rec.Node)
 	}
 }
+
+// A record write that hangs (the sessions bucket has no leader) holds up
+// the hand-over of its own session only: another session of the node moves
+// meanwhile.
+func TestStuckRecordWriteHoldsUpOnlyItsSession(t *testing.T) {
+	br := clustertest.StartBroker(t)
+	a, b := clustertest.StartNode(t, br, "a"), clustertest.StartNode(t, br, "b")
+	stuck, other := newSession(t, a, "one"), newSession(t, a, "one")
+
+	writing := make(chan struct{}, 1)
+	release := make(chan struct{})
+	defer cluster.SlowRecordWrites(func(sid string) {
+		if sid != stuck {
+			return
+		}
+		select {
+		case writing <- struct{}{}:
+			<-release
+		default:
+		}
+	})()
+	defer close(release)
+	on := true
+	tune, _ := json.Marshal(protocol.Tune{Channel: "two", On: &on})
+	resp, err := http.Post(a.URL+"/sessions/"+stuck+"/channels", "application/json", bytes.NewReader(tune))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("tune: %d", resp.StatusCode)
+	}
+	<-writing // a's writer is stuck on the stuck session's record
+
+	s := openStream(t, b, other, "")
+	defer s.close()
+	s.until(t, named(protocol.EventSession))
+	if s.node != "b" {
+		t.Fatalf("stream on %q", s.node)
+	}
+}
