@@ -1,8 +1,10 @@
 package clustertest
 
 import (
+	"io"
 	"net"
 	"net/url"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -30,7 +32,12 @@ type Broker struct {
 	// it is one of a cluster; else route is 0.
 	route  int
 	routes []*url.URL
-	srv    *natsserver.Server
+	srv    *natsserver.Server // nil for a child
+	// child: the broker runs in a child process (child.go), which Kill
+	// ends with SIGKILL; cmd is that process while it runs.
+	child bool
+	cmd   *exec.Cmd
+	stdin io.WriteCloser // closing it stops the child
 }
 
 // StartBroker starts a broker on a free port; the test's cleanup stops it.
@@ -43,20 +50,14 @@ func StartBroker(t testing.TB) *Broker {
 }
 
 // Start runs the broker, on the port it had before if it ran already, with
-// the same store: after Stop, a restart that nodes reconnect to.
+// the same store: after Stop or Kill, a restart that nodes reconnect to.
 func (b *Broker) Start() {
 	b.t.Helper()
-	opts := &natsserver.Options{
-		ServerName: b.name, Host: "127.0.0.1", Port: b.port, JetStream: true, StoreDir: b.dir,
-		NoLog: true, NoSigs: true,
+	if b.child {
+		b.startChild()
+		return
 	}
-	if b.route != 0 {
-		// NoAdvertise: a node knows the brokers it was given and no
-		// others, so a proxy between it and them (a partition) cannot be
-		// bypassed by a URL the brokers told it.
-		opts.Cluster = natsserver.ClusterOpts{Name: "xhrsse", Host: "127.0.0.1", Port: b.route, NoAdvertise: true}
-		opts.Routes = b.routes
-	}
+	opts := b.options()
 	var err error
 	for range 50 { // the old port may linger a moment
 		if b.srv, err = natsserver.NewServer(opts); err != nil {
@@ -76,12 +77,45 @@ func (b *Broker) Start() {
 	b.port = b.srv.Addr().(*net.TCPAddr).Port
 }
 
+// options are the broker's nats-server options.
+func (b *Broker) options() *natsserver.Options {
+	opts := &natsserver.Options{
+		ServerName: b.name, Host: "127.0.0.1", Port: b.port, JetStream: true, StoreDir: b.dir,
+		NoLog: true, NoSigs: true,
+		// A client connection gone silent (a partition TCP does not
+		// notice) is dropped after two unanswered pings, as
+		// docs/SCALING.md advises, rather than the default two minutes:
+		// until then its subscriptions take requests that get no answer.
+		PingInterval: 2 * time.Second, MaxPingsOut: 2,
+	}
+	if b.route != 0 {
+		// NoAdvertise: a node knows the brokers it was given and no
+		// others, so a proxy between it and them (a partition) cannot be
+		// bypassed by a URL the brokers told it.
+		opts.Cluster = natsserver.ClusterOpts{Name: "xhrsse", Host: "127.0.0.1", Port: b.route, NoAdvertise: true}
+		opts.Routes = b.routes
+	}
+	return opts
+}
+
 // Stop shuts the broker down and waits until it has; the nodes lose it.
 func (b *Broker) Stop() {
+	if b.child {
+		b.stopChild(false)
+		return
+	}
 	if b.srv != nil {
 		b.srv.Shutdown()
 		b.srv.WaitForShutdown()
 	}
+}
+
+// running reports whether the broker runs now.
+func (b *Broker) running() bool {
+	if b.child {
+		return b.cmd != nil
+	}
+	return b.srv != nil && b.srv.Running()
 }
 
 // URL is the broker's client URL, "nats://127.0.0.1:PORT"; it survives a
@@ -99,5 +133,6 @@ func (b *Broker) Replicas() int {
 // Name is the broker's server name ("b1").
 func (b *Broker) Name() string { return b.name }
 
-// Server is the running nats-server, for its monitoring calls.
+// Server is the running nats-server, for its monitoring calls; nil for a
+// broker in a child process.
 func (b *Broker) Server() *natsserver.Server { return b.srv }

@@ -25,6 +25,12 @@ type Brokers struct {
 // waits until JetStream has a leader; the test's cleanup stops them.
 func StartBrokers(t testing.TB) *Brokers {
 	t.Helper()
+	return startBrokers(t, false)
+}
+
+// startBrokers starts three brokers, b1 in a child process if child.
+func startBrokers(t testing.TB, child bool) *Brokers {
+	t.Helper()
 	c := &Brokers{t: t}
 	// Every broker routes to every cluster port, its own included (a
 	// broker ignores a route to itself), so a broker restarted on its old
@@ -41,7 +47,7 @@ func StartBrokers(t testing.TB) *Brokers {
 		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])})
 	}
 	for i, p := range ports {
-		b := &Broker{t: t, name: fmt.Sprintf("b%d", i+1), dir: t.TempDir(), port: -1, route: p, routes: routes}
+		b := &Broker{t: t, name: fmt.Sprintf("b%d", i+1), dir: t.TempDir(), port: -1, route: p, routes: routes, child: child && i == 0}
 		c.bs = append(c.bs, b)
 	}
 	for _, b := range c.bs {
@@ -58,14 +64,19 @@ func (c *Brokers) WaitReady() {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		leader, current := false, true
+		// A broker in a child process cannot be asked; the others being
+		// current says there is a leader, maybe that one.
+		leader, current, asked := false, true, 0
 		for _, b := range c.bs {
-			if !b.srv.Running() {
+			if b.child || !b.running() {
+				leader = leader || b.running()
 				continue
 			}
+			asked++
 			leader = leader || b.srv.JetStreamIsLeader()
 			current = current && b.srv.JetStreamIsCurrent()
 		}
+		leader = leader && asked > 0
 		if leader && current {
 			return
 		}
@@ -95,7 +106,7 @@ func (c *Brokers) Replicas() int { return len(c.bs) }
 // none does.
 func (c *Brokers) StreamLeader(stream string) *Broker {
 	for _, b := range c.bs {
-		if b.srv.Running() && b.srv.JetStreamIsStreamLeader("$G", stream) {
+		if !b.child && b.running() && b.srv.JetStreamIsStreamLeader("$G", stream) {
 			return b
 		}
 	}
@@ -143,7 +154,7 @@ func (c *Brokers) StepDown(stream string) (from, to string) {
 // current with its leader.
 func (c *Brokers) streamCurrent(stream string) bool {
 	for _, b := range c.bs {
-		if b.srv.Running() && !b.srv.JetStreamIsStreamCurrent("$G", stream) {
+		if !b.child && b.running() && !b.srv.JetStreamIsStreamCurrent("$G", stream) {
 			return false
 		}
 	}
@@ -154,7 +165,7 @@ func (c *Brokers) streamCurrent(stream string) bool {
 func (c *Brokers) BrokerOf(n *Node) *Broker {
 	c.t.Helper()
 	for _, b := range c.bs {
-		if !b.srv.Running() {
+		if b.child || !b.running() {
 			continue
 		}
 		cz, err := b.srv.Connz(&natsserver.ConnzOptions{})

@@ -13,6 +13,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	clustertest.RunChildBroker()
 	goleak.VerifyTestMain(m)
 }
 
@@ -110,5 +111,41 @@ func TestThreeBrokersSurviveOneDown(t *testing.T) {
 	from, to := bs.StepDown("xhrsse_CHAT")
 	if from == to || to == "" {
 		t.Fatalf("step down: leader %q then %q", from, to)
+	}
+}
+
+// Broker b1 in a child process dies with SIGKILL, its leaders not stepping
+// down: nodes go on through the other two (sessions are created once they
+// elected leaders), and b1 comes back on its port and store.
+func TestBrokerKilled(t *testing.T) {
+	bs := clustertest.StartBrokersWithChild(t)
+	b1 := bs.All()[0]
+	url := b1.URL()
+	nodes := clustertest.StartNodes(t, bs, "a", "b")
+	start := time.Now()
+	b1.Kill()
+	if c, err := net.Dial("tcp", strings.TrimPrefix(url, "nats://")); err == nil {
+		c.Close()
+		t.Fatal("b1 still accepts connections after Kill")
+	}
+	for _, n := range nodes {
+		deadline := time.Now().Add(30 * time.Second)
+		for createSession(t, n) != http.StatusCreated {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no session created within 30 s of b1's death", n.Name())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("broker b1 killed: sessions created on every node %v later", time.Since(start).Round(time.Millisecond))
+	b1.Start()
+	bs.WaitReady()
+	if b1.URL() != url {
+		t.Fatalf("b1 came back at %s, was %s", b1.URL(), url)
+	}
+	for _, n := range nodes {
+		if st := createSession(t, n); st != http.StatusCreated {
+			t.Fatalf("%s after b1 came back: %d", n.Name(), st)
+		}
 	}
 }

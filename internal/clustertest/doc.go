@@ -5,8 +5,9 @@
 // hub, the HTTP API, a cluster.Node and an http.Server wired as cmd/server
 // wires them (StartNode), all on 127.0.0.1. A node can crash (Kill) or shut
 // down as on SIGTERM (Shutdown); a broker can stop and come back on its
-// port with its store (Stop, Start), and a stream's JetStream leader can
-// step down (Brokers.StepDown). Everything started is stopped by the
+// port with its store (Stop, Start), or, run in a child process
+// (StartBrokersWithChild), die by SIGKILL (Kill); and a stream's JetStream
+// leader can step down (Brokers.StepDown). Everything started is stopped by the
 // test's cleanups.
 //
 // It serves the tests of pkg/cluster and the cluster soak of internal/soak;

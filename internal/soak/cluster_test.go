@@ -77,6 +77,9 @@ type clusterFault struct {
 	// brokers: three clustered brokers (streams and buckets on all three)
 	// instead of one.
 	brokers bool
+	// killable: with brokers, b1 runs in a child process, which can be
+	// killed with SIGKILL (clustertest.StartBrokersWithChild).
+	killable bool
 	// linked: the last node reaches the brokers through a Proxy
 	// (clusterEnv.link), which can cut it off from all of them.
 	linked bool
@@ -120,7 +123,11 @@ func runClusterSoak(t *testing.T, fault clusterFault) {
 	logs := env.logs
 	var nats clustertest.NATS
 	if fault.brokers {
-		env.brokers = clustertest.StartBrokers(t)
+		if fault.killable {
+			env.brokers = clustertest.StartBrokersWithChild(t)
+		} else {
+			env.brokers = clustertest.StartBrokers(t)
+		}
 		nats = env.brokers
 	} else {
 		env.single = clustertest.StartBroker(t)
@@ -151,7 +158,7 @@ func runClusterSoak(t *testing.T, fault clusterFault) {
 			for _, b := range env.brokers.All() {
 				targets = append(targets, strings.TrimPrefix(b.URL(), "nats://"))
 			}
-			link, err := NewProxy(targets)
+			link, err := NewProxy(targets, WithHold(linkStallFor))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -37,6 +37,37 @@ func TestSoakBrokerRestarts(t *testing.T) {
 	}})
 }
 
+// TestSoakBrokerKilled: broker b1, in a child process, dies with SIGKILL
+// (no shutdown: the JetStream leaders it had do not step down, and the
+// others elect new ones only after an election timeout), stays dead for 2 s
+// and starts again on its port and store; twice. Nothing is lost, no gap.
+func TestSoakBrokerKilled(t *testing.T) {
+	runClusterSoak(t, clusterFault{name: "broker b1 killed (SIGKILL) and restarted, twice", brokers: true, killable: true, inject: func(t *testing.T, env *clusterEnv) {
+		env.run.brokerLost.Store(true)
+		b := env.brokers.All()[0]
+		for i := range 2 {
+			// Who led what, as far as b2 and b3 can tell: nobody means b1.
+			led := func(stream string) string {
+				if l := env.brokers.StreamLeader(stream); l != nil {
+					return l.Name()
+				}
+				return b.Name() + " (or none)"
+			}
+			t.Logf("kill %d: chat stream led by %s, sessions bucket by %s", i+1, led(chatStream), led(sessionsStream))
+			env.mark(fmt.Sprintf("broker %s killed (%d)", b.Name(), i+1))
+			b.Kill()
+			time.Sleep(2 * time.Second)
+			env.mark(fmt.Sprintf("broker %s started (%d)", b.Name(), i+1))
+			b.Start()
+			env.brokers.WaitReady()
+			time.Sleep(time.Second)
+		}
+	}})
+}
+
+// sessionsStream is the stream under the cluster's sessions bucket.
+const sessionsStream = "KV_xhrsse_sessions"
+
 // TestSoakNodesBrokerKilled: the broker node a is connected to dies; node a
 // goes on through another.
 func TestSoakNodesBrokerKilled(t *testing.T) {
@@ -159,5 +190,30 @@ func TestSoakNodePartitioned(t *testing.T) {
 			t.Error("node c parked no session")
 		}
 		t.Logf("node c: sessions parked %d times; sessions let go once back, recovered elsewhere: %d", env.logs.get(msgParked), env.logs.get(msgLetGo))
+	}})
+}
+
+// linkStallFor is how long node c's connections to the brokers stay
+// silent in TestSoakPartitionUnnoticed before the proxy resets them: longer
+// than node c takes to notice by its pings (pkg/cluster), and than the
+// brokers take to drop them by theirs (clustertest: two pings 2 s apart).
+const linkStallFor = 8 * time.Second
+
+// TestSoakPartitionUnnoticed: every connection between node c and the
+// brokers goes silent (nothing relayed either way, no FIN, no RST: a
+// partition that TCP does not notice) for linkStallFor, while new
+// connections get through.
+// Node c notices by its pings, gives the connection up and connects again;
+// nothing is lost or doubled and no session ends up on two nodes.
+func TestSoakPartitionUnnoticed(t *testing.T) {
+	runClusterSoak(t, clusterFault{name: "node c's broker connections silent", brokers: true, linked: true, inject: func(t *testing.T, env *clusterEnv) {
+		env.run.brokerLost.Store(true)
+		env.mark("node c's broker connections stalled")
+		t.Logf("connections stalled: %d", env.link.CutAll(CutStall))
+		stalled := time.Now()
+		eventually(t, "node c connected again through a new connection", func() bool { return env.link.Conns() > 1 })
+		t.Logf("node c connected again %v after the stall", time.Since(stalled).Round(time.Millisecond))
+		time.Sleep(time.Until(stalled.Add(linkStallFor)))
+		env.mark("node c's stalled connections reset")
 	}})
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/xhrsse/xhrsse/internal/clustertest"
 )
 
 // soakFlag overrides XHRSSE_SOAK: go test ./internal/soak -args -soak=5m.
@@ -57,6 +59,7 @@ func clusterSoakDuration(t testing.TB) time.Duration {
 // otherwise fails the package if a test leaves a goroutine behind: a relay of
 // the proxy, a stream writer, a reconnect loop.
 func TestMain(m *testing.M) {
+	clustertest.RunChildBroker() // when this process is a broker of TestSoakBrokerKilled
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(streamsHelper())
 	}

@@ -17,8 +17,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,11 +117,7 @@ type Node struct {
 	settling  bool              // a settle goroutine runs
 	calm      chan struct{}
 
-	// records is held while this node writes one session's record and
-	// while it hands a session over: a write that checked the session was
-	// here must reach the broker before the session leaves, or it would
-	// overwrite the new node's record with this node's name.
-	records sync.Mutex
+	records sessionLocks // a session's record write, hand-over, parking
 
 	chat       jetstream.ConsumeContext
 	chatStream jetstream.Stream
@@ -178,6 +172,14 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 		// fails at once (503) rather than going out late, after its sender
 		// was told it failed and sent it again.
 		nats.ReconnectBufSize(-1),
+		// A connection that went silent without closing (a partition TCP
+		// does not notice) is given up after two pings unanswered, and
+		// the node parks its sessions as when the connection closes. The
+		// default, two minutes, would leave them on the node all that
+		// time while another node recovers them, once the broker drops
+		// the silent connection on its side (docs/SCALING.md).
+		nats.PingInterval(pingInterval(cfg.Claim)),
+		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			n.log.Warn("broker lost", "err", err)
 			n.brokerLost()
@@ -195,7 +197,7 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect %s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("cluster: connect %s: %w", redacted(cfg.URL), err)
 	}
 	n.nc = nc
 	if err := n.setup(ctx); err != nil {
@@ -212,8 +214,8 @@ func (n *Node) setup(ctx context.Context) error {
 	}
 	n.js = js
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:     n.streamName(),
-		Subjects: []string{n.cfg.Prefix + ".chat"},
+		Name:     n.chatStreamName(),
+		Subjects: []string{n.chatSubject()},
 		Storage:  jetstream.FileStorage,
 		MaxMsgs:  10_000,
 		Replicas: n.cfg.Replicas,
@@ -224,14 +226,14 @@ func (n *Node) setup(ctx context.Context) error {
 		return err
 	}
 	n.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: n.cfg.Prefix + "_sessions", Storage: jetstream.FileStorage, TTL: n.cfg.RecordTTL,
+		Bucket: n.sessionsBucket(), Storage: jetstream.FileStorage, TTL: n.cfg.RecordTTL,
 		Replicas: n.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: sessions bucket: %w", err)
 	}
 	conf, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: n.cfg.Prefix + "_config", Storage: jetstream.FileStorage,
+		Bucket: n.configBucket(), Storage: jetstream.FileStorage,
 		Replicas: n.cfg.Replicas,
 	})
 	if err != nil {
@@ -276,6 +278,10 @@ func sameChannels(ctx context.Context, conf jetstream.KeyValue, mine []protocol.
 	return nil
 }
 
+// pingInterval is how often a node pings its broker: a silent connection is
+// noticed within two to three of them.
+func pingInterval(claim time.Duration) time.Duration { return max(2*claim, time.Second) }
+
 // Seed is the cluster's seed for broadcast.WithSeed: every node ticks alike.
 func (n *Node) Seed() [32]byte { return n.seed }
 
@@ -291,7 +297,7 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 		return err
 	}
 	if err := n.startPublished(); err != nil {
-		n.chat.Stop()
+		n.stopConsumers()
 		return err
 	}
 	// Before recovering one of this node's sessions from its record,
@@ -299,8 +305,7 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 	if _, err := n.nc.Subscribe(n.nodeSubject(n.cfg.Node), func(m *nats.Msg) {
 		_ = m.Respond([]byte(n.whereIs(string(m.Data))))
 	}); err != nil {
-		n.chat.Stop()
-		n.published.Stop()
+		n.stopConsumers()
 		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
 	for range 16 {
@@ -318,18 +323,27 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 	return nil
 }
 
-// Close stops answering for sessions, writes the records still pending and
-// leaves the broker. Sessions still on the hub can be recovered by another
-// node from their records, after a gap; to hand them over without one, close
-// the hub's streams first and give clients time to come back elsewhere
-// (cmd/server -handover).
-func (n *Node) Close() error {
+// stopConsumers stops delivering chat and published events.
+func (n *Node) stopConsumers() {
 	if n.chat != nil {
 		n.chat.Stop()
 	}
 	if n.published != nil {
 		n.published.Stop()
 	}
+}
+
+// Close stops answering for sessions, writes the records still pending and
+// leaves the broker. Sessions still on the hub can be recovered by another
+// node from their records, after a gap; to hand them over without one, close
+// the hub's streams first and give clients time to come back elsewhere
+// (cmd/server -handover).
+//
+// Its error says how many records could not be written (the broker was away):
+// another node recovering those sessions may announce a smaller gap than it
+// should.
+func (n *Node) Close() error {
+	n.stopConsumers()
 	n.mu.Lock()
 	n.closing = true
 	if n.parkTimer != nil {
@@ -369,38 +383,9 @@ func (n *Node) Close() error {
 	n.cancel()
 	n.wg.Wait()
 	drain()
-	n.flushRecords(context.Background())
+	err := n.flushRecords(context.Background())
 	n.nc.Close()
-	return nil
-}
-
-func (n *Node) streamName() string { return n.cfg.Prefix + "_CHAT" }
-
-// key is a session's name on the broker: a hash, since the id itself is
-// the capability to read and steer the session and the broker's subjects
-// and keys are visible to every node and operator.
-func key(id string) string {
-	sum := sha256.Sum256([]byte("xhrsse session\x00" + id))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
-}
-
-func (n *Node) subject(id string) string { return n.cfg.Prefix + ".session." + key(id) }
-func (n *Node) nodeSubject(node string) string {
-	return n.cfg.Prefix + ".node." + node
-}
-
-// validName accepts what is safe as one token of a subject and in a bucket
-// name.
-func validName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return err
 }
 
 // Handover waits, at shutdown, until every session of the hub has been taken

@@ -9,3 +9,20 @@ func SlowRecordWrites(before func(id string)) (undo func()) {
 	testHookRecordWrite.Store(&before)
 	return func() { testHookRecordWrite.Store(nil) }
 }
+
+// HoldDeliveries holds n's chat and published deliveries back, as parking
+// does, until release: a node whose consumers stalled.
+func HoldDeliveries(n *Node) (release func()) {
+	calm := make(chan struct{})
+	n.mu.Lock()
+	n.calm = calm
+	n.mu.Unlock()
+	return func() {
+		n.mu.Lock()
+		if n.calm == calm {
+			n.calm = nil
+		}
+		n.mu.Unlock()
+		close(calm)
+	}
+}

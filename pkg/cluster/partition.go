@@ -99,9 +99,9 @@ func (n *Node) park() {
 	n.mu.Unlock()
 	for _, id := range ids {
 		// As a hand-over: a record write under way ends first.
-		n.records.Lock()
+		n.records.lock(id)
 		st, err := n.hub.Withdraw(id)
-		n.records.Unlock()
+		n.records.unlock(id)
 		if err != nil {
 			continue // it ended or left meanwhile
 		}
@@ -177,9 +177,9 @@ func (n *Node) settle() {
 				break // a take brought it back meanwhile: it is live here
 			}
 			if !parked {
-				n.records.Lock()
+				n.records.lock(id)
 				_, err := n.hub.Withdraw(id)
-				n.records.Unlock()
+				n.records.unlock(id)
 				if err != nil {
 					break // it left meanwhile
 				}

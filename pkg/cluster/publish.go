@@ -21,9 +21,6 @@ const channelHeader = "Xhrsse-Channel"
 
 var _ broadcast.PublishRelay = (*Node)(nil)
 
-func (n *Node) publishedStreamName() string { return n.cfg.Prefix + "_PUBLISHED" }
-func (n *Node) publishedSubject() string    { return n.cfg.Prefix + ".published" }
-
 // setupPublished makes the published events' stream. It keeps what a node
 // joining or catching up after a broker outage may need, bounded in bytes
 // since an event may be 64 KiB.
@@ -55,44 +52,17 @@ func (n *Node) PublishEvent(ctx context.Context, channel string, data []byte) (u
 
 // startPublished delivers the published events to the hub in order, from the
 // first one after those the broker had when the node started: a session
-// sees what is published after it tuned in. An ordered consumer survives
-// broker restarts and reconnects, going on after the last event it
-// delivered.
+// sees what is published after it tuned in.
 func (n *Node) startPublished() error {
-	ctx, cancel := context.WithTimeout(n.ctx, 10*n.cfg.Claim)
-	defer cancel()
-	stream, err := n.js.Stream(ctx, n.publishedStreamName())
-	if err != nil {
-		return fmt.Errorf("cluster: published stream: %w", err)
+	start := func(last uint64) jetstream.OrderedConsumerConfig {
+		return jetstream.OrderedConsumerConfig{
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:   last + 1,
+		}
 	}
-	n.pubStream = stream
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("cluster: published stream: %w", err)
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   info.State.LastSeq + 1,
+	var err error
+	n.pubStream, n.published, err = n.consume("published", n.publishedStreamName(), start, func(seq uint64, m jetstream.Msg) {
+		n.hub.DeliverPublished(seq, m.Headers().Get(channelHeader), m.Data())
 	})
-	if err != nil {
-		return fmt.Errorf("cluster: published consumer: %w", err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		md, err := m.Metadata()
-		if err != nil {
-			n.log.Warn("published event without metadata", "err", err)
-			return
-		}
-		// Held back, as chat is, while sessions are parked.
-		if n.waitCalm() {
-			n.hub.DeliverPublished(md.Sequence.Stream, m.Headers().Get(channelHeader), m.Data())
-		}
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		n.log.Debug("published consumer", "err", err)
-	}), jetstream.PullHeartbeat(consumerHeartbeat), jetstream.PullExpiry(10*consumerHeartbeat))
-	if err != nil {
-		return fmt.Errorf("cluster: published consumer: %w", err)
-	}
-	n.published = cc
-	return nil
+	return err
 }

@@ -28,6 +28,11 @@ func (n *Node) SessionChanged(c broadcast.SessionChange) {
 	n.mu.Lock()
 	n.pending[c.ID] = c
 	n.mu.Unlock()
+	n.wakeWriter()
+}
+
+// wakeWriter tells the writer that records are pending.
+func (n *Node) wakeWriter() {
 	select {
 	case n.wake <- struct{}{}:
 	default:
@@ -47,6 +52,12 @@ func (n *Node) Register(ctx context.Context, s *broadcast.Session) error {
 // record queued for the writer, rather than be lost until another node
 // recovers it after a gap. Meanwhile its old node answers "moving" for it
 // (linger), so none recovers it from the old record.
+//
+// A moved session's stream does wait for its record: a record that still
+// names the old node once that node's linger is over lets a node that
+// does not hear the new one at that moment (it is reconnecting) recover
+// the session from it, with a gap, while the new node has it. The cluster
+// soak found that when the stream went ahead and the record followed.
 func (n *Node) register(ctx context.Context, s *broadcast.Session, keep bool) error {
 	if err := n.subscribe(s.ID()); err != nil {
 		return err
@@ -87,17 +98,14 @@ func (n *Node) requeue(c broadcast.SessionChange) {
 		n.pending[c.ID] = c
 	}
 	n.mu.Unlock()
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	n.wakeWriter()
 }
 
-// recordWait bounds one record write. The writer holds the records lock
-// meanwhile, which a hand-over waits for, and a session moving here waits
+// recordWait bounds one record write. The writer holds the session's lock
+// meanwhile, which its hand-over waits for, and a session moving here waits
 // for its record: while the bucket has no leader (its broker died, and
 // JetStream elects another, which takes seconds), a write fails after this
-// and is queued again, rather than hold every hand-over of the node up.
+// and is queued again.
 const recordWait = 2 * time.Second
 
 // write writes queued records until the node closes. Runs in its own
@@ -109,21 +117,25 @@ func (n *Node) write() {
 			return
 		case <-n.wake:
 		}
-		n.flushRecords(n.ctx)
+		_ = n.flushRecords(n.ctx) // what failed is queued again
 	}
 }
 
-func (n *Node) flushRecords(ctx context.Context) {
+// flushRecords writes the pending records. When the broker is away, the
+// one that failed and those not tried yet are queued again (unless a newer
+// change came meanwhile), it waits ReconnectWait, and returns the error.
+func (n *Node) flushRecords(ctx context.Context) error {
 	n.mu.Lock()
 	batch := n.pending
 	n.pending = make(map[string]broadcast.SessionChange)
 	n.mu.Unlock()
-	for _, c := range batch {
-		n.records.Lock()
+	for id, c := range batch {
+		n.records.lock(c.ID)
 		if c.Gone {
 			n.unsubscribe(c.ID, true)
 		} else if _, here := n.hub.Session(c.ID); !here {
-			n.records.Unlock()
+			n.records.unlock(c.ID)
+			delete(batch, id)
 			continue // it moved on: its new node writes the record now
 		}
 		if hook := testHookRecordWrite.Load(); hook != nil {
@@ -132,32 +144,24 @@ func (n *Node) flushRecords(ctx context.Context) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordWait)
 		err := n.writeRecord(wctx, c)
 		cancel()
-		n.records.Unlock()
+		n.records.unlock(c.ID)
 		if err != nil {
-			// The broker is away. A record that could not be written is
-			// queued again unless a newer change came meanwhile; a node
-			// that dies before writing it leaves a record that is out of
-			// date, so a recovery may announce a smaller gap than it
-			// should (docs/SCALING.md).
+			// A node that dies before writing them leaves records that
+			// are out of date, so a recovery may announce a smaller gap
+			// than it should (docs/SCALING.md).
 			n.log.Warn("session record", "err", err)
-			n.mu.Lock()
-			if _, newer := n.pending[c.ID]; !newer {
-				n.pending[c.ID] = c
+			for _, c := range batch {
+				n.requeue(c)
 			}
-			n.mu.Unlock()
-			if ctx.Err() == nil {
-				select {
-				case <-ctx.Done():
-				case <-time.After(n.cfg.ReconnectWait):
-				}
-				select {
-				case n.wake <- struct{}{}:
-				default:
-				}
+			select {
+			case <-ctx.Done():
+			case <-time.After(n.cfg.ReconnectWait):
 			}
-			return
+			return fmt.Errorf("cluster: %d session records not written: %w", len(batch), err)
 		}
+		delete(batch, id)
 	}
+	return nil
 }
 
 // testHookRecordWrite, when set by a test, runs before the writer puts a

@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// A subscription is a session's subject answered here. After the session
+// leaves, it lingers for a while (retire), answering "moved": a request the
+// broker routed here just before it heard of the unsubscription would
+// otherwise be dropped and its sender would wait for nothing. Meanwhile the
+// node tells others asking about the session that it is moving (or ended),
+// so none of them recovers it as if this node had died.
+type subscription struct {
+	id     string
+	sub    *nats.Subscription
+	retire *time.Timer // set once the session left
+	ended  bool        // it left by ending, not by moving
+	// handed is the reply that handed the session over, to the take
+	// takeID: while the subscription lingers, that take asked again (its
+	// node lost the broker, and the reply with it) gets the same reply.
+	takeID string
+	handed []byte
+}
+
+// linger is how long a subscription outlives its session here.
+const linger = 5 * time.Second
+
+func (n *Node) subscribe(id string) error {
+	k := key(id)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing {
+		// Its requests would find no worker to answer them.
+		return fmt.Errorf("%w: node closing", ErrUnavailable)
+	}
+	if s, ok := n.subs[k]; ok {
+		if s.retire != nil {
+			s.retire.Stop() // back before it retired
+			s.retire, s.ended = nil, false
+			s.takeID, s.handed = "", nil
+		}
+		return nil
+	}
+	// One queue group for every node: each request reaches one node, so a
+	// lingering subscription and the session's new node never both run it.
+	sub, err := n.nc.ChanQueueSubscribe(n.sessionSubject(k), "owner", n.reqs)
+	if err != nil {
+		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
+	}
+	n.subs[k] = &subscription{id: id, sub: sub}
+	return nil
+}
+
+// unsubscribe retires a session's subscription: it stops after linger.
+func (n *Node) unsubscribe(id string, ended bool) {
+	k := key(id)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, ok := n.subs[k]
+	if !ok || s.retire != nil {
+		return
+	}
+	s.ended = ended
+	s.retire = time.AfterFunc(linger, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.subs[k] == s && s.retire != nil {
+			_ = s.sub.Unsubscribe()
+			delete(n.subs, k)
+		}
+	})
+}
+
+// Where a session is, as this node knows it (the answer to a node query).
+const (
+	held    = "held"     // here
+	moving  = "moving"   // it left for another node a moment ago
+	ended   = "ended"    // it ended here a moment ago
+	unknown = "not held" // this node knows nothing of it
+)
+
+// whereIs says whether the session of key k is here.
+func (n *Node) whereIs(k string) string {
+	n.mu.Lock()
+	s, ok := n.subs[k]
+	var id string
+	var retiring, hasEnded bool
+	if ok {
+		// Read under n.mu: subscribe and unsubscribe change them.
+		id, retiring, hasEnded = s.id, s.retire != nil, s.ended
+	}
+	n.mu.Unlock()
+	switch {
+	case !ok:
+		return unknown
+	case !retiring:
+		if _, here := n.hub.Session(id); here {
+			return held
+		}
+		return moving // between its import and its subscription, or back
+	case hasEnded:
+		return ended
+	}
+	return moving
+}
+
+// handedTo returns the reply that handed a session over to req, and the
+// session's id, if req is that take asked again; nil otherwise.
+func (n *Node) handedTo(req request) ([]byte, string) {
+	if req.Op != "take" || req.TakeID == "" {
+		return nil, ""
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s, ok := n.subs[req.Key]; ok && s.retire != nil && s.takeID == req.TakeID {
+		return s.handed, s.id
+	}
+	return nil, ""
+}
+
+// keepHanded keeps data, the reply that handed a session over to the take
+// req, on its lingering subscription, for handedTo.
+func (n *Node) keepHanded(req request, data []byte) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s, ok := n.subs[req.Key]; ok && s.retire != nil {
+		s.takeID, s.handed = req.TakeID, data
+	}
+}
+
+// idOf is the id of the session of key k, if this node answers for it.
+func (n *Node) idOf(k string) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, ok := n.subs[k]
+	if !ok {
+		return "", false
+	}
+	return s.id, true
+}

@@ -1,0 +1,36 @@
+package cluster
+
+import (
+	"net/http"
+
+	"github.com/xhrsse/xhrsse/pkg/broadcast"
+)
+
+// A request is what a node sends on a session's subject. Session ids never
+// cross the broker (they are capabilities): the session is named by its key,
+// and the path and answer carry "{id}" where the id was.
+type request struct {
+	Op          string  `json:"op"` // "http" or "take"
+	Key         string  `json:"key"`
+	LastID      *uint64 `json:"lastId,omitempty"` // of the stream a take is for
+	TakeID      string  `json:"takeId,omitempty"` // one take, the same when it is asked again
+	SentAt      int64   `json:"sentAt,omitempty"` // of that stream's request
+	Method      string  `json:"method,omitempty"`
+	Path        string  `json:"path,omitempty"` // with the query
+	ContentType string  `json:"contentType,omitempty"`
+	Body        []byte  `json:"body,omitempty"`
+}
+
+// A reply answers a request. Moved says the session is no longer here:
+// ask again.
+type reply struct {
+	Moved      bool                    `json:"moved,omitempty"`
+	Superseded bool                    `json:"superseded,omitempty"` // see broadcast.ErrSuperseded
+	Status     int                     `json:"status,omitempty"`
+	Header     http.Header             `json:"header,omitempty"`
+	Body       []byte                  `json:"body,omitempty"`
+	State      *broadcast.SessionState `json:"state,omitempty"` // its ID left out
+}
+
+// idHole stands for the session id in what crosses the broker.
+const idHole = "{id}"
