@@ -211,7 +211,7 @@ func TestSoakPartitionUnnoticed(t *testing.T) {
 		env.mark("node c's broker connections stalled")
 		t.Logf("connections stalled: %d", env.link.CutAll(CutStall))
 		stalled := time.Now()
-		eventually(t, "node c connected again through a new connection", func() bool { return env.link.Conns() > 1 })
+		ssetest.Eventually(t, "node c connected again through a new connection", func() bool { return env.link.Conns() > 1 })
 		t.Logf("node c connected again %v after the stall", time.Since(stalled).Round(time.Millisecond))
 		time.Sleep(time.Until(stalled.Add(linkStallFor)))
 		env.mark("node c's stalled connections reset")

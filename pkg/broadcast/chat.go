@@ -100,8 +100,9 @@ func (h *Hub) Deliver(msg protocol.Chat) {
 	h.deliverChatLocked(msg)
 }
 
-// lastChatID is the id of the last chat message the hub delivered.
-func (h *Hub) lastChatID() int64 {
+// LastChatID is the id of the last chat message the hub delivered; a
+// cluster node fills a moving session in up to it.
+func (h *Hub) LastChatID() int64 {
 	h.chat.mu.Lock()
 	defer h.chat.mu.Unlock()
 	return h.chat.id

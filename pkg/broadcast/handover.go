@@ -195,7 +195,7 @@ func (h *Hub) Recover(id string, channels []string, reserved uint64, lastChat in
 	}
 	s := h.newSession(id)
 	s.ring.skipTo(max(reserved, 1))
-	s.lastChat = max(h.lastChatID(), lastChat)
+	s.lastChat = max(h.LastChatID(), lastChat)
 	s.lastPub = max(h.pub.seq.Load(), lastPub) // what was published meanwhile is in the gap
 	return s, h.adopt(s, mask, false)
 }

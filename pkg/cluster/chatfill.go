@@ -30,7 +30,7 @@ const fillFromBrokerAfter = 512
 // (the broker is away, the stream no longer has them) is left to the hub's
 // own fill from what it keeps.
 func (n *Node) fillChat(ctx context.Context, st *broadcast.SessionState) {
-	to := n.hub.ChatID()
+	to := n.hub.LastChatID()
 	if to-st.LastChat <= fillFromBrokerAfter {
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -21,8 +22,8 @@ func TestMoveOffAStalledNodeFillsChatFromTheBroker(t *testing.T) {
 	a, bn := nodes[0], nodes[1]
 	id := newSession(t, a)
 	s := openStream(t, a, id, "")
-	s.until(t, named(protocol.EventSession))
-	s.close()
+	s.until(t, ssetest.Named(protocol.EventSession))
+	s.Close()
 
 	release := cluster.HoldDeliveries(a.Node)
 	defer release()
@@ -39,15 +40,15 @@ func TestMoveOffAStalledNodeFillsChatFromTheBroker(t *testing.T) {
 		}
 		last = ack.Sequence
 	}
-	eventually(t, "node b delivered every chat", func() error {
-		if got := bn.Hub.ChatID(); got < int64(last) {
+	ssetest.Eventually(t, "node b delivered every chat", func() error {
+		if got := bn.Hub.LastChatID(); got < int64(last) {
 			return fmt.Errorf("node b at chat %d of %d", got, last)
 		}
 		return nil
 	})
 
 	s = openStream(t, bn, id, "") // taken from a, which delivered none of them
-	defer s.close()
+	defer s.Close()
 	next := 0
 	for next < sent {
 		m := s.next(t)

@@ -70,8 +70,8 @@ func TestStuckRecordWriteHoldsUpOnlyItsSession(t *testing.T) {
 	defer close(stickRecordWrite(t, a, stuck))
 
 	s := openStream(t, b, other, "")
-	defer s.close()
-	s.until(t, named(protocol.EventSession))
+	defer s.Close()
+	s.until(t, ssetest.Named(protocol.EventSession))
 	if s.node != "b" {
 		t.Fatalf("stream on %q", s.node)
 	}

@@ -105,7 +105,7 @@ func TestSecuredBroker(t *testing.T) {
 
 	id := newSession(t, a)
 	s := openStream(t, bn, id, "") // taken from a, over the broker
-	defer s.close()
+	defer s.Close()
 	if st, _ := post(t, a.URL+"/sessions/"+id+"/chat", protocol.ChatPost{Name: "t", Text: "over TLS"}, nil); st != http.StatusAccepted {
 		t.Fatalf("chat forwarded from a to b: %d", st)
 	}
