@@ -334,12 +334,11 @@ func (s *Stream) Done() <-chan struct{} { return s.done }
 
 // Ended reports whether the stream has ended.
 func (s *Stream) Ended() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
+	// The flag, not done: done closes only after the body is closed, a
+	// moment after Recv has already reported the end.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
 }
 
 // WaitEnd waits up to d for the stream to end and reports whether it did.
