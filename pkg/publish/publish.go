@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -101,8 +100,6 @@ func (p *Publisher) do(ctx context.Context, channel, contentType string, body io
 	} else {
 		e.Message = strings.TrimSpace(string(raw))
 	}
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-		e.RetryAfter = time.Duration(s) * time.Second
-	}
+	e.RetryAfter, _ = protocol.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return e.Events, e
 }
