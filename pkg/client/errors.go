@@ -42,7 +42,8 @@ type APIError struct {
 	// Message is the JSON "error" of the body, or the status text if the body
 	// was not the protocol's error JSON.
 	Message string
-	// RetryAfter is the Retry-After header (429, 503); 0 if none.
+	// RetryAfter is the Retry-After header (429, 503), given in seconds or
+	// as an HTTP date; 0 if none or unreadable.
 	RetryAfter time.Duration
 }
 

@@ -1,6 +1,7 @@
 // Package protocol is the Go form of docs/PROTOCOL.md: event names, the JSON
-// bodies of requests, responses and events, the error body, the limits, and the
-// one SSE frame encoder (and a spec-following parser for tests and tools).
+// bodies of requests, responses and events, the error body, the limits, the
+// one SSE frame encoder (and a spec-following parser for tests and tools), and
+// the reading of a Retry-After header.
 //
 // It holds no connections and no state; the server, the clients and the load
 // generator all speak through it so that the wire contract lives in one place.

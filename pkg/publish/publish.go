@@ -37,7 +37,8 @@ type Error struct {
 	// Events is how many events of the request were published before the
 	// refusal (the lines of Lines before the bad one).
 	Events int
-	// RetryAfter is when to try again, for 429 and 503 (zero otherwise).
+	// RetryAfter is when to try again, from the Retry-After header of a
+	// 429 or 503 (zero without one).
 	RetryAfter time.Duration
 }
 
