@@ -46,9 +46,8 @@ const (
 	// MaxPublishData of data, however it is escaped.
 	MaxPublishBody = 6*MaxPublishData + 1024
 	// DefaultPublishRate is the default allowance of a published channel, in
-	// events a second; DefaultPublishBurst events may come at once.
-	DefaultPublishRate  = 1000.0
-	DefaultPublishBurst = 1000
+	// events a second; a second's worth may come at once.
+	DefaultPublishRate = 1000.0
 )
 
 // Kinds of channel in GET /channels.
