@@ -47,8 +47,9 @@ func (e *Error) Error() string {
 }
 
 // Publish sends one event whose data is data (line ends allowed) to channel.
-// It returns once the server has it on every tuned session's stream (in a
-// cluster, once the broker has it).
+// It returns once the server has put it in the history of every session
+// tuned to channel, from which each session's stream sends it, now or on a
+// resume (in a cluster, once the broker has it).
 func (p *Publisher) Publish(ctx context.Context, channel, data string) error {
 	body, err := json.Marshal(protocol.PublishPost{Data: data})
 	if err != nil {
