@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
@@ -17,11 +16,11 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/xhrsse/xhrsse/internal/browsertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 )
 
-// waitTimeout bounds every "eventually" in these tests. It is an upper bound
-// for a noisy two-core machine, not a performance claim.
-const waitTimeout = 20 * time.Second
+// waitTimeout bounds every wait in these tests, as it does the toolkit's.
+const waitTimeout = ssetest.Wait
 
 // chromiumPath finds the browser; see browsertest.Path.
 func chromiumPath(t testing.TB) string { return browsertest.Path(t) }
@@ -52,27 +51,13 @@ func openPage(t testing.TB, url string) *browserPage {
 func openPageWith(t testing.TB, url string, extra ...chromedp.ExecAllocatorOption) *browserPage {
 	t.Helper()
 	p := &browserPage{t: t}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), browserOptions(t, extra...)...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(p.listen))
-	t.Cleanup(func() {
-		if err := chromedp.Cancel(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Logf("closing the browser: %v", err)
-		}
-		cancel()
-		acancel()
-	})
-	p.ctx = ctx
+	p.ctx = browsertest.Start(t, p.listen, extra...)
 	p.start(url)
 	return p
 }
 
-// browserOptions are the flags of every test browser, then extra.
-func browserOptions(t testing.TB, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
-	t.Helper()
-	return browsertest.Options(t, extra...)
-}
-
-// start brings up the tab of p.ctx and opens url in it.
+// start brings up the tab of p.ctx (a new tab of a running browser is made
+// here) and opens url in it.
 func (p *browserPage) start(url string) {
 	p.t.Helper()
 	if err := chromedp.Do(p.ctx); err != nil {
@@ -92,19 +77,7 @@ func (p *browserPage) start(url string) {
 // host). The browser goes when the test ends.
 func newBrowser(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), browserOptions(t, extra...)...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		if err := chromedp.Cancel(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Logf("closing the browser: %v", err)
-		}
-		cancel()
-		acancel()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", chromiumPath(t), err)
-	}
-	return ctx
+	return browsertest.Start(t, nil, extra...)
 }
 
 // openTab opens url in a new tab (a window of its own, so that it is visible
@@ -255,17 +228,25 @@ func evalErr[T any](p *browserPage, expr string) (T, error) {
 // the test with what the page shows if it is not within waitTimeout.
 func (p *browserPage) waitFor(what, expr string) {
 	p.t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
+	ssetest.Eventually(p.t, what, func() error {
 		ok, err := evalErr[bool](p, "Boolean("+expr+")")
 		if err == nil && ok {
-			return
+			return nil
 		}
-		lastErr = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	p.t.Fatalf("timed out waiting for %s (%s; last error %v)\n%s", what, expr, lastErr, p.state())
+		return notTrue{p, expr, err}
+	})
+}
+
+// notTrue is why a wait on the page has not ended yet. It reads the page's
+// state only when printed, so a poll stays one evaluation.
+type notTrue struct {
+	p    *browserPage
+	expr string
+	err  error // of the evaluation; nil if it was false
+}
+
+func (e notTrue) Error() string {
+	return fmt.Sprintf("%s (last error %v)\n%s", e.expr, e.err, e.p.state())
 }
 
 // state describes the page for a failure message.

@@ -5,15 +5,16 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 )
@@ -49,18 +50,17 @@ func download(t *testing.T, p *browserPage, dir, name string) []byte {
 	}
 	p.do(chromedp.Click(chromedp.ID("bulk-download")))
 	path := filepath.Join(dir, name)
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		// The browser writes a temporary file and renames it when done.
-		if b, err := os.ReadFile(path); err == nil {
-			return b
-		}
-		if time.Now().After(deadline) {
+	var b []byte
+	// The browser writes a temporary file and renames it when done.
+	ssetest.Eventually(t, name+" downloaded into "+dir, func() error {
+		var err error
+		if b, err = os.ReadFile(path); err != nil {
 			entries, _ := os.ReadDir(dir)
-			t.Fatalf("no %s downloaded into %s (it has %v)", name, dir, entries)
+			return fmt.Errorf("%w (the directory has %v)", err, entries)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return b
 }
 
 // TestBulk fetches 5 MiB of generated data and a file the server offers,

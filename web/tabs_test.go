@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 )
@@ -21,19 +21,6 @@ import (
 // role is the tab's part in sharing the stream: leader, follower or solo.
 func role(p *browserPage) string {
 	return eval[string](p, `document.getElementById('conn').dataset.role || ''`)
-}
-
-// waitServer polls a condition on the server until it holds, failing the
-// test after waitTimeout.
-func waitServer(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // allReceiving checks that every tab's count of channel name grows.
@@ -96,7 +83,7 @@ func TestManyTabsShareOneStream(t *testing.T) {
 	if leader < 0 {
 		t.Fatal("no tab leads")
 	}
-	waitServer(t, "one stream and one session for the eight tabs", func() bool {
+	ssetest.Eventually(t, "one stream and one session for the eight tabs", func() bool {
 		return srv.Hub.StreamCount() == 1 && srv.Hub.SessionCount() == 1
 	})
 	session := eval[string](tabs[0], `document.getElementById('conn-session').dataset.session`)
@@ -173,7 +160,7 @@ func TestManyTabsShareOneStream(t *testing.T) {
 	tabs[leader].checkClean()
 	tabs[leader].close()
 	rest := followers
-	waitServer(t, "a new leader's stream", func() bool {
+	ssetest.Eventually(t, "a new leader's stream", func() bool {
 		leaders := 0
 		for _, p := range rest {
 			if role(p) == "leader" {
@@ -229,7 +216,7 @@ func TestPageWithoutWebLocks(t *testing.T) {
 	p.do(chromedp.Click(chromedp.ID("ch-one-toggle")))
 	p.waitFor("channel one off", `document.getElementById('ch-one').dataset.on === 'false'`)
 	session := eval[string](p, `document.getElementById('conn-session').dataset.session`)
-	waitServer(t, "the session tuned out of one", func() bool {
+	ssetest.Eventually(t, "the session tuned out of one", func() bool {
 		s, ok := srv.Hub.Session(session)
 		if !ok {
 			return false
@@ -287,13 +274,13 @@ func TestTabsTuneTheUnion(t *testing.T) {
 		t.Errorf("the session has %v after each tab switched off a channel the other shows, want all three", sessionChannels(t, srv, id))
 	}
 	toggleOff(b, "two", "b")
-	waitServer(t, "two tuned out once no tab shows it", func() bool { return !has("two") })
+	ssetest.Eventually(t, "two tuned out once no tab shows it", func() bool { return !has("two") })
 
 	// Only a shows one: when a closes, b (now leading) tunes it out.
 	a.checkClean()
 	a.close()
 	b.waitFor("tab b leading", `document.getElementById('conn').dataset.role === 'leader'`)
-	waitServer(t, "one tuned out after the only tab showing it closed", func() bool { return !has("one") })
+	ssetest.Eventually(t, "one tuned out after the only tab showing it closed", func() bool { return !has("one") })
 	if got := sessionChannels(t, srv, id); !slices.Equal(got, []string{"three"}) {
 		t.Errorf("the session has %v, want [three], what tab b shows", got)
 	}

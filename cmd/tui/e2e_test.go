@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 )
 
@@ -41,20 +42,18 @@ func (x *tmuxTerm) screen() string {
 	return x.must("capture-pane", "-p", "-t", "tui")
 }
 
-// waitScreen waits (up to 20 s) until cond holds on the screen.
+// waitScreen waits (up to ssetest.Wait) until cond holds on the screen,
+// and returns that screen.
 func (x *tmuxTerm) waitScreen(what string, cond func(string) bool) string {
 	x.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		s := x.screen()
-		if cond(s) {
-			return s
+	var s string
+	ssetest.Eventually(x.t, what, func() error {
+		if s = x.screen(); cond(s) {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			x.t.Fatalf("not within 20s: %s\nscreen:\n%s", what, s)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("screen:\n%s", s)
+	})
+	return s
 }
 
 // buildTUI builds the real binary into a temporary directory.

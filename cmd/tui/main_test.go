@@ -13,6 +13,7 @@ import (
 	"github.com/muesli/termenv"
 	"go.uber.org/goleak"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/client"
 )
 
@@ -97,7 +98,7 @@ func probe[T any](u *tui, fn func(*model) T) T {
 	return out
 }
 
-// eventually waits (up to 20 s) until cond holds on the model.
+// eventually waits (up to ssetest.Wait) until cond holds on the model.
 func (u *tui) eventually(what string, cond func(*model) bool) {
 	u.t.Helper()
 	u.eventuallyOr(what, cond, nil)
@@ -106,17 +107,27 @@ func (u *tui) eventually(what string, cond func(*model) bool) {
 // eventuallyOr is eventually that adds diag() to the failure report.
 func (u *tui) eventuallyOr(what string, cond func(*model) bool, diag func() string) {
 	u.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !probe(u, cond) {
-		if time.Now().After(deadline) {
-			extra := ""
-			if diag != nil {
-				extra = "\n" + diag()
-			}
-			u.t.Fatalf("not within 20s: %s\nscreen:\n%s%s", what, probe(u, (*model).View), extra)
+	ssetest.Eventually(u.t, what, func() error {
+		if probe(u, cond) {
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		return notYet{u, diag}
+	})
+}
+
+// notYet is why a wait on the model has not ended yet. It shows the screen
+// (and diag) only when printed, so a poll stays one probe.
+type notYet struct {
+	u    *tui
+	diag func() string
+}
+
+func (e notYet) Error() string {
+	s := "screen:\n" + probe(e.u, (*model).View)
+	if e.diag != nil {
+		s += "\n" + e.diag()
 	}
+	return s
 }
 
 // press sends keys as the terminal would: one message per key.

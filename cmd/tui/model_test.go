@@ -21,6 +21,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/xhrsse/xhrsse/internal/soak"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/internal/testserver"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/client"
@@ -171,7 +172,7 @@ func listen(t *testing.T, url string) (*client.Session, <-chan client.Event) {
 // waitChat waits for a chat event matching name and text.
 func waitChat(t *testing.T, events <-chan client.Event, name, text string) protocol.Chat {
 	t.Helper()
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(ssetest.Wait)
 	for {
 		select {
 		case ev := <-events:
@@ -179,7 +180,7 @@ func waitChat(t *testing.T, events <-chan client.Event, name, text string) proto
 				return *ev.Chat
 			}
 		case <-deadline:
-			t.Fatalf("no chat %q from %q within 20s", text, name)
+			t.Fatalf("no chat %q from %q within %v", text, name, ssetest.Wait)
 		}
 	}
 }

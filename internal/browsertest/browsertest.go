@@ -1,9 +1,11 @@
 // Package browsertest starts the headless Chromium of the project's browser
-// tests: where to find it and the flags it needs on a machine with no
-// network but loopback.
+// tests: where to find it, the flags it needs on a machine with no network
+// but loopback, and Start, which runs one for the length of a test.
 package browsertest
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"testing"
@@ -54,4 +56,30 @@ func Options(t testing.TB, extra ...chromedp.ExecAllocatorOption) []chromedp.Exe
 		chromedp.WindowSize(1280, 900),
 	}
 	return append(opts, extra...)
+}
+
+// Start starts a headless Chromium with Options(t, extra...) and returns the
+// context of its first tab, blank; listen, if not nil, gets that tab's
+// events. The browser goes when the test ends.
+func Start(t testing.TB, listen func(ev any), extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), Options(t, extra...)...)
+	var opts []chromedp.ContextOption
+	if listen != nil {
+		opts = append(opts, chromedp.WithListener(listen))
+	}
+	ctx, cancel := chromedp.NewContext(actx, opts...)
+	t.Cleanup(func() {
+		if err := chromedp.Cancel(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Logf("closing the browser: %v", err)
+		}
+		cancel()
+		acancel()
+	})
+	// The first run starts the browser and ties it to its context: ctx, not
+	// a context with a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", Path(t), err)
+	}
+	return ctx
 }

@@ -2,11 +2,9 @@ package proxytest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -20,21 +18,7 @@ import (
 // self-signed certificates, and closes it when the test ends.
 func openBrowserPage(t testing.TB, url string) context.Context {
 	t.Helper()
-	actx, acancel := chromedp.NewExecAllocator(context.Background(),
-		browsertest.Options(t, chromedp.Flag("ignore-certificate-errors", true))...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		if err := chromedp.Cancel(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Logf("closing the browser: %v", err)
-		}
-		cancel()
-		acancel()
-	})
-	// The first run starts the browser and ties it to its context: ctx, not
-	// a context with a timeout.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", browsertest.Path(t), err)
-	}
+	ctx := browsertest.Start(t, nil, chromedp.Flag("ignore-certificate-errors", true))
 	nctx, ncancel := context.WithTimeout(ctx, ssetest.Wait)
 	defer ncancel()
 	if err := chromedp.Do(nctx, chromedp.Navigate(url)); err != nil {
@@ -47,21 +31,27 @@ func openBrowserPage(t testing.TB, url string) context.Context {
 // test with the page's connection log and errors if it does not in time.
 func pageWait(t testing.TB, ctx context.Context, what, expr string) {
 	t.Helper()
-	deadline := time.Now().Add(ssetest.Wait)
-	for time.Now().Before(deadline) {
+	ssetest.Eventually(t, what, func() error {
 		cctx, cancel := context.WithTimeout(ctx, ssetest.Wait)
+		defer cancel()
 		ok, err := chromedp.Run(cctx, chromedp.Evaluate[bool]("Boolean("+expr+")"))
-		cancel()
 		if err == nil && ok {
-			return
+			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cctx, cancel := context.WithTimeout(ctx, ssetest.Wait)
+		return pageState{ctx}
+	})
+}
+
+// pageState describes the page when printed: a wait's failure reads it
+// then, not on every poll.
+type pageState struct{ ctx context.Context }
+
+func (p pageState) Error() string {
+	cctx, cancel := context.WithTimeout(p.ctx, ssetest.Wait)
 	defer cancel()
 	state, _ := chromedp.Run(cctx, chromedp.Evaluate[string](`['conn-state', 'conn-history', 'app-error', 'channels-error', 'chat-error', 'bulk-status', 'bulk-error']
 		.map((id) => id + ': ' + document.getElementById(id).textContent.trim()).join('\n')`))
-	t.Fatalf("timed out waiting for %s\n%s", what, state)
+	return "\n" + state
 }
 
 // TestPageThroughNginx opens the browser page through nginx run from

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -173,16 +174,10 @@ func TestSessionTTL(t *testing.T) {
 	st, _ := h.Attach(held, Position{})
 	c := testStream(t, ctx, st)
 	next(t, c)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, ok := h.Session(idle.ID()); !ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("idle session never expired")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	ssetest.Eventually(t, "the idle session to expire", func() bool {
+		_, ok := h.Session(idle.ID())
+		return !ok
+	})
 	time.Sleep(200 * time.Millisecond) // several TTLs
 	if _, ok := h.Session(held.ID()); !ok {
 		t.Fatal("session with a stream expired")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -43,7 +42,8 @@ type APIError struct {
 	// Message is the JSON "error" of the body, or the status text if the body
 	// was not the protocol's error JSON.
 	Message string
-	// RetryAfter is the Retry-After header (429, 503); 0 if none.
+	// RetryAfter is the Retry-After header (429, 503), given in seconds or
+	// as an HTTP date; 0 if none or unreadable.
 	RetryAfter time.Duration
 }
 
@@ -60,10 +60,8 @@ func (e *APIError) Error() string {
 
 // apiError turns a non-2xx answer into an *APIError.
 func apiError(resp *http.Response, body []byte) *APIError {
-	e := &APIError{
-		Status:     resp.StatusCode,
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-	}
+	e := &APIError{Status: resp.StatusCode}
+	e.RetryAfter, _ = protocol.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	var pe protocol.Error
 	if err := json.Unmarshal(body, &pe); err == nil && pe.Error != "" {
 		e.Message = pe.Error
@@ -80,19 +78,4 @@ func readAPIError(resp *http.Response) *APIError {
 		data = nil
 	}
 	return apiError(resp, data)
-}
-
-// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date; 0 if
-// absent or unreadable.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

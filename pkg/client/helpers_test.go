@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 )
 
 // eventually bounds every wait of these tests: generous, so a loaded 2-core
 // machine does not make them flaky; nothing is asserted about speed.
-const eventually = 20 * time.Second
+const eventually = ssetest.Wait
 
 // isNotFound reports whether err is an *APIError with status 404.
 func isNotFound(err error) bool {
@@ -106,18 +108,14 @@ func (h *runHandle) waitFor(what string, pred func(Event) bool) Event {
 			}
 		case err := <-h.done:
 			h.done <- err
-			// Run has returned; what it sent before is still buffered.
-			for {
-				select {
-				case ev := <-h.events:
-					h.take(ev)
-					if pred(ev) {
-						return ev
-					}
-					continue
-				default:
+			// Run has returned; what it sent before is still buffered, and
+			// this goroutine alone takes from it.
+			for len(h.events) > 0 {
+				ev := <-h.events
+				h.take(ev)
+				if pred(ev) {
+					return ev
 				}
-				break
 			}
 			h.t.Fatalf("waiting for %s: Run returned %v", what, err)
 		case <-deadline:

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -441,9 +442,7 @@ func TestRunStopsWhileBlocked(t *testing.T) {
 	events := make(chan Event, 2) // room for connecting and connected; never read
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, events) }()
-	for len(events) < 2 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	ssetest.Eventually(t, "connecting and connected, with no reader", func() bool { return len(events) == cap(events) })
 	cancel()
 	select {
 	case err := <-done:

@@ -1,6 +1,7 @@
 // Package protocol is the Go form of docs/PROTOCOL.md: event names, the JSON
-// bodies of requests, responses and events, the error body, the limits, and the
-// one SSE frame encoder (and a spec-following parser for tests and tools).
+// bodies of requests, responses and events, the error body, the limits, the
+// one SSE frame encoder (and a spec-following parser for tests and tools), and
+// the reading of a Retry-After header.
 //
 // It holds no connections and no state; the server, the clients and the load
 // generator all speak through it so that the wire contract lives in one place.
@@ -45,9 +46,8 @@ const (
 	// MaxPublishData of data, however it is escaped.
 	MaxPublishBody = 6*MaxPublishData + 1024
 	// DefaultPublishRate is the default allowance of a published channel, in
-	// events a second; DefaultPublishBurst events may come at once.
-	DefaultPublishRate  = 1000.0
-	DefaultPublishBurst = 1000
+	// events a second; a second's worth may come at once.
+	DefaultPublishRate = 1000.0
 )
 
 // Kinds of channel in GET /channels.

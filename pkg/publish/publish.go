@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -38,7 +37,8 @@ type Error struct {
 	// Events is how many events of the request were published before the
 	// refusal (the lines of Lines before the bad one).
 	Events int
-	// RetryAfter is when to try again, for 429 and 503 (zero otherwise).
+	// RetryAfter is when to try again, from the Retry-After header of a
+	// 429 or 503 (zero without one).
 	RetryAfter time.Duration
 }
 
@@ -47,8 +47,9 @@ func (e *Error) Error() string {
 }
 
 // Publish sends one event whose data is data (line ends allowed) to channel.
-// It returns once the server has it on every tuned session's stream (in a
-// cluster, once the broker has it).
+// It returns once the server has put it in the history of every session
+// tuned to channel, from which each session's stream sends it, now or on a
+// resume (in a cluster, once the broker has it).
 func (p *Publisher) Publish(ctx context.Context, channel, data string) error {
 	body, err := json.Marshal(protocol.PublishPost{Data: data})
 	if err != nil {
@@ -101,8 +102,6 @@ func (p *Publisher) do(ctx context.Context, channel, contentType string, body io
 	} else {
 		e.Message = strings.TrimSpace(string(raw))
 	}
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-		e.RetryAfter = time.Duration(s) * time.Second
-	}
+	e.RetryAfter, _ = protocol.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return e.Events, e
 }

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -236,24 +234,6 @@ func wantPublishError(t testing.TB, what string, r ssetest.Reply, status, events
 	if e, ok := ssetest.Refusal[protocol.PublishError](t, what, r, status); ok && (e.Error == "" || e.Events != events) {
 		t.Errorf("%s: body %s, want an error and events %d", what, r.Body, events)
 	}
-}
-
-// syncBuffer is a log sink the server writes from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestPublishErrors(t *testing.T) {
