@@ -121,11 +121,7 @@ func (er *eventReader) next() (*event, error) {
 		if line[0] == ':' {
 			continue
 		}
-		field, value := line, []byte(nil)
-		if i := bytes.IndexByte(line, ':'); i >= 0 {
-			field, value = line[:i], line[i+1:]
-			value = bytes.TrimPrefix(value, []byte(" "))
-		}
+		field, value := protocol.SplitField(line)
 		switch string(field) {
 		case "event":
 			ev.name = append(ev.name[:0], value...)

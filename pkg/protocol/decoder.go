@@ -26,10 +26,10 @@ type Message struct {
 
 // A Decoder parses a text/event-stream following WHATWG HTML §9.2.6: an
 // optional UTF-8 BOM, CR, LF or CRLF line ends, comments, multi-line data,
-// id persistence (ids with NUL are ignored) and retry. It is used by tests,
-// by the fuzz targets and by the load generator, which needs a parser that
-// costs little per stream. It works on bytes: invalid UTF-8 is passed through
-// rather than replaced with U+FFFD as a browser would.
+// id persistence (ids with NUL are ignored) and retry. The Go client's tests,
+// the test toolkit and the fuzz targets read streams with it. It works on
+// bytes: invalid UTF-8 is passed through rather than replaced with U+FFFD as
+// a browser would.
 type Decoder struct {
 	sc *bufio.Scanner
 	// Retry is the last valid retry value seen, in milliseconds; -1 if none.
@@ -85,26 +85,6 @@ func (d *Decoder) Next() (Message, error) {
 	return Message{ID: d.lastID, Name: name, Data: string(d.data[:len(d.data)-1])}, nil
 }
 
-// A RawMessage is a Message whose Data is the decoder's own buffer: it is
-// valid only until the next call to Next or NextRaw.
-type RawMessage struct {
-	ID   string
-	Name string
-	Data []byte
-}
-
-// NextRaw is Next without the copy of the data into a string: a reader of
-// bulk chunks, 66 KiB lines that it decodes at once and then forgets, saves
-// an allocation and a copy of every line. The events and errors are Next's.
-func (d *Decoder) NextRaw() (RawMessage, error) {
-	name, err := d.next()
-	if err != nil {
-		return RawMessage{}, err
-	}
-	n := len(d.data) - 1
-	return RawMessage{ID: d.lastID, Name: name, Data: d.data[:n:n]}, nil
-}
-
 // next reads up to the next dispatched event, leaves its data in d.data
 // with the final LF, and returns its name.
 func (d *Decoder) next() (string, error) {
@@ -133,11 +113,7 @@ func (d *Decoder) next() (string, error) {
 		if line[0] == ':' {
 			continue
 		}
-		field, value := line, []byte(nil)
-		if i := bytes.IndexByte(line, ':'); i >= 0 {
-			field, value = line[:i], line[i+1:]
-			value = bytes.TrimPrefix(value, []byte(" "))
-		}
+		field, value := SplitField(line)
 		switch string(field) {
 		case "event":
 			name = d.name(value)
@@ -229,4 +205,16 @@ func splitLines(maxLine int) bufio.SplitFunc {
 		scanned = i
 		return 0, nil, nil
 	}
+}
+
+// SplitField splits one line of an event stream (not blank, not a comment)
+// into its field and value, as the WHATWG rules read it: the field is the
+// line up to its first colon, the whole line without one; one space after
+// the colon is not part of the value.
+func SplitField(line []byte) (field, value []byte) {
+	i := bytes.IndexByte(line, ':')
+	if i < 0 {
+		return line, nil
+	}
+	return line[:i], bytes.TrimPrefix(line[i+1:], []byte(" "))
 }

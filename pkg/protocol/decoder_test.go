@@ -24,27 +24,10 @@ type decoded struct {
 
 // decodeAll reads r to its end with a decoder of the given line limit.
 func decodeAll(r io.Reader, maxLine int) (decoded, error) {
-	return decodeMixed(r, maxLine, "n")
-}
-
-// decodeMixed reads r to its end with a decoder of the given line limit,
-// calling NextRaw, or Next where pattern (cycled) says 'n', and copying each
-// raw Data before the next call, as its contract asks.
-func decodeMixed(r io.Reader, maxLine int, pattern string) (decoded, error) {
 	d := protocol.NewDecoder(r, maxLine)
 	var out decoded
-	for i := 0; ; i++ {
-		var (
-			m   protocol.Message
-			err error
-		)
-		if pattern[i%len(pattern)] == 'n' {
-			m, err = d.Next()
-		} else {
-			var raw protocol.RawMessage
-			raw, err = d.NextRaw()
-			m = protocol.Message{ID: raw.ID, Name: raw.Name, Data: string(raw.Data)}
-		}
+	for {
+		m, err := d.Next()
 		if err != nil {
 			out.LastID, out.Retry = d.LastEventID(), d.Retry
 			if errors.Is(err, io.EOF) {
