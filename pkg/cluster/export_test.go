@@ -26,3 +26,10 @@ func HoldDeliveries(n *Node) (release func()) {
 		close(calm)
 	}
 }
+
+// StopConsumers stops n's chat and published ordered consumers, and
+// nothing else: a node whose consumers are gone and not yet made again.
+func StopConsumers(n *Node) {
+	n.chat.cc.Stop()
+	n.published.cc.Stop()
+}
