@@ -33,3 +33,9 @@ func StopConsumers(n *Node) {
 	n.chat.cc.Stop()
 	n.published.cc.Stop()
 }
+
+// WhereIs is what n answers another node asking where session id is.
+func WhereIs(n *Node, id string) string { return n.whereIs(key(id)) }
+
+// Linger is how long a subscription outlives its session, at least.
+const Linger = linger
