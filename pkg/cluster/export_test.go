@@ -1,5 +1,7 @@
 package cluster
 
+import "github.com/nats-io/nats.go"
+
 // Key is key, for tests that read the broker's session records.
 var Key = key
 
@@ -39,3 +41,15 @@ func WhereIs(n *Node, id string) string { return n.whereIs(key(id)) }
 
 // Linger is how long a subscription outlives its session, at least.
 const Linger = linger
+
+// Listen subscribes n's own connection to subject, for a test that sends
+// n a request and has n reply (Respond).
+func Listen(n *Node, subject string) (*nats.Subscription, error) {
+	return n.nc.SubscribeSync(subject)
+}
+
+// Respond is n's reply to m, as its workers send it.
+func Respond(n *Node, m *nats.Msg, data []byte) { n.respond(m, data) }
+
+// Connected reports whether n has a connection to a broker.
+func Connected(n *Node) bool { return n.nc.IsConnected() }
