@@ -22,7 +22,9 @@ func TestReplySentOnceTheBrokerIsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	asker, err := nats.Connect(br.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	// The asker tries to reconnect all the time, so that it is back, and
+	// listening for the reply, before node a (every 250 ms) sends it.
+	asker, err := nats.Connect(br.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(time.Millisecond), nats.ReconnectJitter(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
