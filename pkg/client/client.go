@@ -50,15 +50,15 @@ const (
 // Client makes the protocol's HTTP calls against one server. It is safe for
 // concurrent use; its zero value is not usable, call New.
 type Client struct {
-	base           string
-	hc             *http.Client // POSTs and GETs; may have a Timeout
-	stream         *http.Client // the same, without Timeout, for streams
-	log            *slog.Logger
-	origin         string
-	maxEvent       int
-	maxBackoff     time.Duration
-	idleTimeout    time.Duration
-	connectTimeout time.Duration
+	base        string
+	hc          *http.Client // POSTs and GETs; may have a Timeout
+	stream      *http.Client // the same, without Timeout, for streams
+	log         *slog.Logger
+	origin      string
+	maxEvent    int
+	maxBackoff  time.Duration
+	idleTimeout time.Duration
+	connTimeout time.Duration // for a stream's answer
 }
 
 // Option configures a Client in New.
@@ -124,7 +124,7 @@ func WithIdleTimeout(d time.Duration) Option {
 // request before it drops the request and tries again (default
 // DefaultConnectTimeout; 0 disables).
 func WithConnectTimeout(d time.Duration) Option {
-	return func(c *Client) { c.connectTimeout = max(d, 0) }
+	return func(c *Client) { c.connTimeout = max(d, 0) }
 }
 
 // New returns a Client for the server at baseURL, like
@@ -142,12 +142,12 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("client: base URL %q must not have a query or fragment", baseURL)
 	}
 	c := &Client{
-		base:           strings.TrimRight(u.String(), "/"),
-		log:            slog.Default(),
-		maxEvent:       DefaultMaxEventSize,
-		maxBackoff:     DefaultMaxBackoff,
-		idleTimeout:    DefaultIdleTimeout,
-		connectTimeout: DefaultConnectTimeout,
+		base:        strings.TrimRight(u.String(), "/"),
+		log:         slog.Default(),
+		maxEvent:    DefaultMaxEventSize,
+		maxBackoff:  DefaultMaxBackoff,
+		idleTimeout: DefaultIdleTimeout,
+		connTimeout: DefaultConnectTimeout,
 	}
 	for _, o := range opts {
 		o(c)

@@ -281,7 +281,7 @@ func permanent(status int) bool {
 // taken again elsewhere. onRead is to be called for the head and for every
 // read of the body; stop ends the watch.
 func (c *Client) watchSilence(cancel context.CancelCauseFunc) (onRead, stop func()) {
-	connect, idle := c.connectTimeout, c.idleTimeout
+	connect, idle := c.connTimeout, c.idleTimeout
 	if connect <= 0 && idle <= 0 {
 		return func() {}, func() {}
 	}
