@@ -112,7 +112,11 @@ func (r *recoveries) report(t *testing.T, cr *crowd) {
 				// For a diagnosis: what kept them.
 				for _, m := range cr.all {
 					if tl := m.record(); slices.Contains(slow, tl.name) || slices.Contains(silent, tl.name) {
-						t.Logf("after %s, %s heard no %s for more than %v; trail:\n%s", rec.what, tl.name, k.kind, recoveryTarget, tl.trailNow())
+						end := rec.ended
+						if d, ok := k.seen[tl.name]; ok {
+							end = rec.at.Add(d)
+						}
+						t.Logf("after %s, %s heard no %s for more than %v; trail:\n%sits stream requests meanwhile:\n%s", rec.what, tl.name, k.kind, recoveryTarget, tl.trailNow(), tl.streamsDuring(rec.at, end))
 					}
 				}
 			}
@@ -144,4 +148,24 @@ func summary(seen map[string]time.Duration) string {
 	slices.SortFunc(all, func(a, b one) int { return int(a.d - b.d) })
 	last := all[len(all)-1]
 	return fmt.Sprintf("median %v, slowest %v (%s), of %d clients", all[len(all)/2].d.Round(time.Millisecond), last.d.Round(time.Millisecond), last.name, len(all))
+}
+
+// streamsDuring lists the stream requests of the client's session, and the
+// session events answering them, that the front relayed from..to: what
+// kept a slow client.
+func (t *tally) streamsDuring(from, to time.Time) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sid == "" || t.shared.requests == nil {
+		return ""
+	}
+	// The front's lines start with the time of day.
+	lo, hi := from.Format("15:04:05.000"), to.Add(time.Second).Format("15:04:05.000")
+	var b strings.Builder
+	for _, r := range t.shared.requests(t.sid) {
+		if len(r) >= len(lo) && r[:len(lo)] >= lo && r[:len(lo)] <= hi && (strings.Contains(r, "GET /events") || strings.Contains(r, "session event")) {
+			b.WriteString("  " + r + "\n")
+		}
+	}
+	return b.String()
 }

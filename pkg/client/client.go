@@ -39,6 +39,10 @@ const (
 	// ping comment, for three ping intervals: the connection is probably
 	// dead without the TCP stack knowing, so Run resumes on a new one.
 	DefaultIdleTimeout = 3 * protocol.PingInterval
+	// DefaultConnectTimeout is how long a stream's answer may take to come:
+	// as long as the idle limit, which counts only from the answer. A node
+	// of a cluster taking the session over from another may take seconds.
+	DefaultConnectTimeout = DefaultIdleTimeout
 	// maxAnswer bounds a non-stream answer body read into memory.
 	maxAnswer = 4 << 20
 )
@@ -54,6 +58,7 @@ type Client struct {
 	maxEvent    int
 	maxBackoff  time.Duration
 	idleTimeout time.Duration
+	connTimeout time.Duration // for a stream's answer
 }
 
 // Option configures a Client in New.
@@ -109,8 +114,17 @@ func WithMaxBackoff(d time.Duration) Option {
 
 // WithIdleTimeout sets how long a stream may be silent (no event, no ping)
 // before Run drops it and resumes (default DefaultIdleTimeout; 0 disables).
+// It counts from the answer's head: see WithConnectTimeout for the wait
+// before it.
 func WithIdleTimeout(d time.Duration) Option {
 	return func(c *Client) { c.idleTimeout = max(d, 0) }
+}
+
+// WithConnectTimeout sets how long Run waits for the answer to a stream's
+// request before it drops the request and tries again (default
+// DefaultConnectTimeout; 0 disables).
+func WithConnectTimeout(d time.Duration) Option {
+	return func(c *Client) { c.connTimeout = max(d, 0) }
 }
 
 // New returns a Client for the server at baseURL, like
@@ -133,6 +147,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		maxEvent:    DefaultMaxEventSize,
 		maxBackoff:  DefaultMaxBackoff,
 		idleTimeout: DefaultIdleTimeout,
+		connTimeout: DefaultConnectTimeout,
 	}
 	for _, o := range opts {
 		o(c)

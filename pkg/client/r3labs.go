@@ -102,7 +102,8 @@ type listener interface {
 // Last-Event-ID lastID unless it is "", and hands what it reads to l until
 // the stream ends, fails, or ctx is cancelled. A non-200 answer is an
 // *APIError; a stream that is not text/event-stream, ErrProtocol. onRead is
-// called after each read of the body that returned bytes.
+// called once the answer's head says it is a stream, then after each read of
+// the body that returned bytes.
 func (c *Client) subscribe(ctx context.Context, url, lastID string, onRead func(), l listener) error {
 	sc := sse.NewClient(url, sse.ClientMaxBufferSize(c.maxEvent+slack))
 	sc.Connection = c.stream
@@ -122,6 +123,7 @@ func (c *Client) subscribe(ctx context.Context, url, lastID string, onRead func(
 		}
 		resp.Body = newEventReader(resp.Body, c.maxEvent, onRead)
 		l.opened(resp.Header)
+		onRead()
 		return nil
 	}
 	return sc.SubscribeRawWithContext(ctx, func(e *sse.Event) {

@@ -413,6 +413,56 @@ func TestIdleTimeout(t *testing.T) {
 	h.waitState(Resumed)
 }
 
+// TestIdleCountsFromTheAnswer: a server that takes longer than the idle
+// limit to answer (a node of a cluster taking the session over) is waited
+// for: the idle limit counts from the answer's head, so the first stream
+// is read, not dropped and asked for again.
+func TestIdleCountsFromTheAnswer(t *testing.T) {
+	f := newFake(t)
+	f.stream = func(w http.ResponseWriter, r *http.Request, n int) {
+		time.Sleep(400 * time.Millisecond) // twice the idle limit
+		startSSE(w)
+		raw(w, sessionFrame("S1", 0, n > 0)+frame(1, "one", "a"))
+		hold(r)
+	}
+	_, s := f.session(WithIdleTimeout(200 * time.Millisecond))
+	h := startRun(t, s)
+	h.waitFor("the first event", func(ev Event) bool { return ev.ID == 1 })
+	if n := f.count(); n != 1 {
+		t.Errorf("%d GET /events for one stream answered late", n)
+	}
+	for _, ev := range h.log {
+		if ev.Kind == State && ev.State == Reconnecting {
+			t.Errorf("reconnected: %v", ev.Err)
+		}
+	}
+	// Once answered, silence is still cut at the idle limit.
+	if ev := h.waitState(Reconnecting); !errors.Is(ev.Err, errIdle) {
+		t.Errorf("reconnect reason %v, want the idle limit", ev.Err)
+	}
+}
+
+// TestConnectTimeout: a server that never answers the stream's request is
+// given up on after the connect timeout, and asked again.
+func TestConnectTimeout(t *testing.T) {
+	f := newFake(t)
+	f.stream = func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 0 {
+			hold(r) // no answer at all
+			return
+		}
+		startSSE(w)
+		raw(w, sessionFrame("S1", 0, false))
+		hold(r)
+	}
+	_, s := f.session(WithConnectTimeout(200*time.Millisecond), WithIdleTimeout(time.Hour))
+	h := startRun(t, s)
+	if ev := h.waitState(Reconnecting); !errors.Is(ev.Err, errNoAnswer) {
+		t.Errorf("reconnect reason %v, want no answer", ev.Err)
+	}
+	h.waitState(Connected)
+}
+
 func TestRunOnce(t *testing.T) {
 	f := newFake(t)
 	f.stream = func(w http.ResponseWriter, r *http.Request, n int) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
@@ -15,6 +16,7 @@ import (
 
 var (
 	errIdle        = errors.New("client: stream idle too long")
+	errNoAnswer    = errors.New("client: stream not answered in time")
 	errStreamEnded = errors.New("client: stream ended")
 )
 
@@ -225,12 +227,8 @@ func (r *runner) connect(ctx context.Context) outcome {
 		lastID = strconv.FormatUint(last, 10)
 	}
 
-	onRead := func() {}
-	if d := s.c.idleTimeout; d > 0 {
-		idle := time.AfterFunc(d, func() { cancel(errIdle) })
-		defer idle.Stop()
-		onRead = func() { idle.Reset(d) }
-	}
+	onRead, stop := s.c.watchSilence(cancel)
+	defer stop()
 
 	h := &handler{r: r, ctx: connCtx, cancel: cancel}
 	err := s.c.subscribe(connCtx, u, lastID, onRead, h)
@@ -239,7 +237,7 @@ func (r *runner) connect(ctx context.Context) outcome {
 	if out.err != nil || out.fatal || out.gone {
 		return out
 	}
-	if cause := context.Cause(connCtx); cause != nil && ctx.Err() == nil && errors.Is(cause, errIdle) {
+	if cause := context.Cause(connCtx); cause != nil && ctx.Err() == nil && (errors.Is(cause, errIdle) || errors.Is(cause, errNoAnswer)) {
 		err = cause
 	}
 	var ae *APIError
@@ -272,4 +270,46 @@ func (r *runner) connect(ctx context.Context) outcome {
 // before: it means the session is gone.)
 func permanent(status int) bool {
 	return status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
+}
+
+// watchSilence ends a connection (cancel) whose answer does not come within
+// the connect timeout, or whose stream then says nothing for the idle
+// timeout. The idle limit counts from the answer's head, not from the
+// request: a server may take a while to answer a stream whose session it
+// first takes over from another node of a cluster, and a client that gave
+// up on that take at its idle limit would only send its session on to be
+// taken again elsewhere. onRead is to be called for the head and for every
+// read of the body; stop ends the watch.
+func (c *Client) watchSilence(cancel context.CancelCauseFunc) (onRead, stop func()) {
+	connect, idle := c.connTimeout, c.idleTimeout
+	if connect <= 0 && idle <= 0 {
+		return func() {}, func() {}
+	}
+	var (
+		mu     sync.Mutex
+		opened bool // guarded by mu: the head came
+	)
+	t := time.AfterFunc(max(connect, 0), func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if opened {
+			cancel(errIdle)
+		} else {
+			cancel(errNoAnswer)
+		}
+	})
+	if connect <= 0 {
+		t.Stop() // no limit until the head
+	}
+	onRead = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		opened = true
+		if idle > 0 {
+			t.Reset(idle)
+		} else {
+			t.Stop()
+		}
+	}
+	return onRead, func() { t.Stop() }
 }

@@ -63,10 +63,31 @@ func (n *Node) answer(m *nats.Msg) {
 	n.respond(m, data)
 }
 
+// respond sends a reply. One that fails because the connection to the
+// broker is down (nothing is buffered meanwhile) is sent again once it is
+// back, within requestTimeout: the asker waits that long for it. Without
+// that, a forwarded bulk POST whose reply was lost with a broker was
+// answered 503 only after the whole wait, while its transfer's chunks
+// already streamed to a client that could not place them before the POST's
+// answer: the client heard nothing for ten seconds.
 func (n *Node) respond(m *nats.Msg, data []byte) {
-	if err := m.Respond(data); err != nil {
-		n.log.Warn("reply", "err", err)
+	deadline := time.Now().Add(requestTimeout)
+	for {
+		err := m.Respond(data)
+		if err == nil {
+			return
+		}
+		if !linkDown(err) || time.Now().After(deadline) || !n.awaitLink(n.ctx) {
+			n.log.Warn("reply", "err", err)
+			return
+		}
+		n.log.Debug("reply sent again, the broker back", "err", err)
 	}
+}
+
+// linkDown reports whether a publish failed for want of a connection.
+func linkDown(err error) bool {
+	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrConnectionDraining)
 }
 
 // handOver exports session id for the take req and lets it go from here.

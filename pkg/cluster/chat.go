@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -28,24 +27,25 @@ func (n *Node) PublishChat(ctx context.Context, msg protocol.Chat) (int64, error
 // protocol.ChatHistory messages on, so a new node has the same history as
 // the others.
 func (n *Node) startChat() error {
-	start := func(last uint64) jetstream.OrderedConsumerConfig {
+	first := func(last uint64) uint64 {
 		if last <= protocol.ChatHistory {
-			return jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+			return 1
 		}
-		return jetstream.OrderedConsumerConfig{
-			DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:   last - protocol.ChatHistory + 1,
-		}
+		return last - protocol.ChatHistory + 1
 	}
 	var err error
-	n.chatStream, n.chat, err = n.consume("chat", n.chatStreamName(), start, func(seq uint64, m jetstream.Msg) {
+	n.chat, err = n.startFeed("chat", n.chatStreamName(), n.chatSubject(), first, func(seq uint64, _ nats.Header, data []byte) {
 		var msg protocol.Chat
-		if err := json.Unmarshal(m.Data(), &msg); err != nil {
+		if err := json.Unmarshal(data, &msg); err != nil {
 			n.log.Warn("bad chat on the broker", "seq", seq, "err", err)
 			return
 		}
 		msg.ID = int64(seq)
 		n.hub.Deliver(msg)
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	n.chatStream = n.chat.stream
+	return nil
 }

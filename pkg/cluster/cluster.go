@@ -119,10 +119,10 @@ type Node struct {
 
 	records sessionLocks // a session's record write, hand-over, parking
 
-	chat       jetstream.ConsumeContext
+	chat       *feed
 	chatStream jetstream.Stream
-	published  jetstream.ConsumeContext // published events (publish.go)
-	pubStream  jetstream.Stream         // their stream
+	published  *feed            // published events (publish.go)
+	pubStream  jetstream.Stream // their stream
 	metrics    metrics
 }
 
@@ -219,6 +219,9 @@ func (n *Node) setup(ctx context.Context) error {
 		Storage:  jetstream.FileStorage,
 		MaxMsgs:  10_000,
 		Replicas: n.cfg.Replicas,
+		// Any replica answers a direct get: a node reads chat that
+		// way while its consumer is being made again (feed.go).
+		AllowDirect: true,
 	}); err != nil {
 		return fmt.Errorf("cluster: chat stream: %w", err)
 	}
@@ -326,10 +329,10 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 // stopConsumers stops delivering chat and published events.
 func (n *Node) stopConsumers() {
 	if n.chat != nil {
-		n.chat.Stop()
+		n.chat.stop()
 	}
 	if n.published != nil {
-		n.published.Stop()
+		n.published.stop()
 	}
 }
 

@@ -1,5 +1,7 @@
 package cluster
 
+import "github.com/nats-io/nats.go"
+
 // Key is key, for tests that read the broker's session records.
 var Key = key
 
@@ -26,3 +28,28 @@ func HoldDeliveries(n *Node) (release func()) {
 		close(calm)
 	}
 }
+
+// StopConsumers stops n's chat and published ordered consumers, and
+// nothing else: a node whose consumers are gone and not yet made again.
+func StopConsumers(n *Node) {
+	n.chat.cc.Stop()
+	n.published.cc.Stop()
+}
+
+// WhereIs is what n answers another node asking where session id is.
+func WhereIs(n *Node, id string) string { return n.whereIs(key(id)) }
+
+// Linger is how long a subscription outlives its session, at least.
+const Linger = linger
+
+// Listen subscribes n's own connection to subject, for a test that sends
+// n a request and has n reply (Respond).
+func Listen(n *Node, subject string) (*nats.Subscription, error) {
+	return n.nc.SubscribeSync(subject)
+}
+
+// Respond is n's reply to m, as its workers send it.
+func Respond(n *Node, m *nats.Msg, data []byte) { n.respond(m, data) }
+
+// Connected reports whether n has a connection to a broker.
+func Connected(n *Node) bool { return n.nc.IsConnected() }

@@ -33,6 +33,8 @@ func (n *Node) setupPublished(ctx context.Context) error {
 		MaxBytes: 256 << 20,
 		MaxAge:   time.Hour,
 		Replicas: n.cfg.Replicas,
+		// For direct gets, as the chat stream (feed.go).
+		AllowDirect: true,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: published stream: %w", err)
@@ -54,15 +56,14 @@ func (n *Node) PublishEvent(ctx context.Context, channel string, data []byte) (u
 // first one after those the broker had when the node started: a session
 // sees what is published after it tuned in.
 func (n *Node) startPublished() error {
-	start := func(last uint64) jetstream.OrderedConsumerConfig {
-		return jetstream.OrderedConsumerConfig{
-			DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:   last + 1,
-		}
-	}
+	first := func(last uint64) uint64 { return last + 1 }
 	var err error
-	n.pubStream, n.published, err = n.consume("published", n.publishedStreamName(), start, func(seq uint64, m jetstream.Msg) {
-		n.hub.DeliverPublished(seq, m.Headers().Get(channelHeader), m.Data())
+	n.published, err = n.startFeed("published", n.publishedStreamName(), n.publishedSubject(), first, func(seq uint64, hdr nats.Header, data []byte) {
+		n.hub.DeliverPublished(seq, hdr.Get(channelHeader), data)
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	n.pubStream = n.published.stream
+	return nil
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -25,8 +26,18 @@ type subscription struct {
 	handed []byte
 }
 
-// linger is how long a subscription outlives its session here.
-const linger = 5 * time.Second
+// linger is how long a subscription outlives its session here. A session
+// that moved, though, lingers on while its record still names this node,
+// up to maxLinger: until its new node has written its record, another
+// node that does not hear the new one (it is reconnecting) would find the
+// record naming this node, and this node knowing nothing of the session,
+// and recover it while the new node has it.
+const (
+	linger    = 5 * time.Second
+	maxLinger = 15 * time.Second
+	// recheck is how often a lingering session's record is read again.
+	recheck = time.Second
+)
 
 func (n *Node) subscribe(id string) error {
 	k := key(id)
@@ -64,14 +75,47 @@ func (n *Node) unsubscribe(id string, ended bool) {
 		return
 	}
 	s.ended = ended
-	s.retire = time.AfterFunc(linger, func() {
+	until := time.Now().Add(maxLinger)
+	s.retire = time.AfterFunc(linger, func() { n.retire(k, s, until) })
+}
+
+// retire ends the lingering subscription s of key k, unless the session
+// moved and its record still names this node (or cannot be read), and
+// until has not passed: then it looks again after recheck. Runs on s's
+// timer.
+func (n *Node) retire(k string, s *subscription, until time.Time) {
+	n.mu.Lock()
+	if n.closing || n.subs[k] != s || s.retire == nil {
+		n.mu.Unlock()
+		return // Close or subscribe took over
+	}
+	ended, id := s.ended, s.id
+	n.wg.Add(1) // under mu, before Close's Wait
+	n.mu.Unlock()
+	defer n.wg.Done()
+	if !ended && time.Now().Before(until) && n.recordMayNameMe(id) {
 		n.mu.Lock()
-		defer n.mu.Unlock()
 		if n.subs[k] == s && s.retire != nil {
-			_ = s.sub.Unsubscribe()
-			delete(n.subs, k)
+			s.retire = time.AfterFunc(recheck, func() { n.retire(k, s, until) })
 		}
-	})
+		n.mu.Unlock()
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.subs[k] == s && s.retire != nil {
+		_ = s.sub.Unsubscribe()
+		delete(n.subs, k)
+	}
+}
+
+// recordMayNameMe reports whether session id's record names this node,
+// or cannot be read.
+func (n *Node) recordMayNameMe(id string) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, recheck)
+	defer cancel()
+	rec, _, found, err := n.readRecord(ctx, id)
+	return err != nil || found && rec.Node == n.cfg.Node
 }
 
 // Where a session is, as this node knows it (the answer to a node query).
