@@ -95,6 +95,12 @@ func (c *chunkedWriter) Write(b []byte) (int, error) {
 		n64, err = bufs.WriteTo(c.conn)
 		n = int(n64)
 	}
+	if err != nil {
+		// The body may end mid-chunk: the connection can carry nothing
+		// more. Closed, net/http's last chunk fails at once instead of
+		// waiting, without a deadline, on a client that stopped reading.
+		c.conn.Close()
+	}
 	return min(max(n-len(h), 0), len(b)), err
 }
 
