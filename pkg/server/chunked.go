@@ -79,21 +79,12 @@ func (c *chunkedWriter) Write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil // an empty chunk would end the body
 	}
-	var head [16]byte
-	h := append(strconv.AppendInt(head[:0], int64(len(b)), 16), crlf...)
-	var n int
+	var n, head int
 	var err error
 	if len(b) <= maxFramed {
-		fp := framePool.Get().(*[]byte)
-		f := append(append(append((*fp)[:0], h...), b...), crlf...)
-		n, err = c.conn.Write(f)
-		*fp = f[:0]
-		framePool.Put(fp)
+		n, head, err = c.writeFramed(b)
 	} else {
-		bufs := net.Buffers{h, b, crlf}
-		var n64 int64
-		n64, err = bufs.WriteTo(c.conn)
-		n = int(n64)
+		n, head, err = c.writeVectored(b)
 	}
 	if err != nil {
 		// The body may end mid-chunk: the connection can carry nothing
@@ -101,7 +92,33 @@ func (c *chunkedWriter) Write(b []byte) (int, error) {
 		// waiting, without a deadline, on a client that stopped reading.
 		c.conn.Close()
 	}
-	return min(max(n-len(h), 0), len(b)), err
+	return min(max(n-head, 0), len(b)), err
+}
+
+// writeFramed writes the chunk b from a frame buffer; it returns the bytes
+// written and the length of the size line.
+func (c *chunkedWriter) writeFramed(b []byte) (n, head int, err error) {
+	fp := framePool.Get().(*[]byte)
+	f := appendChunkHead((*fp)[:0], len(b))
+	head = len(f)
+	f = append(append(f, b...), crlf...)
+	n, err = c.conn.Write(f)
+	*fp = f[:0]
+	framePool.Put(fp)
+	return n, head, err
+}
+
+// writeVectored writes the chunk b from where it is, in one writev.
+func (c *chunkedWriter) writeVectored(b []byte) (n, head int, err error) {
+	h := appendChunkHead(nil, len(b))
+	bufs := net.Buffers{h, b, crlf}
+	n64, err := bufs.WriteTo(c.conn)
+	return int(n64), len(h), err
+}
+
+// appendChunkHead appends the size line of a chunk of n bytes.
+func appendChunkHead(dst []byte, n int) []byte {
+	return append(strconv.AppendInt(dst, int64(n), 16), crlf...)
 }
 
 // SetWriteDeadline sets the connection's write deadline; the stream sets it
