@@ -37,7 +37,8 @@ func withConn(ctx context.Context, c net.Conn) context.Context {
 // chunkedStream returns the writer for a stream answered on w, after
 // WriteHeader: a chunkedWriter on the request's connection for a GET over
 // HTTP/1.1, w itself when it cannot be one (HTTP/2, HTTP/1.0 or HEAD,
-// whose bodies are not chunked; a server without connContext).
+// whose bodies are not chunked; a server without connContext). w must be
+// net/http's own: a wrapper that rewrote the body would be bypassed.
 func chunkedStream(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
 	c, ok := r.Context().Value(connKey{}).(net.Conn)
 	if !ok || r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Method != http.MethodGet {
