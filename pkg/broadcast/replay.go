@@ -33,18 +33,23 @@ type event struct {
 // which a server with little else to allocate runs seldom; in blocks it is
 // 8.5-9 KiB, all of it in use.
 type ring struct {
-	blocks []*ringBlock // blocks[i] holds ids base+i*blockSize …
-	base   uint64       // first id of blocks[0]; a multiple of blockSize
-	first  uint64       // id of the oldest event held
-	next   uint64       // id the next event gets
-	spare  *ringBlock   // an emptied block, for the next one needed
+	blocks []ringBlock // blocks[i] holds ids base+i*blockSize …
+	base   uint64      // first id of blocks[0]; a multiple of blockSize
+	first  uint64      // id of the oldest event held
+	next   uint64      // id the next event gets
+	spare  ringBlock   // an emptied block, for the next one needed
 }
 
 // blockSize is the slots in a ring block: 512 bytes of pointers, so a ring
 // wastes at most one partly used block at either end.
 const blockSize = 64
 
-type ringBlock [blockSize]*event
+// A ringBlock is a slice of blockSize slots, not a pointer to an array: a
+// slot is reached through the slice's header, held in blocks, while a
+// pointer is checked for nil by a load from the block's first slots. On
+// the fan-out path each session's ring is cold, and that load was a second
+// cache miss per push, on a line the push does not otherwise touch.
+type ringBlock []*event
 
 func newRing() ring {
 	return ring{first: 1, next: 1}
@@ -71,7 +76,7 @@ func (r *ring) push(ev *event, o *options) uint64 {
 	if int(r.next-r.base) >= len(r.blocks)*blockSize {
 		b := r.spare
 		if b == nil {
-			b = new(ringBlock)
+			b = make(ringBlock, blockSize)
 		}
 		r.spare = nil
 		r.blocks = append(r.blocks, b)
@@ -109,7 +114,7 @@ func (r *ring) get(id uint64) *event {
 // of ids this session never issued (it outlived a restart of its counter).
 func (r *ring) skipTo(id uint64) {
 	for i, b := range r.blocks {
-		clear(b[:])
+		clear(b)
 		if r.spare == nil {
 			r.spare = b
 		}

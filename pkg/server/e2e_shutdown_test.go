@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -143,10 +144,17 @@ func TestStuckReader(t *testing.T) {
 func TestWriteTimeout(t *testing.T) {
 	h := start(t, broadcast.WithWriteTimeout(300*time.Millisecond))
 	sid := h.newSession(t, "one")
-	ssetest.StuckReader(t, h.srv.Addr, "/events?session="+sid)
+	stuck := ssetest.StuckReader(t, h.srv.Addr, "/events?session="+sid)
 	ssetest.Eventually(t, "the stream to open", func() bool { return h.srv.Hub.StreamCount() == 1 })
 	h.bulk(t, sid, fmt.Sprintf(`{"bytes":%d}`, 20<<20))
 	ssetest.Eventually(t, "the blocked stream to end", func() bool { return h.srv.Hub.StreamCount() == 0 })
+
+	// Its body broke off mid-write: the server closes the connection
+	// rather than keep it for another request (or block on it).
+	stuck.SetReadDeadline(time.Now().Add(ssetest.Wait))
+	if _, err := io.Copy(io.Discard, stuck); err != nil {
+		t.Fatalf("the timed-out stream's connection, read to its end: %v; want it closed", err)
+	}
 
 	s := h.events(t, sid)
 	s.Expect(t, protocol.EventSession)

@@ -257,7 +257,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	err = st.Run(r.Context(), w)
+	err = st.Run(r.Context(), chunkedStream(w, r))
 	s.log.Debug("stream ended", "session", protocol.ShortID(sess.ID()), "err", err)
 }
 

@@ -19,11 +19,13 @@ import (
 // busy between two writes.
 const notSentLowat = 16 << 10
 
-// connContext is the http.Server's ConnContext: it sets the low-water mark
-// on each accepted TCP connection and gives the requests on it a Backlog
-// for the stream's bulk pacing. A connection that is not TCP (a test's
-// pipe) is left as it is.
+// connContext is the http.Server's ConnContext: it gives the requests on
+// each accepted connection the connection itself, which an HTTP/1.1
+// stream writes to (chunked.go), and on a TCP connection it sets the
+// low-water mark and gives them a Backlog for the stream's bulk pacing.
+// On a connection that is not TCP (a test's pipe) it sets nothing.
 func connContext(ctx context.Context, c net.Conn) context.Context {
+	ctx = withConn(ctx, c)
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}

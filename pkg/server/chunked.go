@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// An HTTP/1.1 stream writes its chunks straight to its connection: net/http
+// writes the response head (Transfer-Encoding: chunked) and, when the
+// handler returns, the last chunk, as for any response; in between, each
+// write of the stream goes out as one chunk in one system call. The bytes
+// on the wire are what net/http would send, and the connection stays
+// net/http's (it still notices the client leave, Shutdown and Close still
+// see it, it may serve the next request), but a write skips net/http's
+// layers: the response's and the connection's buffers, the chunk writer
+// and its formatted size line, a lock and a flush through each. With one
+// write per stream for each chat, at thousands of streams the cost of a
+// write is the server's capacity. HTTP/2 streams share their connection
+// and keep the ResponseWriter.
+//
+// This holds because net/http writes to a connection only when its handler
+// calls the ResponseWriter, or has returned: the stream flushes the head
+// first, and from then on it alone writes.
+
+type connKey struct{}
+
+// withConn returns ctx carrying the connection the requests on it came on
+// (http.Server.ConnContext).
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// chunkedStream returns the writer for a stream answered on w, after
+// WriteHeader: a chunkedWriter on the request's connection for a GET over
+// HTTP/1.1, w itself when it cannot be one (HTTP/2, HTTP/1.0 or HEAD,
+// whose bodies are not chunked; a server without connContext). w must be
+// net/http's own: a wrapper that rewrote the body would be bypassed.
+func chunkedStream(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+	c, ok := r.Context().Value(connKey{}).(net.Conn)
+	if !ok || r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Method != http.MethodGet {
+		return w
+	}
+	// net/http chunks an HTTP/1.1 body that has neither length nor
+	// transfer coding set.
+	if h := w.Header(); h.Get("Content-Length") != "" || h.Get("Transfer-Encoding") != "" {
+		return w
+	}
+	if err := http.NewResponseController(w).Flush(); err != nil {
+		return w
+	}
+	return &chunkedWriter{ResponseWriter: w, conn: c}
+}
+
+// A chunkedWriter is the ResponseWriter of an HTTP/1.1 stream whose head is
+// written: each Write is one chunk, written to the connection. Header still
+// answers, and SetWriteDeadline is the connection's, for
+// http.ResponseController. It does not buffer, so it has no Flush.
+type chunkedWriter struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+// framePool holds the buffers a small chunk is framed in: size line, data
+// and CRLF in one piece, so that it leaves in one write.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, maxFramed+16); return &b }}
+
+// maxFramed is the largest chunk copied into a frame buffer: every tick and
+// chat write, and most replays. A larger one (a bulk run) is written from
+// where it is, in one vectored write.
+const maxFramed = 4 << 10
+
+var crlf = []byte("\r\n")
+
+// Write sends b as one chunk and reports how many bytes of b went out.
+func (c *chunkedWriter) Write(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil // an empty chunk would end the body
+	}
+	var n, head int
+	var err error
+	if len(b) <= maxFramed {
+		n, head, err = c.writeFramed(b)
+	} else {
+		n, head, err = c.writeVectored(b)
+	}
+	if err != nil {
+		// The body may end mid-chunk: the connection can carry nothing
+		// more. Closed, net/http's last chunk fails at once instead of
+		// waiting, without a deadline, on a client that stopped reading.
+		c.conn.Close()
+	}
+	return min(max(n-head, 0), len(b)), err
+}
+
+// writeFramed writes the chunk b from a frame buffer; it returns the bytes
+// written and the length of the size line.
+func (c *chunkedWriter) writeFramed(b []byte) (n, head int, err error) {
+	fp := framePool.Get().(*[]byte)
+	f := appendChunkHead((*fp)[:0], len(b))
+	head = len(f)
+	f = append(append(f, b...), crlf...)
+	n, err = c.conn.Write(f)
+	*fp = f[:0]
+	framePool.Put(fp)
+	return n, head, err
+}
+
+// writeVectored writes the chunk b from where it is, in one writev.
+func (c *chunkedWriter) writeVectored(b []byte) (n, head int, err error) {
+	h := appendChunkHead(nil, len(b))
+	bufs := net.Buffers{h, b, crlf}
+	n64, err := bufs.WriteTo(c.conn)
+	return int(n64), len(h), err
+}
+
+// appendChunkHead appends the size line of a chunk of n bytes.
+func appendChunkHead(dst []byte, n int) []byte {
+	return append(strconv.AppendInt(dst, int64(n), 16), crlf...)
+}
+
+// SetWriteDeadline sets the connection's write deadline; the stream sets it
+// through http.ResponseController.
+func (c *chunkedWriter) SetWriteDeadline(t time.Time) error {
+	return c.conn.SetWriteDeadline(t)
+}
