@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Brokers is a NATS cluster of three brokers routed over loopback, with
@@ -77,7 +80,7 @@ func (c *Brokers) WaitReady() {
 			current = current && b.srv.JetStreamIsCurrent()
 		}
 		leader = leader && asked > 0
-		if leader && current {
+		if leader && current && c.placeable() {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -85,6 +88,39 @@ func (c *Brokers) WaitReady() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// placeable reports whether a stream replicated on every running broker can
+// be made. The meta leader and its followers being current is not enough
+// when a broker runs in a child process: the leader may not have heard that
+// broker's JetStream yet, and a node's first stream is refused with "no
+// suitable peers for placement".
+func (c *Brokers) placeable() bool {
+	running := 0
+	for _, b := range c.bs {
+		if b.running() {
+			running++
+		}
+	}
+	nc, err := nats.Connect(c.URL(), nats.Timeout(time.Second))
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	const probe = "CLUSTERTEST_READY"
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: probe, Subjects: []string{"clustertest.ready"}, Storage: jetstream.MemoryStorage, Replicas: running,
+	})
+	if err != nil {
+		return false
+	}
+	return js.DeleteStream(ctx, probe) == nil
 }
 
 // All returns the three brokers.
