@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -15,20 +17,48 @@ import (
 	"time"
 
 	"github.com/xhrsse/xhrsse/internal/ssetest"
+	"github.com/xhrsse/xhrsse/internal/testserver"
+	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
+	"github.com/xhrsse/xhrsse/pkg/server"
 )
 
 // TestHTTP11StreamWire: an HTTP/1.1 stream, read off the wire by hand, is a
 // chunked body whose every chunk is well framed, small writes and a bulk
 // transfer's large ones alike; it ends with the last chunk after bye, and
 // the connection then serves the next request.
+// Over TLS (HTTP/1.1 by ALPN) the stream writes to the TLS connection.
 func TestHTTP11StreamWire(t *testing.T) {
-	h := start(t)
+	t.Run("TCP", func(t *testing.T) {
+		h := start(t)
+		conn, err := net.DialTimeout("tcp", h.srv.Addr, ssetest.Wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkStreamWire(t, h, conn)
+	})
+	t.Run("TLS", func(t *testing.T) {
+		all := []broadcast.Option{broadcast.WithChannels(fastChannels(100)...)}
+		srv := testserver.StartTLS(t, server.Config{}, all...)
+		hc := srv.Client()
+		t.Cleanup(hc.CloseIdleConnections)
+		h := &harness{srv: srv, hc: hc}
+		roots := x509.NewCertPool()
+		roots.AddCert(srv.Cert)
+		d := &net.Dialer{Timeout: ssetest.Wait}
+		conn, err := tls.DialWithDialer(d, "tcp", srv.Addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := conn.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+			t.Fatalf("ALPN %q, want http/1.1", p)
+		}
+		checkStreamWire(t, h, conn)
+	})
+}
+
+func checkStreamWire(t *testing.T, h *harness, conn net.Conn) {
 	sid := h.newSession(t, "one")
-	conn, err := net.DialTimeout("tcp", h.srv.Addr, ssetest.Wait)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(4 * ssetest.Wait))
 	fmt.Fprintf(conn, "GET /events?session=%s HTTP/1.1\r\nHost: %s\r\n\r\n", sid, h.srv.Addr)
