@@ -3,6 +3,7 @@ package broadcast
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -36,6 +37,16 @@ type StateEvent struct {
 	Body     []byte `json:"body,omitempty"`
 	Transfer string `json:"transfer,omitempty"`
 	Seq      int    `json:"seq,omitempty"`
+}
+
+// AppendChat adds chat message msg to the state's history as the hub would
+// have delivered it at at: a cluster node fills a moving session in with
+// chat it reads from elsewhere.
+func (st *SessionState) AppendChat(msg protocol.Chat, at time.Time) {
+	ev := chatEvent(msg, at)
+	st.Events = append(st.Events, StateEvent{At: ev.at, Body: ev.body})
+	st.Next++
+	st.LastChat = msg.ID
 }
 
 // A TransferState is one bulk transfer of a SessionState. Files are named,

@@ -35,12 +35,11 @@ func (n *Node) startChat() error {
 	}
 	var err error
 	n.chat, err = n.startFeed("chat", n.chatStreamName(), n.chatSubject(), first, func(seq uint64, _ nats.Header, data []byte) {
-		var msg protocol.Chat
-		if err := json.Unmarshal(data, &msg); err != nil {
+		msg, err := decodeChat(seq, data)
+		if err != nil {
 			n.log.Warn("bad chat on the broker", "seq", seq, "err", err)
 			return
 		}
-		msg.ID = int64(seq)
 		n.hub.Deliver(msg)
 	})
 	if err != nil {
@@ -48,4 +47,15 @@ func (n *Node) startChat() error {
 	}
 	n.chatStream = n.chat.stream
 	return nil
+}
+
+// decodeChat reads the chat message stored at seq in the chat stream: its
+// id is the sequence number.
+func decodeChat(seq uint64, data []byte) (protocol.Chat, error) {
+	var msg protocol.Chat
+	if err := json.Unmarshal(data, &msg); err != nil {
+		return protocol.Chat{}, err
+	}
+	msg.ID = int64(seq)
+	return msg, nil
 }

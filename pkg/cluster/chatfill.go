@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -38,21 +36,9 @@ func (n *Node) fillChat(ctx context.Context, st *broadcast.SessionState) {
 	if err != nil {
 		n.log.Warn("chat to fill a moving session in", "session", protocol.ShortID(st.ID), "from", st.LastChat+1, "to", to, "err", err)
 	}
-	now := time.Now().UnixNano()
+	now := time.Now()
 	for _, msg := range msgs {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false) // as the hub encodes chat
-		if err := enc.Encode(msg); err != nil {
-			continue
-		}
-		body, err := protocol.AppendBody(nil, protocol.EventChat, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-		if err != nil {
-			continue
-		}
-		st.Events = append(st.Events, broadcast.StateEvent{At: now, Body: body})
-		st.Next++
-		st.LastChat = msg.ID
+		st.AppendChat(msg, now)
 	}
 	if len(msgs) > 0 {
 		n.log.Debug("chat filled in from the broker", "session", protocol.ShortID(st.ID), "messages", len(msgs))
@@ -87,11 +73,10 @@ func (n *Node) readChat(ctx context.Context, from, to int64) ([]protocol.Chat, e
 			if done = seq >= to; seq > to {
 				continue
 			}
-			var msg protocol.Chat
-			if err := json.Unmarshal(m.Data(), &msg); err != nil {
+			msg, err := decodeChat(md.Sequence.Stream, m.Data())
+			if err != nil {
 				continue // as the consumer skips it
 			}
-			msg.ID = seq
 			msgs = append(msgs, msg)
 		}
 		if err := batch.Error(); err != nil && !done {
