@@ -75,6 +75,7 @@ func (n *Node) respond(m *nats.Msg, data []byte) {
 	for {
 		err := m.Respond(data)
 		if err == nil {
+			n.replies.add(m.Reply, data)
 			return
 		}
 		if !linkDown(err) || time.Now().After(deadline) || !n.awaitLink(n.ctx) {

@@ -118,6 +118,7 @@ type Node struct {
 	calm      chan struct{}
 
 	records sessionLocks // a session's record write, hand-over, parking
+	replies replyLog     // replies sent lately, to send again after a lost broker (resend.go)
 
 	chat       *feed
 	chatStream jetstream.Stream

@@ -1,12 +1,14 @@
 package cluster_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/soak"
 	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
 )
@@ -57,4 +59,56 @@ func TestReplySentOnceTheBrokerIsBack(t *testing.T) {
 		t.Fatalf("reply %q", got.Data)
 	}
 	<-done
+}
+
+// TestReplyLostWithItsBrokerSentAgain: a reply that node a sent, and that
+// nats.go took, is lost when a's connection goes silent (or its broker is
+// killed) before the broker passed it on. a notices only afterwards; once
+// connected again it sends the reply again, rather than leave its asker
+// waiting out the whole request timeout (a forwarded POST unanswered for
+// 10 s holds up its client's stream).
+func TestReplyLostWithItsBrokerSentAgain(t *testing.T) {
+	br := clustertest.StartBroker(t)
+	// a reaches the broker through link, which stalls a's connection on
+	// demand (nothing relayed, nobody told) and resets it after hold; a
+	// new connection gets through.
+	link, err := soak.NewProxy([]string{strings.TrimPrefix(br.URL(), "nats://")}, soak.WithHold(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { link.Close() }) // after a's end: cleanups run last first
+	a := clustertest.StartNodeWith(t, br, "a", func(c *cluster.Config) {
+		c.URL = "nats://" + strings.TrimPrefix(link.URL(), "http://")
+	})
+	sub, err := cluster.Listen(a.Node, "test.ask")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asker, err := nats.Connect(br.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asker.Close()
+	inbox, err := asker.SubscribeSync("test.reply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := asker.PublishRequest("test.ask", "test.reply", []byte("ask")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.NextMsg(ssetest.Wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := link.CutAll(soak.CutStall); n != 1 {
+		t.Fatalf("%d connections stalled, want a's one", n)
+	}
+	cluster.Respond(a.Node, m, []byte("answer")) // taken, and lost in the stall
+	got, err := inbox.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("the reply lost with a's connection was not sent again: %v", err)
+	}
+	if string(got.Data) != "answer" {
+		t.Fatalf("reply %q", got.Data)
+	}
 }
