@@ -162,6 +162,7 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 		taking:  make(map[string]chan struct{}),
 		wake:    make(chan struct{}, 1),
 		metrics: newMetrics(),
+		replies: replyLog{keep: replyKeep(cfg.Claim)},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.link, n.linkDown = context.WithCancel(n.ctx)

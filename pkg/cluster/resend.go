@@ -16,10 +16,13 @@ import (
 // second copy is harmless: the asker's nats.go takes the first reply to a
 // request and drops any later one.
 
-// replyKeep is how long a sent reply is kept: as long as its asker waits
-// (requestTimeout), since a silent connection is noticed only after
-// seconds, and the replies sent into it meanwhile are lost.
-const replyKeep = requestTimeout
+// replyKeep is how long a sent reply is kept: a killed broker's
+// connection closes at once, but a silent one is noticed only after two
+// pings unanswered, and the replies sent into it meanwhile are lost; no
+// longer than its asker waits (requestTimeout).
+func replyKeep(claim time.Duration) time.Duration {
+	return min(3*pingInterval(claim), requestTimeout)
+}
 
 // replyKeepBytes bounds the bytes kept (a take's reply holds a session's
 // history): past it, the oldest replies are dropped first.
@@ -34,8 +37,10 @@ type sentReply struct {
 
 // replyLog keeps a node's recent replies, and those to send again.
 type replyLog struct {
+	keep time.Duration // replyKeep
+
 	mu     sync.Mutex
-	sent   []sentReply // guarded by mu; oldest first, none older than replyKeep
+	sent   []sentReply // guarded by mu; oldest first, none older than keep
 	bytes  int         // guarded by mu; of sent
 	resend []sentReply // guarded by mu; sent before the broker was lost
 }
@@ -48,7 +53,7 @@ func (l *replyLog) add(subject string, data []byte) {
 	l.sent = append(l.sent, sentReply{at: now, subject: subject, data: data})
 	l.bytes += len(data)
 	drop := 0
-	for drop < len(l.sent) && (now.Sub(l.sent[drop].at) > replyKeep || l.bytes > replyKeepBytes) {
+	for drop < len(l.sent) && (now.Sub(l.sent[drop].at) > l.keep || l.bytes > replyKeepBytes) {
 		l.bytes -= len(l.sent[drop].data)
 		drop++
 	}
@@ -60,7 +65,7 @@ func (l *replyLog) add(subject string, data []byte) {
 func (l *replyLog) lost() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cut := time.Now().Add(-replyKeep)
+	cut := time.Now().Add(-l.keep)
 	for _, r := range l.sent {
 		if r.at.After(cut) {
 			l.resend = append(l.resend, r)
@@ -83,7 +88,7 @@ func (l *replyLog) takeResend() []sentReply {
 // time the broker is back, unless its asker has given up by then.
 func (n *Node) resendReplies() {
 	rs := n.replies.takeResend()
-	cut := time.Now().Add(-replyKeep)
+	cut := time.Now().Add(-requestTimeout) // its asker gave up
 	sent := 0
 	for i, r := range rs {
 		if r.at.Before(cut) {
