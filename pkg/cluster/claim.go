@@ -57,8 +57,11 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 	mine := rec
 	mine.Node = n.cfg.Node
 	data, _ := json.Marshal(mine)
-	if _, err := n.kv.Update(ctx, key(id), data, rev); err != nil {
-		return nil, errTryAgain // somebody else changed it: look again
+	uctx, unlink := n.onLink(ctx)
+	_, err = n.kv.Update(uctx, key(id), data, rev)
+	unlink()
+	if err != nil {
+		return nil, errTryAgain // somebody else changed it, or the broker went: look again
 	}
 	// Chat and published events the client may have had from the lost
 	// node must not come again, though this node may deliver them after

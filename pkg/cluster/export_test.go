@@ -1,6 +1,10 @@
 package cluster
 
-import "github.com/nats-io/nats.go"
+import (
+	"context"
+
+	"github.com/nats-io/nats.go"
+)
 
 // Key is key, for tests that read the broker's session records.
 var Key = key
@@ -53,3 +57,9 @@ func Respond(n *Node, m *nats.Msg, data []byte) { n.respond(m, data) }
 
 // Connected reports whether n has a connection to a broker.
 func Connected(n *Node) bool { return n.nc.IsConnected() }
+
+// ReadRecord reads session id's record on n, as a take or claim does.
+func ReadRecord(ctx context.Context, n *Node, id string) error {
+	_, _, _, err := n.readRecord(ctx, id)
+	return err
+}

@@ -1,6 +1,8 @@
 package cluster_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -69,17 +71,7 @@ func TestReplySentOnceTheBrokerIsBack(t *testing.T) {
 // 10 s holds up its client's stream).
 func TestReplyLostWithItsBrokerSentAgain(t *testing.T) {
 	br := clustertest.StartBroker(t)
-	// a reaches the broker through link, which stalls a's connection on
-	// demand (nothing relayed, nobody told) and resets it after hold; a
-	// new connection gets through.
-	link, err := soak.NewProxy([]string{strings.TrimPrefix(br.URL(), "nats://")}, soak.WithHold(300*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { link.Close() }) // after a's end: cleanups run last first
-	a := clustertest.StartNodeWith(t, br, "a", func(c *cluster.Config) {
-		c.URL = "nats://" + strings.TrimPrefix(link.URL(), "http://")
-	})
+	a, link := startLinkedNode(t, br, 300*time.Millisecond)
 	sub, err := cluster.Listen(a.Node, "test.ask")
 	if err != nil {
 		t.Fatal(err)
@@ -110,5 +102,40 @@ func TestReplyLostWithItsBrokerSentAgain(t *testing.T) {
 	}
 	if string(got.Data) != "answer" {
 		t.Fatalf("reply %q", got.Data)
+	}
+}
+
+// startLinkedNode starts node a, which reaches broker br through link:
+// link stalls a's connection on demand (nothing relayed, nobody told) and
+// resets it after hold; a new connection gets through.
+func startLinkedNode(t *testing.T, br *clustertest.Broker, hold time.Duration) (*clustertest.Node, *soak.Proxy) {
+	t.Helper()
+	link, err := soak.NewProxy([]string{strings.TrimPrefix(br.URL(), "nats://")}, soak.WithHold(hold))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { link.Close() }) // after a's end: cleanups run last first
+	a := clustertest.StartNodeWith(t, br, "a", func(c *cluster.Config) {
+		c.URL = "nats://" + strings.TrimPrefix(link.URL(), "http://")
+	})
+	return a, link
+}
+
+// TestBrokerRequestEndsWithItsConnection: a record read sent into a
+// connection that then dies gets no reply, ever. It fails as soon as the
+// node notices the loss, not at the end of its context: a take waited so
+// for 30 s, holding the session's lock on its node, and every stream and
+// POST of that session through that node waited behind it.
+func TestBrokerRequestEndsWithItsConnection(t *testing.T) {
+	br := clustertest.StartBroker(t)
+	a, link := startLinkedNode(t, br, 100*time.Millisecond)
+	if n := link.CutAll(soak.CutStall); n != 1 {
+		t.Fatalf("%d connections stalled, want a's one", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a take's
+	defer cancel()
+	err := cluster.ReadRecord(ctx, a.Node, "some-session")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("record read on a connection lost meanwhile: %v; want it ended with the connection", err)
 	}
 }
