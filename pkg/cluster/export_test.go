@@ -49,7 +49,12 @@ const Linger = linger
 // Listen subscribes n's own connection to subject, for a test that sends
 // n a request and has n reply (Respond).
 func Listen(n *Node, subject string) (*nats.Subscription, error) {
-	return n.nc.SubscribeSync(subject)
+	sub, err := n.nc.SubscribeSync(subject)
+	if err != nil {
+		return nil, err
+	}
+	// The broker has the subscription once it answered what came after.
+	return sub, n.nc.Flush()
 }
 
 // Respond is n's reply to m, as its workers send it.
