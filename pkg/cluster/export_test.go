@@ -68,3 +68,8 @@ func ReadRecord(ctx context.Context, n *Node, id string) error {
 	_, _, _, err := n.readRecord(ctx, id)
 	return err
 }
+
+// AskNode is n asking node where session id is, as a claim does.
+func AskNode(ctx context.Context, n *Node, node, id string) (string, error) {
+	return n.askNode(ctx, node, id)
+}
