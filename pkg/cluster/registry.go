@@ -149,7 +149,7 @@ func (n *Node) flushRecords(ctx context.Context) error {
 			// A node that dies before writing them leaves records that
 			// are out of date, so a recovery may announce a smaller gap
 			// than it should (docs/SCALING.md).
-			n.log.Warn("session record", "err", err)
+			n.log.Warn("session record", "session", protocol.ShortID(c.ID), "err", err)
 			for _, c := range batch {
 				n.requeue(c)
 			}
