@@ -261,7 +261,8 @@ func runClusterSoak(t *testing.T, fault clusterFault) {
 	t.Logf("published events acknowledged %d, of unknown fate %d; publish requests by publisher and status: %s; published deliveries verified %d",
 		pubAccepted, pubUnknown, pubAnswers, pubsVerified)
 	t.Logf("recoveries: %s", logs.recoveries())
-	env.recoveries.report(t, cr)
+	t.Logf("the nodes' broker connections:\n%s", logs.linkRecords())
+	env.recoveries.report(t, cr, logs.sessionRecords)
 	defer func() {
 		if t.Failed() {
 			var names []string
@@ -345,7 +346,19 @@ type logCounter struct {
 	recovered []string
 	// trail is the last trailLen records, for a diagnosis.
 	trail []string
+	// links lists the nodes' broker connections lost and back, and their
+	// sessions parked and settled: where a fault's seconds went.
+	links []string
+	// bySession keeps, by a session's short id, the last records that
+	// name it: what its nodes did while its client heard nothing.
+	bySession map[string][]string
 }
+
+// sessionTrailLen bounds bySession's records per session.
+const sessionTrailLen = 60
+
+// linkMsgs are pkg/cluster's messages about a node's broker connection.
+var linkMsgs = map[string]bool{"broker lost": true, "broker back": true, msgParked: true, "broker back: sessions settled": true}
 
 const trailLen = 300
 
@@ -367,6 +380,22 @@ func (l *logCounter) Handle(_ context.Context, r slog.Record) error {
 		root.trail = root.trail[1:]
 	}
 	root.trail = append(root.trail, line)
+	if linkMsgs[r.Message] {
+		root.links = append(root.links, line)
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "session" {
+			if root.bySession == nil {
+				root.bySession = map[string][]string{}
+			}
+			sid := a.Value.String()
+			if len(root.bySession[sid]) == sessionTrailLen {
+				root.bySession[sid] = root.bySession[sid][1:]
+			}
+			root.bySession[sid] = append(root.bySession[sid], line)
+		}
+		return true
+	})
 	root.mu.Unlock()
 	if r.Message == msgRecovered {
 		lost := ""
@@ -425,6 +454,27 @@ func (l *logCounter) recoveries() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.recovered, "; ")
+}
+
+// sessionRecords lists the nodes' records naming session sid from..to
+// (and a second after).
+func (l *logCounter) sessionRecords(sid string, from, to time.Time) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lo, hi := from.Format("15:04:05.000"), to.Add(time.Second).Format("15:04:05.000")
+	var b strings.Builder
+	for _, r := range l.bySession[protocol.ShortID(sid)] {
+		if r[:len(lo)] >= lo && r[:len(lo)] <= hi {
+			b.WriteString("  " + r + "\n")
+		}
+	}
+	return b.String()
+}
+
+func (l *logCounter) linkRecords() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.links, "\n")
 }
 
 func (l *logCounter) lastRecords() string {

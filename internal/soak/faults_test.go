@@ -53,7 +53,7 @@ func TestSoakBrokerKilled(t *testing.T) {
 				}
 				return b.Name() + " (or none)"
 			}
-			t.Logf("kill %d: chat stream led by %s, sessions bucket by %s", i+1, led(chatStream), led(sessionsStream))
+			t.Logf("kill %d: chat stream led by %s, published stream by %s, sessions bucket by %s", i+1, led(chatStream), led(publishedStream), led(sessionsStream))
 			env.mark(fmt.Sprintf("broker %s killed (%d)", b.Name(), i+1))
 			b.Kill()
 			time.Sleep(2 * time.Second)

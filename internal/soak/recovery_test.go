@@ -83,7 +83,8 @@ const hangAfter = 20 * time.Second
 // report logs every recovery (median and slowest client) and fails the test
 // for a client that heard nothing for hangAfter while the load went on.
 // Call it after the watches ended.
-func (r *recoveries) report(t *testing.T, cr *crowd) {
+// nodeLog lists what the nodes logged about a session in a time span.
+func (r *recoveries) report(t *testing.T, cr *crowd, nodeLog func(sid string, from, to time.Time) string) {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -116,7 +117,7 @@ func (r *recoveries) report(t *testing.T, cr *crowd) {
 						if d, ok := k.seen[tl.name]; ok {
 							end = rec.at.Add(d)
 						}
-						t.Logf("after %s, %s heard no %s for more than %v; trail:\n%sits stream requests meanwhile:\n%s", rec.what, tl.name, k.kind, recoveryTarget, tl.trailNow(), tl.streamsDuring(rec.at, end))
+						t.Logf("after %s, %s heard no %s for more than %v; trail:\n%sits stream requests meanwhile:\n%sthe nodes' records of its session:\n%s", rec.what, tl.name, k.kind, recoveryTarget, tl.trailNow(), tl.streamsDuring(rec.at, end), nodeLog(tl.sessionID(), rec.at, end))
 					}
 				}
 			}
@@ -168,4 +169,11 @@ func (t *tally) streamsDuring(from, to time.Time) string {
 		}
 	}
 	return b.String()
+}
+
+// sessionID is the client's session's id, "" before it has one.
+func (t *tally) sessionID() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sid
 }

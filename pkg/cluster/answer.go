@@ -75,6 +75,7 @@ func (n *Node) respond(m *nats.Msg, data []byte) {
 	for {
 		err := m.Respond(data)
 		if err == nil {
+			n.replies.add(m.Reply, data)
 			return
 		}
 		if !linkDown(err) || time.Now().After(deadline) || !n.awaitLink(n.ctx) {
@@ -93,8 +94,12 @@ func linkDown(err error) bool {
 // handOver exports session id for the take req and lets it go from here.
 // The reply is kept for a while, for that take asked again (handedTo).
 func (n *Node) handOver(req request, id string) reply {
+	start := time.Now()
 	n.records.lock(id)
 	defer n.records.unlock(id)
+	if waited := time.Since(start); waited > 100*time.Millisecond {
+		n.log.Debug("take waited for the session's record write", "session", protocol.ShortID(id), "waited", waited)
+	}
 	st, err := n.hub.Export(id, int(n.nc.MaxPayload()*3/4), broadcast.Position{LastID: req.LastID, SentAt: req.SentAt})
 	if errors.Is(err, broadcast.ErrSuperseded) {
 		return reply{Superseded: true}

@@ -57,8 +57,11 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 	mine := rec
 	mine.Node = n.cfg.Node
 	data, _ := json.Marshal(mine)
-	if _, err := n.kv.Update(ctx, key(id), data, rev); err != nil {
-		return nil, errTryAgain // somebody else changed it: look again
+	uctx, unlink := n.onLink(ctx)
+	_, err = n.kv.Update(uctx, key(id), data, rev)
+	unlink()
+	if err != nil {
+		return nil, errTryAgain // somebody else changed it, or the broker went: look again
 	}
 	// Chat and published events the client may have had from the lost
 	// node must not come again, though this node may deliver them after
@@ -89,18 +92,38 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 // asked again for Claim: a node whose broker died is away for a moment
 // while it reconnects to another, and one cut off for longer parks its
 // sessions (partition.go) before this gives up on it.
+//
+// The node answers from memory at once, so a question unanswered for
+// nodeQueryWait was lost (with a broker that died holding it, or on a
+// connection lost meanwhile), and is asked again, up to requestTimeout in
+// all: the question changes nothing, and waiting requestTimeout for a
+// lost one held a take, and the session's lock, all that time.
 func (n *Node) askNode(ctx context.Context, node, id string) (string, error) {
-	deadline := time.Now().Add(n.cfg.Claim)
+	start := time.Now()
+	var silent time.Time // since when every question found no responder
 	for {
-		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		sent := time.Now()
+		pctx, cancel := context.WithTimeout(ctx, nodeQueryWait)
+		pctx, unlink := n.onLink(pctx)
 		m, err := n.nc.RequestWithContext(pctx, n.nodeSubject(node), []byte(key(id)))
+		unlink()
 		cancel()
 		switch {
 		case err == nil:
 			return string(m.Data), nil
+		case ctx.Err() == nil && time.Since(start) < requestTimeout &&
+			(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
+			// Lost, not unanswered: the node may be there. Ask again,
+			// and count its silence afresh.
+			silent = time.Time{}
+			continue
 		case !errors.Is(err, nats.ErrNoResponders):
 			return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
-		case time.Now().After(deadline):
+		}
+		if silent.IsZero() {
+			silent = sent
+		}
+		if time.Since(silent) >= n.cfg.Claim {
 			return unknown, nil
 		}
 		select {
@@ -110,6 +133,9 @@ func (n *Node) askNode(ctx context.Context, node, id string) (string, error) {
 		}
 	}
 }
+
+// nodeQueryWait bounds the wait for a node's answer to where a session is.
+const nodeQueryWait = time.Second
 
 // release removes a session that could not be made reachable here from the
 // hub, leaving its record: another node may recover it from there later.

@@ -118,6 +118,7 @@ type Node struct {
 	calm      chan struct{}
 
 	records sessionLocks // a session's record write, hand-over, parking
+	replies replyLog     // replies sent lately, to send again after a lost broker (resend.go)
 
 	chat       *feed
 	chatStream jetstream.Stream
@@ -161,6 +162,7 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 		taking:  make(map[string]chan struct{}),
 		wake:    make(chan struct{}, 1),
 		metrics: newMetrics(),
+		replies: replyLog{keep: replyKeep(cfg.Claim)},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.link, n.linkDown = context.WithCancel(n.ctx)

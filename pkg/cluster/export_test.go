@@ -1,6 +1,10 @@
 package cluster
 
-import "github.com/nats-io/nats.go"
+import (
+	"context"
+
+	"github.com/nats-io/nats.go"
+)
 
 // Key is key, for tests that read the broker's session records.
 var Key = key
@@ -45,7 +49,12 @@ const Linger = linger
 // Listen subscribes n's own connection to subject, for a test that sends
 // n a request and has n reply (Respond).
 func Listen(n *Node, subject string) (*nats.Subscription, error) {
-	return n.nc.SubscribeSync(subject)
+	sub, err := n.nc.SubscribeSync(subject)
+	if err != nil {
+		return nil, err
+	}
+	// The broker has the subscription once it answered what came after.
+	return sub, n.nc.Flush()
 }
 
 // Respond is n's reply to m, as its workers send it.
@@ -53,3 +62,14 @@ func Respond(n *Node, m *nats.Msg, data []byte) { n.respond(m, data) }
 
 // Connected reports whether n has a connection to a broker.
 func Connected(n *Node) bool { return n.nc.IsConnected() }
+
+// ReadRecord reads session id's record on n, as a take or claim does.
+func ReadRecord(ctx context.Context, n *Node, id string) error {
+	_, _, _, err := n.readRecord(ctx, id)
+	return err
+}
+
+// AskNode is n asking node where session id is, as a claim does.
+func AskNode(ctx context.Context, n *Node, node, id string) (string, error) {
+	return n.askNode(ctx, node, id)
+}

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
+	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
 // Forward runs r (whose body, already read, is body) on the node holding
@@ -22,9 +24,11 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 		Path:        strings.Replace(r.URL.RequestURI(), "/"+id, "/"+idHole, 1),
 		ContentType: r.Header.Get("Content-Type"), Body: body,
 	}
+	start := time.Now()
 	for range 3 {
 		rep, found, err := n.ask(r.Context(), r.Context(), req)
 		if err != nil {
+			n.log.Debug("forwarded request failed", "session", protocol.ShortID(id), "method", r.Method, "after", time.Since(start), "err", err)
 			n.unavailable(w, err)
 			return true
 		}

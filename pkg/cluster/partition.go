@@ -43,6 +43,7 @@ func (n *Node) brokerLost() {
 	defer n.mu.Unlock()
 	n.linkDown()
 	n.link, n.linkDown = context.WithCancel(n.ctx)
+	n.replies.lost()
 	if n.closing {
 		return
 	}
@@ -68,6 +69,13 @@ func (n *Node) brokerBack() {
 	if n.parkTimer != nil {
 		n.parkTimer.Stop()
 		n.parkTimer = nil
+	}
+	if !n.closing {
+		n.wg.Add(1) // under mu, before Close's Wait
+		go func() {
+			defer n.wg.Done()
+			n.resendReplies()
+		}()
 	}
 	if len(n.suspects) > 0 && !n.closing && !n.settling {
 		n.settling = true

@@ -1,6 +1,8 @@
 package cluster_test
 
 import (
+	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,5 +80,52 @@ func TestPartitionedNodeParksAndSettles(t *testing.T) {
 	}
 	if n := metric(t, c, "xhrsse_cluster_sessions_parked_total"); n != 2 {
 		t.Errorf("parked %v sessions, want 2", n)
+	}
+}
+
+// TestBrokerBackWithinTheGraceKeepsSessions: a node whose broker
+// connection drops and is back within three quarters of Claim (its broker
+// died and nats.go reconnected, to another broker of a cluster, in
+// milliseconds) parks nothing: its client's stream goes on without a bye
+// and without a gap, and no other node recovers the session meanwhile,
+// since none may before the node was silent for Claim.
+func TestBrokerBackWithinTheGraceKeepsSessions(t *testing.T) {
+	br := clustertest.StartBroker(t)
+	c, link := startLinkedNode(t, br, "c", time.Second, func(cfg *cluster.Config) { cfg.Claim = 2 * time.Second })
+	a := clustertest.StartNode(t, br, "a")
+	id := newSession(t, c, "one")
+	s := openStream(t, c, id, "")
+	evs := s.until(t, ssetest.Named("one"))
+	if n := link.CutAll(soak.CutReset); n != 1 {
+		t.Fatalf("%d connections cut, want c's one", n)
+	}
+	cut := time.Now()
+	// Meanwhile a client of the session comes to a: a POST there reaches
+	// the session on c once c is back, and is not a reason to recover it.
+	ssetest.Eventually(t, "a POST through a answered", func() error {
+		if st, _ := post(t, a.URL+"/sessions/"+id+"/chat", protocol.ChatPost{Text: "hello"}, nil); st != http.StatusAccepted {
+			return fmt.Errorf("chat POST through a: %d", st)
+		}
+		return nil
+	})
+	// Past the grace, and well past c's reconnect: the stream went on.
+	evs = append(evs, s.until(t, func(protocol.Message) bool { return time.Since(cut) > 2*time.Second })...)
+	for _, m := range evs {
+		if m.Name == protocol.EventBye || m.Name == protocol.EventGap {
+			t.Fatalf("the stream on c got %s %s across a brief disconnection", m.Name, m.Data)
+		}
+	}
+	ids(t, 0, evs)
+	if _, ok := c.Hub.Session(id); !ok {
+		t.Fatal("the session left c")
+	}
+	if _, ok := a.Hub.Session(id); ok {
+		t.Fatal("the session is on a too")
+	}
+	if n := metric(t, c, "xhrsse_cluster_sessions_parked_total"); n != 0 {
+		t.Errorf("c parked %v sessions", n)
+	}
+	if n := metric(t, a, "xhrsse_cluster_sessions_recovered_total"); n != 0 {
+		t.Errorf("a recovered %v sessions", n)
 	}
 }

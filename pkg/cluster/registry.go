@@ -149,7 +149,7 @@ func (n *Node) flushRecords(ctx context.Context) error {
 			// A node that dies before writing them leaves records that
 			// are out of date, so a recovery may announce a smaller gap
 			// than it should (docs/SCALING.md).
-			n.log.Warn("session record", "err", err)
+			n.log.Warn("session record", "session", protocol.ShortID(c.ID), "err", err)
 			for _, c := range batch {
 				n.requeue(c)
 			}
@@ -169,6 +169,8 @@ func (n *Node) flushRecords(ctx context.Context) error {
 var testHookRecordWrite atomic.Pointer[func(id string)]
 
 func (n *Node) writeRecord(ctx context.Context, c broadcast.SessionChange) error {
+	ctx, cancel := n.onLink(ctx)
+	defer cancel()
 	if c.Gone {
 		err := n.kv.Delete(ctx, key(c.ID))
 		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -186,12 +188,16 @@ func (n *Node) writeRecord(ctx context.Context, c broadcast.SessionChange) error
 // readRecord returns a session's record and its revision; found is false if
 // there is none (the session never was, or ended).
 func (n *Node) readRecord(ctx context.Context, id string) (rec record, rev uint64, found bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, recordWait)
+	defer cancel()
+	ctx, unlink := n.onLink(ctx)
+	defer unlink()
 	e, err := n.kv.Get(ctx, key(id))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return record{}, 0, false, nil
 	case err != nil:
-		return record{}, 0, false, fmt.Errorf("%w: read record: %v", ErrUnavailable, err)
+		return record{}, 0, false, fmt.Errorf("%w: read record: %w", ErrUnavailable, err)
 	}
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return record{}, 0, false, fmt.Errorf("cluster: bad record: %w", err)
@@ -204,4 +210,18 @@ func (n *Node) flush(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	return n.nc.FlushWithContext(ctx)
+}
+
+// onLink is ctx, ended too when the broker connection it starts on is
+// lost: a request in flight then gets no reply, ever, and waiting for one
+// out to ctx's end held a take, and with it the session's lock on this
+// node, for 30 s (the session's stream and POSTs through this node waited
+// all that time).
+func (n *Node) onLink(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(n.linkContext(), cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
 }

@@ -15,16 +15,16 @@ import (
 // request fails because its broker connection is down (a forwarded POST
 // that ran while the broker went) sends it once a broker is back, rather
 // than leave its asker waiting out the whole request timeout for nothing.
+// Node a loses its connection (link down) while the asker, connected to
+// the broker directly, keeps listening for the reply.
 func TestReplySentOnceTheBrokerIsBack(t *testing.T) {
 	br := clustertest.StartBroker(t)
-	a := clustertest.StartNode(t, br, "a")
+	a, link := startLinkedNode(t, br, "a", time.Second, nil)
 	sub, err := cluster.Listen(a.Node, "test.ask")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The asker tries to reconnect all the time, so that it is back, and
-	// listening for the reply, before node a (every 250 ms) sends it.
-	asker, err := nats.Connect(br.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(time.Millisecond), nats.ReconnectJitter(0, 0))
+	asker, err := nats.Connect(br.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestReplySentOnceTheBrokerIsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br.Stop()
+	link.Down()
 	ssetest.Eventually(t, "node a without a broker", func() bool { return !cluster.Connected(a.Node) })
 	done := make(chan struct{})
 	go func() {
@@ -48,7 +48,9 @@ func TestReplySentOnceTheBrokerIsBack(t *testing.T) {
 		cluster.Respond(a.Node, m, []byte("answer"))
 	}()
 	time.Sleep(200 * time.Millisecond) // the first try fails meanwhile
-	br.Start()
+	if err := link.Up(); err != nil {
+		t.Fatal(err)
+	}
 	got, err := inbox.NextMsg(5 * time.Second)
 	if err != nil {
 		t.Fatalf("no reply after the broker came back: %v", err)
