@@ -28,7 +28,7 @@ func (n *Node) Take(ctx context.Context, id string, p broadcast.Position) (*broa
 }
 
 func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
-	req := request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt, TakeID: newTakeID()}
+	req := request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt, TakeID: newID()}
 	for tries, again := 0, 0; tries < 3; {
 		rep, found, err := n.ask(origin, ctx, req)
 		if (errors.Is(err, errLinkLost) && n.awaitLink(ctx) || errors.Is(err, errNoReply)) && again < 3 {
@@ -72,7 +72,7 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 		if errors.Is(err, errTryAgain) {
 			// Given up on the old node: a reply it kept for this take
 			// must not be taken now (the session may be elsewhere).
-			req.TakeID = newTakeID()
+			req.TakeID = newID()
 			continue
 		}
 		return s, err
@@ -85,8 +85,8 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 // so that a take asked again after a lost reply finds the reply kept.
 const takeTimeout = recordWait + time.Second
 
-// newTakeID names one take.
-func newTakeID() string {
+// newID names one take or forwarded request.
+func newID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
