@@ -108,15 +108,16 @@ const (
 	// resend is how often a request that nobody has replied to is sent
 	// again within its timeout: a node that lost its broker connection
 	// and made a new one gets a copy on the new one.
-	resend = time.Second
+	resend = 500 * time.Millisecond
 )
 
 // exchange sends data on subject, replies to inbox, and waits up to timeout
 // for the answer of a node holding the session, sending it again every
-// resend while no node has replied.
+// resend while no node has replied. A node's word that it holds the session
+// starts the timeout again: the answer follows once it has run the request.
 func (n *Node) exchange(ctx context.Context, inbox *nats.Subscription, subject string, data []byte, timeout time.Duration) (reply, outcome, error) {
 	link := n.linkContext()
-	tctx, cancel := context.WithTimeout(ctx, timeout)
+	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(link, cancel)
 	defer stop()
@@ -143,18 +144,17 @@ func (n *Node) exchange(ctx context.Context, inbox *nats.Subscription, subject s
 	}
 	held := map[string]bool{} // nodes that said they hold the session
 	var moved, heard bool
-	next := time.Now().Add(resend)
+	now := time.Now()
+	deadline, next := now.Add(timeout), now.Add(resend)
 	for {
-		until := next
-		if moved && len(held) == 0 {
-			until = time.Now().Add(grace)
-		} else if heard {
-			until = time.Time{}
+		until := deadline
+		switch {
+		case moved && len(held) == 0:
+			until = earlier(until, time.Now().Add(grace))
+		case !heard:
+			until = earlier(until, next)
 		}
-		wctx, wcancel := tctx, context.CancelFunc(func() {})
-		if !until.IsZero() {
-			wctx, wcancel = context.WithDeadline(tctx, until)
-		}
+		wctx, wcancel := context.WithDeadline(lctx, until)
 		m, err := inbox.NextMsgWithContext(wctx)
 		wcancel()
 		switch {
@@ -163,20 +163,20 @@ func (n *Node) exchange(ctx context.Context, inbox *nats.Subscription, subject s
 				return reply{}, nobody, nil
 			}
 			continue // a copy sent before the others' subscriptions
-		case err != nil && tctx.Err() != nil:
+		case err != nil && lctx.Err() != nil:
 			return lost(err)
 		case err != nil && !errors.Is(err, context.DeadlineExceeded):
 			return reply{}, failed, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		case err != nil && !time.Now().Before(deadline):
+			return lost(err)
 		case err != nil && moved && len(held) == 0:
 			return reply{}, wentOn, nil
-		case err != nil && !heard:
+		case err != nil:
 			// Nobody replied within resend: send it again.
 			if err := send(); err != nil {
 				return lost(err)
 			}
 			next = time.Now().Add(resend)
-			continue
-		case err != nil:
 			continue
 		}
 		var rep reply
@@ -187,6 +187,7 @@ func (n *Node) exchange(ctx context.Context, inbox *nats.Subscription, subject s
 		switch {
 		case rep.Held:
 			held[rep.Node] = true
+			deadline = time.Now().Add(timeout)
 		case rep.Moved:
 			delete(held, rep.Node) // it let the session go while running the request
 			moved = true
@@ -194,6 +195,13 @@ func (n *Node) exchange(ctx context.Context, inbox *nats.Subscription, subject s
 			return rep, answered, nil
 		}
 	}
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // awaitLink waits up to requestTimeout for the connection to the broker to
