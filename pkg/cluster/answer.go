@@ -130,8 +130,45 @@ func (n *Node) forgetRuns(now time.Time) {
 // A keptRun is a run forgotten after until.
 type keptRun struct {
 	once  string
+	key   string // the session's
 	run   *run
 	until time.Time
+}
+
+// ranFor returns the answers kept for the session of key k, by ReqID.
+func (n *Node) ranFor(k string) map[string][]byte {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var ran map[string][]byte
+	for _, kr := range n.kept {
+		if kr.key == k && n.runs[kr.once] == kr.run && kr.run.data != nil {
+			if ran == nil {
+				ran = make(map[string][]byte)
+			}
+			ran[kr.once] = kr.run.data
+		}
+	}
+	return ran
+}
+
+// adoptRuns keeps the answers ran, handed over with the session of key k,
+// as if they were run here.
+func (n *Node) adoptRuns(k string, ran map[string][]byte) {
+	if len(ran) == 0 {
+		return
+	}
+	until := time.Now().Add(keepRun)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for once, data := range ran {
+		if _, ok := n.runs[once]; ok {
+			continue
+		}
+		r := &run{done: make(chan struct{}), data: data}
+		close(r.done)
+		n.runs[once] = r
+		n.kept = append(n.kept, keptRun{once: once, key: k, run: r, until: until})
+	}
 }
 
 // serve answers requests for this node's sessions until the node closes.
@@ -175,7 +212,7 @@ func (n *Node) answer(j job) {
 				delete(n.runs, once)
 			}
 		} else {
-			n.kept = append(n.kept, keptRun{once: once, run: j.run, until: time.Now().Add(keepRun)})
+			n.kept = append(n.kept, keptRun{once: once, key: j.req.Key, run: j.run, until: time.Now().Add(keepRun)})
 		}
 		n.mu.Unlock()
 	}
@@ -263,7 +300,7 @@ func (n *Node) handOver(req request, id string) reply {
 	delete(n.pending, id) // the new node writes the record now
 	n.mu.Unlock()
 	st.ID = "" // the taker knows it
-	rep := reply{Node: n.cfg.Node, State: &st}
+	rep := reply{Node: n.cfg.Node, State: &st, Ran: n.ranFor(req.Key)}
 	if req.TakeID != "" {
 		data, _ := json.Marshal(rep)
 		n.keepHanded(req, data)

@@ -37,9 +37,6 @@ var errLinkLost = errors.New("broker connection lost")
 // session away from where that client is now), but one sent is waited for
 // under ctx.
 func (n *Node) ask(origin, ctx context.Context, req request) (rep reply, found bool, err error) {
-	if req.Op != "take" && req.ReqID == "" {
-		req.ReqID = newID()
-	}
 	req.From = n.cfg.Node
 	data, _ := json.Marshal(req)
 	subject := n.sessionSubject(req.Key)
@@ -104,7 +101,7 @@ const (
 	// word that it holds the session (Held): every node sends that word at
 	// once, so only a busy node takes longer, and a copy sent again to it
 	// after the grace is not run twice (once).
-	grace = 50 * time.Millisecond
+	grace = 100 * time.Millisecond
 	// resend is how often a request that nobody has replied to is sent
 	// again within its timeout: a node that lost its broker connection
 	// and made a new one gets a copy on the new one.

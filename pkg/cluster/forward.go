@@ -18,7 +18,9 @@ import (
 // whose node died is recovered here first, and r runs here.
 func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body []byte) bool {
 	req := request{
-		Op: "http", Key: key(id), Method: r.Method,
+		// One ReqID for every try: a node that ran it answers a try
+		// again with its answer instead of running it twice.
+		Op: "http", Key: key(id), ReqID: newID(), Method: r.Method,
 		Path:        strings.Replace(r.URL.RequestURI(), "/"+id, "/"+idHole, 1),
 		ContentType: r.Header.Get("Content-Type"), Body: body,
 	}

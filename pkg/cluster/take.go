@@ -52,6 +52,7 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 				return nil, errors.New("cluster: take answered without a state")
 			}
 			rep.State.ID = id
+			n.adoptRuns(req.Key, rep.Ran)
 			n.fillChat(ctx, rep.State)
 			s, err := n.hub.Import(*rep.State)
 			if err != nil {

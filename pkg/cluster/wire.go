@@ -35,6 +35,10 @@ type reply struct {
 	Header     http.Header             `json:"header,omitempty"`
 	Body       []byte                  `json:"body,omitempty"`
 	State      *broadcast.SessionState `json:"state,omitempty"` // its ID left out
+	// Ran are the answers to forwarded requests the old node ran for the
+	// session a moment ago, by ReqID, handed over with it: one of them sent
+	// again to the new node gets its answer rather than running again.
+	Ran map[string][]byte `json:"ran,omitempty"`
 }
 
 // idHole stands for the session id in what crosses the broker.
