@@ -1,15 +1,19 @@
 package cluster_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
 	"github.com/xhrsse/xhrsse/internal/ssetest"
@@ -207,4 +211,63 @@ func TestSilentConnectionTakesNoRequests(t *testing.T) {
 	defer s.Close()
 	s.until(t, func(m protocol.Message) bool { return m.Name == "session" })
 	t.Logf("taken by a %v after the stall", time.Since(stalled).Round(time.Millisecond))
+}
+
+// A forwarded request that reaches its session's node twice (its asker sent
+// it again: nobody had replied yet, or only a node the session left) runs
+// there once, and both copies get that run's answer.
+func TestRequestSentTwiceRunsOnce(t *testing.T) {
+	b := clustertest.StartBroker(t)
+	a := clustertest.StartNode(t, b, "a")
+	id := newSession(t, a)
+	nc, err := nats.Connect(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	inbox, err := nc.SubscribeSync(nc.NewInbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(protocol.ChatPost{Name: "t", Text: "once"})
+	// What another node sends (wire.go): the session by its key, the id a hole.
+	req, _ := json.Marshal(map[string]any{
+		"op": "http", "from": "x", "key": cluster.Key(id), "reqId": "one-request",
+		"method": http.MethodPost, "path": "/sessions/{id}/chat", "contentType": "application/json", "body": body,
+	})
+	for range 2 {
+		if err := nc.PublishRequest("xhrsse.session."+cluster.Key(id), inbox.Subject, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var answers []string
+	for len(answers) < 2 {
+		m, err := inbox.NextMsg(ssetest.Wait)
+		if err != nil {
+			t.Fatalf("answers so far %q: %v", answers, err)
+		}
+		var rep struct {
+			Held   bool   `json:"held"`
+			Status int    `json:"status"`
+			Body   []byte `json:"body"`
+		}
+		if err := json.Unmarshal(m.Data, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Held {
+			answers = append(answers, fmt.Sprintf("%d %s", rep.Status, rep.Body))
+		}
+	}
+	var accepted protocol.ChatAccepted
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(answers[0], "202 ")), &accepted); err != nil {
+		t.Fatalf("answer %q: %v", answers[0], err)
+	}
+	if answers[0] != answers[1] {
+		t.Fatalf("the two copies were answered %q and %q", answers[0], answers[1])
+	}
+	// Ran twice, the second chat would be the last.
+	ssetest.Eventually(t, "the chat delivered", func() bool { return a.Hub.LastChatID() >= accepted.ID })
+	if last := a.Hub.LastChatID(); last != accepted.ID {
+		t.Fatalf("last chat %d, the request's %d: it ran twice", last, accepted.ID)
+	}
 }
