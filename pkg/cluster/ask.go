@@ -35,21 +35,20 @@ var errLinkLost = errors.New("broker connection lost")
 // origin is the context of the client's request: once it ends, no new
 // request is sent (a take asked for by a client that left would move the
 // session away from where that client is now), but one sent is waited for
-// under ctx.
-func (n *Node) ask(origin, ctx context.Context, req request) (rep reply, found bool, err error) {
+// under ctx; and a take, once sent, is seen through: a node that said it
+// held the session too late, after a "moved" from another, may be handing
+// it over to this one.
+//
+// The replies come to inbox (newInbox), one for every copy and every ask
+// of one request: a late answer to an earlier copy is as good as one to
+// the last, and a take handed over late must not be handed to nobody.
+func (n *Node) ask(origin, ctx context.Context, inbox *nats.Subscription, req request) (rep reply, found bool, err error) {
 	req.From = n.cfg.Node
 	data, _ := json.Marshal(req)
 	subject := n.sessionSubject(req.Key)
-	// One inbox for every copy sent: a late answer to an earlier copy is
-	// as good as one to the last.
-	inbox, err := n.nc.SubscribeSync(n.nc.NewInbox())
-	if err != nil {
-		return reply{}, false, fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
-	}
-	defer inbox.Unsubscribe()
 	deadline := time.Now().Add(n.cfg.Claim)
 	for try, wait := 1, 5*time.Millisecond; ; try, wait = try+1, min(2*wait, 100*time.Millisecond) {
-		if origin.Err() != nil {
+		if origin.Err() != nil && (req.Op != "take" || try == 1) {
 			return reply{}, false, fmt.Errorf("%w: the client left: %v", ErrUnavailable, origin.Err())
 		}
 		timeout := requestTimeout
@@ -82,6 +81,16 @@ func (n *Node) ask(origin, ctx context.Context, req request) (rep reply, found b
 		case <-time.After(pause):
 		}
 	}
+}
+
+// newInbox subscribes to a new inbox for the replies to one request (ask).
+// Unsubscribe it when done.
+func (n *Node) newInbox() (*nats.Subscription, error) {
+	inbox, err := n.nc.SubscribeSync(n.nc.NewInbox())
+	if err != nil {
+		return nil, fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
+	}
+	return inbox, nil
 }
 
 // What one exchange came to.

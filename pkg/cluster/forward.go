@@ -24,8 +24,14 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 		Path:        strings.Replace(r.URL.RequestURI(), "/"+id, "/"+idHole, 1),
 		ContentType: r.Header.Get("Content-Type"), Body: body,
 	}
+	inbox, err := n.newInbox()
+	if err != nil {
+		n.unavailable(w, err)
+		return true
+	}
+	defer inbox.Unsubscribe()
 	for range 3 {
-		rep, found, err := n.ask(r.Context(), r.Context(), req)
+		rep, found, err := n.ask(r.Context(), r.Context(), inbox, req)
 		if err != nil {
 			n.unavailable(w, err)
 			return true

@@ -29,14 +29,21 @@ func (n *Node) Take(ctx context.Context, id string, p broadcast.Position) (*broa
 
 func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
 	req := request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt, TakeID: newID()}
+	inbox, err := n.newInbox()
+	if err != nil {
+		return nil, err
+	}
+	defer inbox.Unsubscribe()
 	for tries, again := 0, 0; tries < 3; {
-		rep, found, err := n.ask(origin, ctx, req)
+		if tries+again > 0 {
+			origin = ctx // asked already: see it through
+		}
+		rep, found, err := n.ask(origin, ctx, inbox, req)
 		if (errors.Is(err, errLinkLost) && n.awaitLink(ctx) || errors.Is(err, errNoReply)) && again < 3 {
 			// The take may have been answered, the session handed over,
 			// and the reply lost with a broker (this node's, or the old
 			// node's): asked again under the same take id within linger,
 			// the old node sends it again.
-			origin = ctx // asked already: see it through
 			again++
 			continue
 		}
