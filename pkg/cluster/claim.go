@@ -88,16 +88,23 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 // askNode asks node where session id is. A node that has no responder is
 // asked again for Claim: a node whose broker died is away for a moment
 // while it reconnects to another, and one cut off for longer parks its
-// sessions (partition.go) before this gives up on it.
+// sessions (partition.go) before this gives up on it. A question nobody
+// answered is asked again every resend, as a request is (exchange): the
+// node may have connected again after its connection went silent, and the
+// broker sent the first to the silent one.
 func (n *Node) askNode(ctx context.Context, node, id string) (string, error) {
+	inbox, err := n.newInbox()
+	if err != nil {
+		return "", err
+	}
+	defer inbox.Unsubscribe()
+	subject, data := n.nodeSubject(node), []byte(key(id))
 	deadline := time.Now().Add(n.cfg.Claim)
 	for {
-		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		m, err := n.nc.RequestWithContext(pctx, n.nodeSubject(node), []byte(key(id)))
-		cancel()
+		where, err := n.query(ctx, inbox, subject, data)
 		switch {
 		case err == nil:
-			return string(m.Data), nil
+			return where, nil
 		case !errors.Is(err, nats.ErrNoResponders):
 			return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 		case time.Now().After(deadline):
@@ -107,6 +114,27 @@ func (n *Node) askNode(ctx context.Context, node, id string) (string, error) {
 		case <-ctx.Done():
 			return "", fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// query sends data on subject, replies to inbox, every resend until a
+// reply comes, for up to requestTimeout.
+func (n *Node) query(ctx context.Context, inbox *nats.Subscription, subject string, data []byte) (string, error) {
+	qctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	for {
+		if err := n.nc.PublishRequest(subject, inbox.Subject, data); err != nil {
+			return "", err
+		}
+		wctx, wcancel := context.WithTimeout(qctx, resend)
+		m, err := inbox.NextMsgWithContext(wctx)
+		wcancel()
+		switch {
+		case err == nil:
+			return string(m.Data), nil
+		case qctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded):
+			return "", err
 		}
 	}
 }
