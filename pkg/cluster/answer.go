@@ -19,7 +19,10 @@ import (
 // sent again by its asker gets its answer rather than running it again.
 type run struct {
 	done chan struct{} // closed once data is set
-	data []byte        // the answer; nil: none
+	data []byte        // the answer; nil: none (or sent by another node)
+	key  string        // the session's; empty for a take
+	// finished says data is set, for ranFor. Guarded by Node.mu.
+	finished bool
 }
 
 // keepRun is how long a forwarded request's answer is kept for its copies:
@@ -91,6 +94,9 @@ func (n *Node) admit(m *nats.Msg) (job, bool) {
 		j.run, j.dup = r, true
 	case j.held:
 		j.run = &run{done: make(chan struct{})}
+		if req.Op != "take" {
+			j.run.key = req.Key
+		}
 		n.mu.Lock()
 		n.runs[once] = j.run
 		n.mu.Unlock()
@@ -130,29 +136,37 @@ func (n *Node) forgetRuns(now time.Time) {
 // A keptRun is a run forgotten after until.
 type keptRun struct {
 	once  string
-	key   string // the session's
 	run   *run
 	until time.Time
 }
 
-// ranFor returns the answers kept for the session of key k, by ReqID.
+// ranFor returns the forwarded requests run here for the session of key k
+// a moment ago, for its new node: their answers by ReqID, and nil for those
+// still running (the asker gets their answer from here).
 func (n *Node) ranFor(k string) map[string][]byte {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var ran map[string][]byte
-	for _, kr := range n.kept {
-		if kr.key == k && n.runs[kr.once] == kr.run && kr.run.data != nil {
-			if ran == nil {
-				ran = make(map[string][]byte)
-			}
-			ran[kr.once] = kr.run.data
+	for once, r := range n.runs {
+		if r.key != k {
+			continue
+		}
+		if ran == nil {
+			ran = make(map[string][]byte)
+		}
+		if r.finished {
+			ran[once] = r.data
+		} else {
+			ran[once] = nil
 		}
 	}
 	return ran
 }
 
 // adoptRuns keeps the answers ran, handed over with the session of key k,
-// as if they were run here.
+// as if they were run here: a copy of one of them sent here gets its
+// answer, or none when it was still running on the old node (which sends
+// it).
 func (n *Node) adoptRuns(k string, ran map[string][]byte) {
 	if len(ran) == 0 {
 		return
@@ -164,10 +178,10 @@ func (n *Node) adoptRuns(k string, ran map[string][]byte) {
 		if _, ok := n.runs[once]; ok {
 			continue
 		}
-		r := &run{done: make(chan struct{}), data: data}
+		r := &run{done: make(chan struct{}), data: data, key: k, finished: true}
 		close(r.done)
 		n.runs[once] = r
-		n.kept = append(n.kept, keptRun{once: once, key: k, run: r, until: until})
+		n.kept = append(n.kept, keptRun{once: once, run: r, until: until})
 	}
 }
 
@@ -205,6 +219,7 @@ func (n *Node) answer(j job) {
 		close(j.run.done)
 		once := j.req.once()
 		n.mu.Lock()
+		j.run.finished = true
 		if j.req.Op == "take" {
 			// A take asked again after this finds the reply kept on
 			// the lingering subscription instead (handedTo).
@@ -212,7 +227,7 @@ func (n *Node) answer(j job) {
 				delete(n.runs, once)
 			}
 		} else {
-			n.kept = append(n.kept, keptRun{once: once, key: j.req.Key, run: j.run, until: time.Now().Add(keepRun)})
+			n.kept = append(n.kept, keptRun{once: once, run: j.run, until: time.Now().Add(keepRun)})
 		}
 		n.mu.Unlock()
 	}

@@ -271,3 +271,92 @@ func TestRequestSentTwiceRunsOnce(t *testing.T) {
 		t.Fatalf("last chat %d, the request's %d: it ran twice", last, accepted.ID)
 	}
 }
+
+// A forwarded chat still running on its session's node when the session
+// moves (its delivery is slow) is not run again by the new node when a copy
+// of it arrives there: the new node knows it from the hand-over, and the
+// old node sends the answer.
+func TestRequestRunningWhenTheSessionMovesRunsOnce(t *testing.T) {
+	b := clustertest.StartBroker(t)
+	a := clustertest.StartNode(t, b, "a")
+	bn := clustertest.StartNode(t, b, "b")
+	id := newSession(t, a)
+	nc, err := nats.Connect(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	inbox, err := nc.SubscribeSync(nc.NewInbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(protocol.ChatPost{Name: "t", Text: "once"})
+	req, _ := json.Marshal(map[string]any{
+		"op": "http", "from": "x", "key": cluster.Key(id), "reqId": "one-request",
+		"method": http.MethodPost, "path": "/sessions/{id}/chat", "contentType": "application/json", "body": body,
+	})
+	subject := "xhrsse.session." + cluster.Key(id)
+	type answer struct {
+		Node   string `json:"node"`
+		Held   bool   `json:"held"`
+		Moved  bool   `json:"moved"`
+		Status int    `json:"status"`
+		Body   []byte `json:"body"`
+	}
+	next := func() answer {
+		t.Helper()
+		m, err := inbox.NextMsg(ssetest.Wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep answer
+		if err := json.Unmarshal(m.Data, &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+
+	release := cluster.HoldDeliveries(a.Node) // a's chat run waits for its delivery
+	if err := nc.PublishRequest(subject, inbox.Subject, req); err != nil {
+		t.Fatal(err)
+	}
+	if rep := next(); !rep.Held || rep.Node != "a" {
+		t.Fatalf("first reply %+v, want a's held", rep)
+	}
+	// The chat is published (its delivery held): the run is under way.
+	ssetest.Eventually(t, "the chat on the broker", func() bool { return bn.Hub.LastChatID() >= 1 })
+	s := openStream(t, bn, id, "") // the session moves to b meanwhile
+	defer s.Close()
+	if err := nc.PublishRequest(subject, inbox.Subject, req); err != nil { // a copy, to b now
+		t.Fatal(err)
+	}
+	release()
+	var final *answer
+	for final == nil {
+		if rep := next(); !rep.Held && !rep.Moved {
+			final = &rep
+		}
+	}
+	if final.Node != "a" || final.Status != http.StatusAccepted {
+		t.Fatalf("answer %+v, want a's 202", *final)
+	}
+	var accepted protocol.ChatAccepted
+	if err := json.Unmarshal(final.Body, &accepted); err != nil {
+		t.Fatal(err)
+	}
+	s.until(t, func(m protocol.Message) bool { return m.Name == "chat" })
+	// b ran nothing: a chat it posted would follow within the broker's
+	// round trip; a later one, posted now, comes right after a's.
+	if st, _ := post(t, bn.URL+"/sessions/"+id+"/chat", protocol.ChatPost{Name: "t", Text: "after"}, nil); st != http.StatusAccepted {
+		t.Fatalf("chat on b: %d", st)
+	}
+	evs := s.until(t, chatText("after"))
+	for _, m := range evs {
+		if m.Name == "chat" && strings.Contains(m.Data, `"once"`) {
+			t.Fatalf("the request ran again on b: %s", m.Data)
+		}
+	}
+	if last := bn.Hub.LastChatID(); last != accepted.ID+1 {
+		t.Fatalf("last chat %d, want %d (the request's, then the one after)", last, accepted.ID+1)
+	}
+}

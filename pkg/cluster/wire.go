@@ -36,8 +36,9 @@ type reply struct {
 	Body       []byte                  `json:"body,omitempty"`
 	State      *broadcast.SessionState `json:"state,omitempty"` // its ID left out
 	// Ran are the answers to forwarded requests the old node ran for the
-	// session a moment ago, by ReqID, handed over with it: one of them sent
-	// again to the new node gets its answer rather than running again.
+	// session a moment ago, by ReqID, handed over with it (null: still
+	// running there): one of them sent again to the new node is not run
+	// again.
 	Ran map[string][]byte `json:"ran,omitempty"`
 }
 
