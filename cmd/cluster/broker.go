@@ -65,6 +65,10 @@ func startBrokers(n int, addr, monitorAddr, storeDir string, log *slog.Logger) (
 			Port:       port,
 			JetStream:  true,
 			NoSigs:     true, // the launcher owns SIGINT and SIGTERM
+			// A client connection gone silent (a partition TCP does not
+			// notice) is dropped after two unanswered pings rather than
+			// the default two minutes, as docs/SCALING.md advises.
+			PingInterval: 2 * time.Second, MaxPingsOut: 2,
 		}
 		if port != natsserver.RANDOM_PORT {
 			opts.Port = port + i

@@ -91,32 +91,27 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 // askNode asks node where session id is. A node that has no responder is
 // asked again for Claim: a node whose broker died is away for a moment
 // while it reconnects to another, and one cut off for longer parks its
-// sessions (partition.go) before this gives up on it.
-//
-// The node answers from memory at once, so a question unanswered for
-// nodeQueryWait was lost (with a broker that died holding it, or on a
-// connection lost meanwhile), and is asked again, up to requestTimeout in
-// all: the question changes nothing, and waiting requestTimeout for a
-// lost one held a take, and the session's lock, all that time.
+// sessions (partition.go) before this gives up on it. A question nobody
+// answered is asked again every resend, as a request is (exchange): the
+// node may have connected again after its connection went silent, and the
+// broker sent the first to the silent one.
 func (n *Node) askNode(ctx context.Context, node, id string) (string, error) {
-	start := time.Now()
-	var silent time.Time // since when every question found no responder
+	inbox, err := n.newInbox()
+	if err != nil {
+		return "", err
+	}
+	defer inbox.Unsubscribe()
+	subject, data := n.nodeSubject(node), []byte(key(id))
+	// Only "no responder" counts toward Claim, from the first of a run of
+	// them: time spent on questions lost on the way says nothing of the
+	// node, and must not shorten its time to come back.
+	var silent time.Time
 	for {
 		sent := time.Now()
-		pctx, cancel := context.WithTimeout(ctx, nodeQueryWait)
-		pctx, unlink := n.onLink(pctx)
-		m, err := n.nc.RequestWithContext(pctx, n.nodeSubject(node), []byte(key(id)))
-		unlink()
-		cancel()
+		where, err := n.query(ctx, inbox, subject, data)
 		switch {
 		case err == nil:
-			return string(m.Data), nil
-		case ctx.Err() == nil && time.Since(start) < requestTimeout &&
-			(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
-			// Lost, not unanswered: the node may be there. Ask again,
-			// and count its silence afresh.
-			silent = time.Time{}
-			continue
+			return where, nil
 		case !errors.Is(err, nats.ErrNoResponders):
 			return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
@@ -134,8 +129,26 @@ func (n *Node) askNode(ctx context.Context, node, id string) (string, error) {
 	}
 }
 
-// nodeQueryWait bounds the wait for a node's answer to where a session is.
-const nodeQueryWait = time.Second
+// query sends data on subject, replies to inbox, every resend until a
+// reply comes, for up to requestTimeout.
+func (n *Node) query(ctx context.Context, inbox *nats.Subscription, subject string, data []byte) (string, error) {
+	qctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	for {
+		if err := n.nc.PublishRequest(subject, inbox.Subject, data); err != nil {
+			return "", err
+		}
+		wctx, wcancel := context.WithTimeout(qctx, resend)
+		m, err := inbox.NextMsgWithContext(wctx)
+		wcancel()
+		switch {
+		case err == nil:
+			return string(m.Data), nil
+		case qctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded):
+			return "", err
+		}
+	}
+}
 
 // release removes a session that could not be made reachable here from the
 // hub, leaving its record: another node may recover it from there later.

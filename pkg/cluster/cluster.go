@@ -94,13 +94,16 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // consumer, workers, writer
 
-	reqs chan *nats.Msg // requests on session subjects, for the workers
+	reqs chan *nats.Msg // requests on session subjects, for triage
+	work chan job       // requests triaged, for the workers
 
 	mu      sync.Mutex
 	subs    map[string]*subscription           // guarded by mu; by session key
 	closing bool                               // guarded by mu; Close began: subscribe no more
 	pending map[string]broadcast.SessionChange // guarded by mu; records to write
 	taking  map[string]chan struct{}           // guarded by mu; takes under way here
+	runs    map[string]*run                    // guarded by mu; requests run here, by once()
+	kept    []keptRun                          // guarded by mu; answers kept, oldest first
 	wake    chan struct{}                      // "pending has something"
 	// Without a broker (partition.go): parkTimer counts down to parking,
 	// parked holds the sessions taken off the hub, by key, suspects those
@@ -157,6 +160,8 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Node),
 		reqs:    make(chan *nats.Msg, 4096),
+		work:    make(chan job, 4096),
+		runs:    make(map[string]*run),
 		subs:    make(map[string]*subscription),
 		pending: make(map[string]broadcast.SessionChange),
 		taking:  make(map[string]chan struct{}),
@@ -313,6 +318,11 @@ func (n *Node) Start(hub *broadcast.Hub, local http.Handler) error {
 		n.stopConsumers()
 		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.triage()
+	}()
 	for range 16 {
 		n.wg.Add(1)
 		go func() {
@@ -373,12 +383,14 @@ func (n *Node) Close() error {
 		_ = n.nc.FlushWithContext(ctx)
 		cancel()
 	}
-	moved, _ := json.Marshal(reply{Moved: true})
+	moved := n.movedReply()
 	drain := func() {
 		for {
 			select {
 			case m := <-n.reqs:
 				_ = m.Respond(moved)
+			case j := <-n.work:
+				_ = j.m.Respond(moved)
 			default:
 				return
 			}

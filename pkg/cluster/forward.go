@@ -20,13 +20,21 @@ import (
 // whose node died is recovered here first, and r runs here.
 func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body []byte) bool {
 	req := request{
-		Op: "http", Key: key(id), Method: r.Method,
+		// One ReqID for every try: a node that ran it answers a try
+		// again with its answer instead of running it twice.
+		Op: "http", Key: key(id), ReqID: newID(), Method: r.Method,
 		Path:        strings.Replace(r.URL.RequestURI(), "/"+id, "/"+idHole, 1),
 		ContentType: r.Header.Get("Content-Type"), Body: body,
 	}
 	start := time.Now()
+	inbox, err := n.newInbox()
+	if err != nil {
+		n.unavailable(w, err)
+		return true
+	}
+	defer inbox.Unsubscribe()
 	for range 3 {
-		rep, found, err := n.ask(r.Context(), r.Context(), req)
+		rep, found, err := n.ask(r.Context(), r.Context(), inbox, req)
 		if err != nil {
 			n.log.Debug("forwarded request failed", "session", protocol.ShortID(id), "method", r.Method, "after", time.Since(start), "err", err)
 			n.unavailable(w, err)

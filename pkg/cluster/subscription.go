@@ -55,9 +55,11 @@ func (n *Node) subscribe(id string) error {
 		}
 		return nil
 	}
-	// One queue group for every node: each request reaches one node, so a
-	// lingering subscription and the session's new node never both run it.
-	sub, err := n.nc.ChanQueueSubscribe(n.sessionSubject(k), "owner", n.reqs)
+	// No queue group: every node subscribed gets each request, so one the
+	// broker still keeps for a connection of ours that went silent (until
+	// its pings drop it) takes no request from the live one. Only the node
+	// holding the session runs it (answer); the others say "moved".
+	sub, err := n.nc.ChanSubscribe(n.sessionSubject(k), n.reqs)
 	if err != nil {
 		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}

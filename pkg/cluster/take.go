@@ -28,15 +28,22 @@ func (n *Node) Take(ctx context.Context, id string, p broadcast.Position) (*broa
 }
 
 func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position) (*broadcast.Session, error) {
-	req := request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt, TakeID: newTakeID()}
+	req := request{Op: "take", Key: key(id), LastID: p.LastID, SentAt: p.SentAt, TakeID: newID()}
+	inbox, err := n.newInbox()
+	if err != nil {
+		return nil, err
+	}
+	defer inbox.Unsubscribe()
 	for tries, again := 0, 0; tries < 3; {
-		rep, found, err := n.ask(origin, ctx, req)
+		if tries+again > 0 {
+			origin = ctx // asked already: see it through
+		}
+		rep, found, err := n.ask(origin, ctx, inbox, req)
 		if (errors.Is(err, errLinkLost) && n.awaitLink(ctx) || errors.Is(err, errNoReply)) && again < 3 {
 			// The take may have been answered, the session handed over,
 			// and the reply lost with a broker (this node's, or the old
 			// node's): asked again under the same take id within linger,
 			// the old node sends it again.
-			origin = ctx // asked already: see it through
 			again++
 			continue
 		}
@@ -52,6 +59,7 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 				return nil, errors.New("cluster: take answered without a state")
 			}
 			rep.State.ID = id
+			n.adoptRuns(req.Key, rep.Ran)
 			n.fillChat(ctx, rep.State)
 			s, err := n.hub.Import(*rep.State)
 			if err != nil {
@@ -72,7 +80,7 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 		if errors.Is(err, errTryAgain) {
 			// Given up on the old node: a reply it kept for this take
 			// must not be taken now (the session may be elsewhere).
-			req.TakeID = newTakeID()
+			req.TakeID = newID()
 			continue
 		}
 		return s, err
@@ -85,8 +93,8 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 // so that a take asked again after a lost reply finds the reply kept.
 const takeTimeout = recordWait + time.Second
 
-// newTakeID names one take.
-func newTakeID() string {
+// newID names one take or forwarded request.
+func newID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
