@@ -107,7 +107,6 @@ func (n *Node) askNode(ctx context.Context, node, id string) (string, error) {
 	// node, and must not shorten its time to come back.
 	var silent time.Time
 	for {
-		sent := time.Now()
 		where, err := n.query(ctx, inbox, subject, data)
 		switch {
 		case err == nil:
@@ -116,7 +115,7 @@ func (n *Node) askNode(ctx context.Context, node, id string) (string, error) {
 			return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		if silent.IsZero() {
-			silent = sent
+			silent = time.Now()
 		}
 		if time.Since(silent) >= n.cfg.Claim {
 			return unknown, nil
