@@ -30,6 +30,9 @@ type goClient struct {
 	progress map[*client.Transfer]int // BulkProgress events delivered, by transfer under way
 }
 
+// connectWait is how long a go client waits for a stream's answer.
+const connectWait = 5 * time.Second
+
 // newGoClient opens a session through base. With oneConnPerRequest every
 // request has a connection of its own, so that a balancer spreads them.
 func newGoClient(ctx context.Context, name, base string, run *soakRun, idle time.Duration, channels []string, oneConnPerRequest bool) (*goClient, error) {
@@ -39,6 +42,12 @@ func newGoClient(ctx context.Context, name, base string, run *soakRun, idle time
 		// The Timeout bounds POSTs; pkg/client leaves it off its streams.
 		client.WithHTTPClient(&http.Client{Transport: tr, Timeout: wait}),
 		client.WithIdleTimeout(idle),
+		// The idle limit is short to find a dead stream fast; the wait
+		// for a stream's answer is a user's: a take of a moving session
+		// may take seconds while brokers elect leaders, and a client that
+		// gave up after the idle limit asked another node, which took the
+		// session away again. Five seconds is the recovery promise.
+		client.WithConnectTimeout(connectWait),
 		client.WithMaxBackoff(500*time.Millisecond),
 		client.WithLogger(discardLogger()),
 	)
