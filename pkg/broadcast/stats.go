@@ -15,7 +15,7 @@ type counters struct {
 	chats           atomic.Int64
 	chatDeliveries  atomic.Int64
 	chatLimited     atomic.Int64
-	directWrites    atomic.Int64 // streams a fan-out wrote without waking them
+	directWrites    atomic.Int64 // writes a fan-out or the wheel made for a stream
 	directHandoffs  atomic.Int64 // direct writes the socket took only part of
 	bulkStarted     atomic.Int64
 	bulkDone        atomic.Int64
@@ -36,9 +36,10 @@ type Snapshot struct {
 	Gaps, GapEvents                          int64
 	Events, BytesOut                         int64
 	Chats, ChatDeliveries, ChatLimited       int64
-	// DirectWrites counts the streams a chat's fan-out wrote itself,
-	// without waking their goroutine; DirectHandoffs, those whose socket
-	// took only part, the rest left to the goroutine.
+	// DirectWrites counts the writes a chat's fan-out or the flush wheel
+	// made for a stream itself, without waking its goroutine;
+	// DirectHandoffs, those the socket took only part of, the rest left to
+	// the goroutine.
 	DirectWrites, DirectHandoffs      int64
 	BulkStarted, BulkDone, BulkChunks int64
 	// Ticks and TickDeliveries are by ticking channel's name.

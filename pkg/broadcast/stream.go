@@ -335,13 +335,38 @@ func (st *Stream) writeDirect() {
 		st.raise(flagUrgent)
 		return
 	}
-	done := st.flags.Load()&(flagPending|flagCtxDone|flagHubDone) == 0 && st.flushDirect()
+	st.finishDirect(st.flags.Load()&(flagPending|flagCtxDone|flagHubDone) == 0 && st.flushDirect())
+}
+
+// finishDirect gives st.wmu back after a direct write and wakes the stream
+// unless the write was done: what is left is urgent, since it is due.
+func (st *Stream) finishDirect(done bool) {
 	st.wmu.Unlock()
 	if !done {
 		st.raise(flagUrgent)
 	} else {
 		st.s.hub.stats.directWrites.Add(1)
 	}
+}
+
+// flushDue is the flush wheel's wake of st, whose next write is due: like
+// a chat's fan-out, the wheel's goroutine writes a parked stream itself
+// (writeDirect), and wakes it only when it cannot. A wake that came early
+// goes back on the wheel; a stream that is awake (lingering for this very
+// wake) is signalled.
+func (st *Stream) flushDue() {
+	if !st.direct.Load() {
+		st.signal()
+		return
+	}
+	if st.hold(st.s.hub.opts.flushInterval) {
+		return // back on the wheel
+	}
+	if !st.wmu.TryLock() {
+		st.signal()
+		return
+	}
+	st.finishDirect(st.flags.Load()&(flagPending|flagCtxDone|flagHubDone) == 0 && st.flushDirect())
 }
 
 // flushDirect gathers and writes what is due without blocking, and
