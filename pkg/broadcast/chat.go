@@ -108,12 +108,18 @@ func (h *Hub) Deliver(msg protocol.Chat) {
 // sockets take tens of milliseconds, which no POST, attach or tick should
 // wait for. Each stream's ring keeps the order, so a later chat written
 // meanwhile by another fan-out or by the stream itself is no matter.
-func writeDirect(sts []*Stream) {
-	for i, st := range sts {
+func writeDirect(sts *[]*Stream) {
+	for _, st := range *sts {
 		st.writeDirect()
-		sts[i] = nil
 	}
+	clear(*sts) // let ended streams go
+	*sts = (*sts)[:0]
+	directPool.Put(sts)
 }
+
+// directPool holds the lists of streams a chat's fan-out writes: one per
+// chat would be a stream pointer per session, garbage ten times a second.
+var directPool = sync.Pool{New: func() any { return new([]*Stream) }}
 
 // LastChatID is the id of the last chat message the hub delivered; a
 // cluster node fills a moving session in up to it.
@@ -152,7 +158,7 @@ const chatKept = 1024
 // wakes the streams that must write themselves and returns those a
 // fan-out may write (writeDirect), which the caller must, after it
 // releases h.chat.mu. h.chat.mu must be held.
-func (h *Hub) deliverChatLocked(msg protocol.Chat) []*Stream {
+func (h *Hub) deliverChatLocked(msg protocol.Chat) *[]*Stream {
 	now := time.Now()
 	h.chat.id = msg.ID
 	item := &chatItem{id: msg.ID, live: chatEvent(msg, now)}
@@ -163,10 +169,10 @@ func (h *Hub) deliverChatLocked(msg protocol.Chat) []*Stream {
 		h.chat.history = h.chat.history[len(h.chat.history)-chatKept:]
 	}
 	h.mu.RLock()
-	direct := make([]*Stream, 0, len(h.sessions))
+	direct := directPool.Get().(*[]*Stream)
 	for _, t := range h.sessions {
 		if st := t.pushChat(item); st != nil {
-			direct = append(direct, st)
+			*direct = append(*direct, st)
 		}
 	}
 	n := len(h.sessions)
