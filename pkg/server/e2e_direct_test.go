@@ -110,9 +110,10 @@ func checkDirectStream(t *testing.T, ms []protocol.Message, last int64) {
 	}
 }
 
-// TestDirectChatWrites: chats written by the fan-out, on streams whose own
-// goroutines write ticks between them, arrive on every stream in order,
-// each once, with ids that run on without a hole, in well-framed chunks.
+// TestDirectChatWrites: chats written by the fan-out, on streams whose
+// ticks the flush wheel and their own goroutines write between them,
+// arrive on every stream in order, each once, with ids that run on without
+// a hole, in well-framed chunks.
 func TestDirectChatWrites(t *testing.T) {
 	h := start(t, broadcast.WithChatRate(10_000, 10_000))
 	const readers, chats = 3, 200
@@ -148,8 +149,8 @@ func TestDirectChatWrites(t *testing.T) {
 	if after.DirectWrites == before.DirectWrites {
 		t.Fatalf("no stream was written by a chat's fan-out (%d chats to %d streams)", chats, readers)
 	}
-	t.Logf("%d of %d chat deliveries written by the fan-out, %d handed to the stream",
-		after.DirectWrites-before.DirectWrites, chats*(readers+1), after.DirectHandoffs-before.DirectHandoffs)
+	t.Logf("%d direct writes (fan-out and wheel) for %d chats to %d streams, %d handed to the stream",
+		after.DirectWrites-before.DirectWrites, chats, readers, after.DirectHandoffs-before.DirectHandoffs)
 }
 
 // TestDirectChatHandoff: a client that stops reading fills its socket, so
@@ -226,5 +227,30 @@ func TestDirectChatStuckReader(t *testing.T) {
 	}
 	if n != 50 {
 		t.Fatalf("the reading stream got %d of the 50 chats sent after the other stream stuck", n)
+	}
+}
+
+// TestDirectWheelWrites: ticks whose flush the wheel writes itself, and
+// those the stream's goroutine writes (the first after a quiet spell), run
+// on without a hole on the wire.
+func TestDirectWheelWrites(t *testing.T) {
+	h := start(t, broadcast.WithFlushInterval(20*time.Millisecond))
+	all := []string{}
+	for _, c := range broadcast.DefaultChannels() {
+		all = append(all, c.Name)
+	}
+	r := dialStream(t, h, h.newSession(t, all...), 0)
+	before := h.srv.Hub.Snapshot()
+	var ms []protocol.Message
+	for len(ms) < 1000 {
+		m, err := r.dec.Next()
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(ms), err)
+		}
+		ms = append(ms, m)
+	}
+	ssetest.Consecutive(t, ssetest.ID(t, ms[0]), ms)
+	if h.srv.Hub.Snapshot().DirectWrites == before.DirectWrites {
+		t.Fatal("the flush wheel wrote none of 1000 ticks itself")
 	}
 }
