@@ -74,6 +74,23 @@ func (st *Stream) wake() {
 	st.signal()
 }
 
+// wakeDirect is wake for a caller that writes, after it releases its
+// locks, the streams it is given (writeDirect): it reports true, instead
+// of signalling, when st's write is due now and a direct write may serve
+// it. s.mu is held by the caller.
+func (st *Stream) wakeDirect() bool {
+	if !st.direct.Load() {
+		st.wake()
+		return false
+	}
+	if d := st.s.hub.opts.flushInterval; d > 0 {
+		if ev := st.s.ring.get(st.s.ring.next - 1); st.end == "" && (ev == nil || !ev.urgent) && st.hold(d) {
+			return false
+		}
+	}
+	return true
+}
+
 // hold reports whether the stream must wait before it writes again: d has
 // not passed since its last write. Then its wake is on the hub's wheel for
 // that time.
