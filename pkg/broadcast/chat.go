@@ -81,9 +81,10 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 		return msg, nil
 	}
 	h.chat.mu.Lock()
-	defer h.chat.mu.Unlock()
 	msg.ID = h.chat.id + 1
-	h.deliverChatLocked(msg)
+	direct := h.deliverChatLocked(msg)
+	h.chat.mu.Unlock()
+	writeDirect(direct)
 	return msg, nil
 }
 
@@ -92,13 +93,33 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 // delivered already is ignored, so a relay may deliver twice.
 func (h *Hub) Deliver(msg protocol.Chat) {
 	h.chat.mu.Lock()
-	defer h.chat.mu.Unlock()
 	if msg.ID <= h.chat.id {
+		h.chat.mu.Unlock()
 		return
 	}
 	msg.History = false
-	h.deliverChatLocked(msg)
+	direct := h.deliverChatLocked(msg)
+	h.chat.mu.Unlock()
+	writeDirect(direct)
 }
+
+// writeDirect writes a chat to the streams its delivery left to the
+// caller, outside every lock of the hub: written one by one, thousands of
+// sockets take tens of milliseconds, which no POST, attach or tick should
+// wait for. Each stream's ring keeps the order, so a later chat written
+// meanwhile by another fan-out or by the stream itself is no matter.
+func writeDirect(sts *[]*Stream) {
+	for _, st := range *sts {
+		st.writeDirect()
+	}
+	clear(*sts) // let ended streams go
+	*sts = (*sts)[:0]
+	directPool.Put(sts)
+}
+
+// directPool holds the lists of streams a chat's fan-out writes: one per
+// chat would be a stream pointer per session, garbage ten times a second.
+var directPool = sync.Pool{New: func() any { return new([]*Stream) }}
 
 // LastChatID is the id of the last chat message the hub delivered; a
 // cluster node fills a moving session in up to it.
@@ -133,9 +154,11 @@ func (c *chatLog) init() { c.seen = make(chan struct{}) }
 const chatKept = 1024
 
 // deliverChatLocked appends msg to the history and to every session that
-// has not got it (a session that came from another hub may have).
-// h.chat.mu must be held.
-func (h *Hub) deliverChatLocked(msg protocol.Chat) {
+// has not got it (a session that came from another hub may have). It
+// wakes the streams that must write themselves and returns those a
+// fan-out may write (writeDirect), which the caller must, after it
+// releases h.chat.mu. h.chat.mu must be held.
+func (h *Hub) deliverChatLocked(msg protocol.Chat) *[]*Stream {
 	now := time.Now()
 	h.chat.id = msg.ID
 	item := &chatItem{id: msg.ID, live: chatEvent(msg, now)}
@@ -146,8 +169,11 @@ func (h *Hub) deliverChatLocked(msg protocol.Chat) {
 		h.chat.history = h.chat.history[len(h.chat.history)-chatKept:]
 	}
 	h.mu.RLock()
+	direct := directPool.Get().(*[]*Stream)
 	for _, t := range h.sessions {
-		t.pushChat(item)
+		if st := t.pushChat(item); st != nil {
+			*direct = append(*direct, st)
+		}
 	}
 	n := len(h.sessions)
 	h.mu.RUnlock()
@@ -155,20 +181,27 @@ func (h *Hub) deliverChatLocked(msg protocol.Chat) {
 	h.chat.seen = make(chan struct{})
 	h.stats.chats.Add(1)
 	h.stats.chatDeliveries.Add(int64(n))
+	return direct
 }
 
-// pushChat appends a chat message s has not had.
-func (s *Session) pushChat(it *chatItem) {
+// pushChat appends a chat message s has not had. It wakes s's stream, or
+// returns it when a fan-out may write it (Stream.writeDirect): then the
+// caller must, or wake it.
+func (s *Session) pushChat(it *chatItem) *Stream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone || it.id <= s.lastChat {
-		return
+		return nil
 	}
 	s.lastChat = it.id
 	s.appendLocked(it.live)
-	if s.stream != nil {
-		s.stream.wake()
+	if st := s.stream; st != nil {
+		if st.direct.Load() {
+			return st
+		}
+		st.wake()
 	}
+	return nil
 }
 
 func chatEvent(msg protocol.Chat, now time.Time) *event {

@@ -99,14 +99,18 @@ func (h *Hub) deliverTicks(due []dueTick) {
 		seen   uint64 // channels whose listeners have been served
 		counts [64]int64
 	)
+	direct := directPool.Get().(*[]*Stream)
 	h.mu.RLock()
 	for _, t := range due {
 		for s := range h.subs[t.c.index] {
-			s.pushTicks(due, seen, &counts)
+			if st := s.pushTicks(due, seen, &counts); st != nil {
+				*direct = append(*direct, st)
+			}
 		}
 		seen |= 1 << t.c.index
 	}
 	h.mu.RUnlock()
+	writeDirect(direct)
 	for _, t := range due {
 		h.stats.ticks[t.c.index].Add(1)
 		h.stats.tickDeliveries[t.c.index].Add(counts[t.c.index])

@@ -59,12 +59,14 @@ func (s *Session) push(ev *event) {
 }
 
 // pushTicks appends the ticks of one instant that s is tuned to and wakes
-// its stream once. A session tuned to a channel in seen has had them already.
-func (s *Session) pushTicks(due []dueTick, seen uint64, counts *[64]int64) {
+// its stream once, or returns it when its write is due and a direct write
+// may serve it (Stream.wakeDirect): then the caller must write it. A
+// session tuned to a channel in seen has had them already.
+func (s *Session) pushTicks(due []dueTick, seen uint64, counts *[64]int64) *Stream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone || s.tuned&seen != 0 {
-		return
+		return nil
 	}
 	for _, t := range due {
 		if s.tuned&(1<<t.c.index) != 0 {
@@ -72,9 +74,10 @@ func (s *Session) pushTicks(due []dueTick, seen uint64, counts *[64]int64) {
 			counts[t.c.index]++
 		}
 	}
-	if s.stream != nil {
-		s.stream.wake()
+	if s.stream != nil && s.stream.wakeDirect() {
+		return s.stream
 	}
+	return nil
 }
 
 // appendLocked appends ev to the ring. Every event of a session enters here,

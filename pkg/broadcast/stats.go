@@ -15,6 +15,8 @@ type counters struct {
 	chats           atomic.Int64
 	chatDeliveries  atomic.Int64
 	chatLimited     atomic.Int64
+	directWrites    atomic.Int64 // writes a fan-out or the wheel made for a stream
+	directHandoffs  atomic.Int64 // direct writes the socket took only part of
 	bulkStarted     atomic.Int64
 	bulkDone        atomic.Int64
 	bulkChunks      atomic.Int64
@@ -34,7 +36,12 @@ type Snapshot struct {
 	Gaps, GapEvents                          int64
 	Events, BytesOut                         int64
 	Chats, ChatDeliveries, ChatLimited       int64
-	BulkStarted, BulkDone, BulkChunks        int64
+	// DirectWrites counts the writes a chat's fan-out or the flush wheel
+	// made for a stream itself, without waking its goroutine;
+	// DirectHandoffs, those the socket took only part of, the rest left to
+	// the goroutine.
+	DirectWrites, DirectHandoffs      int64
+	BulkStarted, BulkDone, BulkChunks int64
 	// Ticks and TickDeliveries are by ticking channel's name.
 	Ticks, TickDeliveries map[string]int64
 	// Published and PublishDeliveries are by published channel's name:
@@ -51,6 +58,7 @@ func (h *Hub) Snapshot() Snapshot {
 		Resumes: st.resumes.Load(), Gaps: st.gaps.Load(), GapEvents: st.gapEvents.Load(),
 		Events: st.events.Load(), BytesOut: st.bytesOut.Load(),
 		Chats: st.chats.Load(), ChatDeliveries: st.chatDeliveries.Load(), ChatLimited: st.chatLimited.Load(),
+		DirectWrites: st.directWrites.Load(), DirectHandoffs: st.directHandoffs.Load(),
 		BulkStarted: st.bulkStarted.Load(), BulkDone: st.bulkDone.Load(), BulkChunks: st.bulkChunks.Load(),
 		Ticks: map[string]int64{}, TickDeliveries: map[string]int64{},
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,7 +43,19 @@ type Stream struct {
 	lastWrite atomic.Int64
 	onWheel   atomic.Bool
 
-	pace pacer // bulk pacing by the connection (pacing.go); Run's own
+	pace pacer // bulk pacing by the connection (pacing.go); wmu's
+
+	// wmu is the stream's writer: whoever holds it, and only they, writes
+	// the socket and moves cursor (under s.mu too); out and pace are
+	// theirs. Run holds it except while parked, and for good once it
+	// returns, so nothing writes a connection net/http has taken back. A
+	// chat's fan-out takes it (TryLock) to write a parked stream directly
+	// (writeDirect).
+	wmu sync.Mutex
+	out *streamWriter // guarded by wmu
+	// direct says out can write without blocking (TryWriter), so a
+	// fan-out may write the stream itself; set once by Run.
+	direct atomic.Bool
 }
 
 // wake signals the stream without blocking. s.mu is held by the caller, so
@@ -59,6 +72,23 @@ func (st *Stream) wake() {
 		}
 	}
 	st.signal()
+}
+
+// wakeDirect is wake for a caller that writes, after it releases its
+// locks, the streams it is given (writeDirect): it reports true, instead
+// of signalling, when st's write is due now and a direct write may serve
+// it. s.mu is held by the caller.
+func (st *Stream) wakeDirect() bool {
+	if !st.direct.Load() {
+		st.wake()
+		return false
+	}
+	if d := st.s.hub.opts.flushInterval; d > 0 {
+		if ev := st.s.ring.get(st.s.ring.next - 1); st.end == "" && (ev == nil || !ev.urgent) && st.hold(d) {
+			return false
+		}
+	}
+	return true
 }
 
 // hold reports whether the stream must wait before it writes again: d has
@@ -98,8 +128,11 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 	defer h.streams.Add(-1)
 	defer st.detach()
 
+	st.wmu.Lock() // Run's until it parks; never given back once it returns
 	st.startPacing(ctx)
 	out := newStreamWriter(w, h, &st.lastWrite)
+	st.out = out
+	st.direct.Store(out.try != nil)
 	// The connection may serve another request after this one.
 	defer out.clearDeadline()
 	stopCtx := context.AfterFunc(ctx, func() { st.raise(flagCtxDone) })
@@ -132,7 +165,7 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 		} else if f&flagUrgent != 0 {
 			st.flags.And(^uint32(flagUrgent))
 		}
-		more, ended, err := st.gather(out)
+		more, ended, err := st.gather(out, false)
 		if ended || err != nil {
 			return err
 		}
@@ -160,7 +193,18 @@ func (st *Stream) Run(ctx context.Context, w http.ResponseWriter) (err error) {
 			}
 		}
 		out.idle()
+		st.wmu.Unlock()
 		<-st.wakeC
+		st.wmu.Lock()
+		if st.flags.Load()&flagPending != 0 {
+			// A fan-out wrote while the stream was parked and the socket
+			// took only part: the rest goes first, with the blocking
+			// write and its deadline.
+			st.flags.And(^uint32(flagPending))
+			if err := out.drain(); err != nil {
+				return err
+			}
+		}
 		if d := h.opts.flushInterval; d > 0 {
 			st.linger(d)
 		}
@@ -185,6 +229,7 @@ const (
 	flagHubDone             // the hub is closing
 	flagPing                // the ping timer fired
 	flagUrgent              // an urgent event or an end is waiting (wake)
+	flagPending             // out's connection holds the rest of a direct write
 )
 
 // raise sets a flag and wakes the stream's loop to look at it.
@@ -197,10 +242,18 @@ func (st *Stream) raise(f uint32) {
 // maxBatch bytes or a run of up to maxChunks bulk chunks, and reports
 // whether more is waiting. Chunks are encoded after the lock is released.
 // A stream told to end writes its bye instead and reports ended.
-func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
+//
+// direct is a fan-out's gather (writeDirect): it takes only ready events,
+// no bulk chunk, gap or bye, and reports more, gathering nothing, when
+// anything else is due: that is the stream's goroutine's to write.
+func (st *Stream) gather(out *streamWriter, direct bool) (more, ended bool, err error) {
 	s, h := st.s, st.s.hub
 	out.take()
 	s.mu.Lock()
+	if direct && (st.end != "" || len(s.transfers) > 0 || st.cursor < s.ring.first) {
+		s.mu.Unlock()
+		return true, false, nil
+	}
 	if reason := st.end; reason != "" {
 		s.mu.Unlock()
 		return false, true, st.bye(out, reason)
@@ -213,7 +266,7 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 		buf     = out.buf
 	)
 	for len(buf) < maxBatch && nChunks < maxChunks {
-		if st.cursor >= s.ring.next && (st.holdBulk() || !s.nextChunkLocked()) {
+		if st.cursor >= s.ring.next && (direct || st.holdBulk() || !s.nextChunkLocked()) {
 			break
 		}
 		if st.cursor < s.ring.first {
@@ -229,6 +282,9 @@ func (st *Stream) gather(out *streamWriter) (more, ended bool, err error) {
 			continue
 		}
 		ev := s.ring.get(st.cursor)
+		if ev.bulk != nil && direct {
+			break
+		}
 		if ev.bulk != nil {
 			// Chunks are made outside the lock, a short run of them at a
 			// time: they delay the events around them by a few chunks at
@@ -281,4 +337,74 @@ func (st *Stream) bye(out *streamWriter, reason string) error {
 	out.take()
 	out.buf, _ = protocol.AppendEvent(out.buf, st.cursor-1, protocol.EventBye, data)
 	return out.write()
+}
+
+// writeDirect writes what is due to st from the calling goroutine (a chat's
+// fan-out) when st's own goroutine is parked and its connection can write
+// without blocking: one non-blocking write, and no goroutine woken. A
+// stream that is busy, has something other than ready events due, or
+// whose socket would not take the whole write is woken as wake would: its
+// goroutine writes, the rest first, with its blocking write and deadline.
+// At thousands of streams the wake and park of each stream's goroutine
+// cost a quarter of what its write does.
+func (st *Stream) writeDirect() {
+	if !st.wmu.TryLock() {
+		st.raise(flagUrgent)
+		return
+	}
+	st.finishDirect(st.flags.Load()&(flagPending|flagCtxDone|flagHubDone) == 0 && st.flushDirect())
+}
+
+// finishDirect gives st.wmu back after a direct write and wakes the stream
+// unless the write was done: what is left is urgent, since it is due.
+func (st *Stream) finishDirect(done bool) {
+	st.wmu.Unlock()
+	if !done {
+		st.raise(flagUrgent)
+	} else {
+		st.s.hub.stats.directWrites.Add(1)
+	}
+}
+
+// flushDue is the flush wheel's wake of st, whose next write is due: like
+// a chat's fan-out, the wheel's goroutine writes a parked stream itself
+// (writeDirect), and wakes it only when it cannot. A wake that came early
+// goes back on the wheel; a stream that is awake (lingering for this very
+// wake) is signalled.
+func (st *Stream) flushDue() {
+	if !st.direct.Load() {
+		st.signal()
+		return
+	}
+	if st.hold(st.s.hub.opts.flushInterval) {
+		return // back on the wheel
+	}
+	if !st.wmu.TryLock() {
+		st.signal()
+		return
+	}
+	st.finishDirect(st.flags.Load()&(flagPending|flagCtxDone|flagHubDone) == 0 && st.flushDirect())
+}
+
+// flushDirect gathers and writes what is due without blocking, and
+// reports whether nothing is left for the stream's goroutine. st.wmu must
+// be held.
+func (st *Stream) flushDirect() bool {
+	out := st.out
+	defer out.idle()
+	more, _, err := st.gather(out, true)
+	if err != nil {
+		return false
+	}
+	if len(out.buf) == 0 {
+		return !more
+	}
+	all, err := out.tryWrite()
+	if !all || err != nil {
+		// The connection keeps the rest (or its error) for drain.
+		st.flags.Or(flagPending)
+		st.s.hub.stats.directHandoffs.Add(1)
+		return false
+	}
+	return !more
 }

@@ -60,7 +60,7 @@ func (w *flushWheel) run(ctx context.Context) {
 			due = w.take(now.UnixNano()/int64(w.slot), due[:0])
 			for _, st := range due {
 				st.onWheel.Store(false)
-				st.signal()
+				st.flushDue()
 			}
 			clear(due) // let ended streams go
 		}

@@ -2,10 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -52,7 +55,16 @@ func chunkedStream(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
 	if err := http.NewResponseController(w).Flush(); err != nil {
 		return w
 	}
-	return &chunkedWriter{ResponseWriter: w, conn: c}
+	cw := &chunkedWriter{ResponseWriter: w, conn: c}
+	// A plain TCP connection can also be written without blocking, so a
+	// chat's fan-out can write the stream itself; TLS cannot (its records
+	// are the tls.Conn's to make).
+	if sc, ok := c.(syscall.Conn); ok && canTryWrite {
+		if raw, err := sc.SyscallConn(); err == nil {
+			return &tryChunkedWriter{chunkedWriter: cw, raw: raw}
+		}
+	}
+	return cw
 }
 
 // A chunkedWriter is the ResponseWriter of an HTTP/1.1 stream whose head is
@@ -96,16 +108,35 @@ func (c *chunkedWriter) Write(b []byte) (int, error) {
 	return min(max(n-head, 0), len(b)), err
 }
 
+// frame returns the chunk b framed (size line, b, CRLF) in a buffer of
+// framePool, and the length of the size line.
+func frame(b []byte) (fp *[]byte, f []byte, head int) {
+	if len(b) <= maxFramed {
+		fp = framePool.Get().(*[]byte)
+	} else {
+		fp = new([]byte)
+	}
+	f = appendChunkHead((*fp)[:0], len(b))
+	head = len(f)
+	f = append(append(f, b...), crlf...)
+	return fp, f, head
+}
+
+// putFrame gives a frame's buffer back to framePool, unless it is a large
+// one's.
+func putFrame(fp *[]byte, f []byte) {
+	if cap(f) <= maxFramed+16 {
+		*fp = f[:0]
+		framePool.Put(fp)
+	}
+}
+
 // writeFramed writes the chunk b from a frame buffer; it returns the bytes
 // written and the length of the size line.
 func (c *chunkedWriter) writeFramed(b []byte) (n, head int, err error) {
-	fp := framePool.Get().(*[]byte)
-	f := appendChunkHead((*fp)[:0], len(b))
-	head = len(f)
-	f = append(append(f, b...), crlf...)
+	fp, f, head := frame(b)
 	n, err = c.conn.Write(f)
-	*fp = f[:0]
-	framePool.Put(fp)
+	putFrame(fp, f)
 	return n, head, err
 }
 
@@ -126,4 +157,95 @@ func appendChunkHead(dst []byte, n int) []byte {
 // through http.ResponseController.
 func (c *chunkedWriter) SetWriteDeadline(t time.Time) error {
 	return c.conn.SetWriteDeadline(t)
+}
+
+// A tryChunkedWriter is a chunkedWriter on a connection it can also write
+// without blocking (broadcast.TryWriter): one write(2) on the socket, which
+// the kernel takes whole, in part, or not at all (EAGAIN: the socket holds
+// its low-water mark of unsent bytes), and never a wait in the poller. The
+// rest of a chunk it did not take is kept, and Drain writes it with the
+// connection's blocking Write and deadline, so the chunk framing on the
+// wire is the same either way.
+type tryChunkedWriter struct {
+	*chunkedWriter
+	raw syscall.RawConn
+
+	// The chunk a TryWrite left unfinished: its frame, how much of it
+	// went out, the length of its size line and of its data; or the error
+	// that ended the connection.
+	rest          []byte
+	restBox       *[]byte
+	sent, head, n int
+	err           error
+}
+
+// TryWrite sends b as one chunk without waiting, and reports how many
+// bytes of b went out; the rest is Drain's.
+func (c *tryChunkedWriter) TryWrite(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if c.err != nil || c.rest != nil {
+		return 0, errors.New("chunked: write before drain")
+	}
+	fp, f, head := frame(b)
+	var k int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		k, werr = tryWrite(fd, f)
+		return true // never wait in the poller: the rest is Drain's
+	})
+	if err == nil {
+		err = werr
+	}
+	// An expired write deadline fails the write before it starts: it is
+	// the blocking write's, which Drain makes, to report.
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) || errors.Is(err, os.ErrDeadlineExceeded) {
+		err = nil
+	}
+	k = max(k, 0)
+	if err != nil {
+		c.conn.Close() // as Write: the body may end mid-chunk
+		c.err = err
+		putFrame(fp, f)
+		return min(max(k-head, 0), len(b)), err
+	}
+	if k == len(f) {
+		putFrame(fp, f)
+		return len(b), nil
+	}
+	c.rest, c.restBox, c.sent, c.head, c.n = f, fp, k, head, len(b)
+	return min(max(k-head, 0), len(b)), nil
+}
+
+// Drain writes the rest of the chunk TryWrite left, waiting for the
+// connection, and reports how many more bytes of that chunk's data went
+// out.
+func (c *tryChunkedWriter) Drain() (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.rest == nil {
+		return 0, nil
+	}
+	k, err := c.conn.Write(c.rest[c.sent:])
+	before := min(max(c.sent-c.head, 0), c.n)
+	after := min(max(c.sent+k-c.head, 0), c.n)
+	putFrame(c.restBox, c.rest)
+	c.rest, c.restBox = nil, nil
+	if err != nil {
+		c.conn.Close()
+		c.err = err
+	}
+	return after - before, err
+}
+
+// Write sends b as one chunk, after the rest of one TryWrite left.
+func (c *tryChunkedWriter) Write(b []byte) (int, error) {
+	if c.err != nil || c.rest != nil {
+		if _, err := c.Drain(); err != nil {
+			return 0, err
+		}
+	}
+	return c.chunkedWriter.Write(b)
 }
