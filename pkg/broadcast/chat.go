@@ -103,24 +103,6 @@ func (h *Hub) Deliver(msg protocol.Chat) {
 	writeDirect(direct)
 }
 
-// writeDirect writes a chat to the streams its delivery left to the
-// caller, outside every lock of the hub: written one by one, thousands of
-// sockets take tens of milliseconds, which no POST, attach or tick should
-// wait for. Each stream's ring keeps the order, so a later chat written
-// meanwhile by another fan-out or by the stream itself is no matter.
-func writeDirect(sts *[]*Stream) {
-	for _, st := range *sts {
-		st.writeDirect()
-	}
-	clear(*sts) // let ended streams go
-	*sts = (*sts)[:0]
-	directPool.Put(sts)
-}
-
-// directPool holds the lists of streams a chat's fan-out writes: one per
-// chat would be a stream pointer per session, garbage ten times a second.
-var directPool = sync.Pool{New: func() any { return new([]*Stream) }}
-
 // LastChatID is the id of the last chat message the hub delivered; a
 // cluster node fills a moving session in up to it.
 func (h *Hub) LastChatID() int64 {

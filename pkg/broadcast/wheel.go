@@ -58,10 +58,10 @@ func (w *flushWheel) run(ctx context.Context) {
 			return
 		case now := <-t.C:
 			due = w.take(now.UnixNano()/int64(w.slot), due[:0])
-			for _, st := range due {
+			eachParallel(due, func(st *Stream) {
 				st.onWheel.Store(false)
 				st.flushDue()
-			}
+			})
 			clear(due) // let ended streams go
 		}
 	}
