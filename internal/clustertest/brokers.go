@@ -216,3 +216,47 @@ func (c *Brokers) BrokerOf(n *Node) *Broker {
 	}
 	return nil
 }
+
+// MoveLeader makes to the leader of stream, as an operator's `nats stream
+// cluster step-down --preferred` does, and waits until it is and every
+// copy of the stream is current (b1 may be a child process, whose state
+// only the JetStream API tells).
+func (c *Brokers) MoveLeader(stream string, to *Broker) {
+	c.t.Helper()
+	nc, err := nats.Connect(c.URL(), nats.Name("clustertest"))
+	if err != nil {
+		c.t.Fatalf("move leader: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.t.Fatalf("move leader: %v", err)
+	}
+	req := fmt.Appendf(nil, `{"placement":{"preferred":%q}}`, to.name)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s, err := js.Stream(ctx, stream)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = s.Info(ctx)
+		}
+		cancel()
+		if err == nil && info.Cluster != nil {
+			current := len(info.Cluster.Replicas) == len(c.bs)-1
+			for _, r := range info.Cluster.Replicas {
+				current = current && r.Current && !r.Offline
+			}
+			if !current {
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			if info.Cluster.Leader == to.name {
+				return
+			}
+			_, _ = nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, req, 2*time.Second)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	c.t.Fatalf("stream %s: %s did not become its leader in 30 s", stream, to.name)
+}

@@ -65,6 +65,28 @@ func TestSoakBrokerKilled(t *testing.T) {
 	}})
 }
 
+// TestSoakChatLeaderKilled: the broker leading the chat stream dies by
+// SIGKILL and stays dead for 10 s: the worst case of a kill, which
+// TestSoakBrokerKilled meets only when b1 happens to lead. No chat can be
+// stored until the two others elect a leader (nats-server's election
+// timeout, 4 to 9 s); ticks go on; nothing acknowledged is lost.
+func TestSoakChatLeaderKilled(t *testing.T) {
+	runClusterSoak(t, clusterFault{name: "the chat stream's leader killed (SIGKILL)", brokers: true, killable: true, inject: func(t *testing.T, env *clusterEnv) {
+		env.run.brokerLost.Store(true)
+		b := env.brokers.All()[0]
+		env.brokers.MoveLeader(chatStream, b)
+		env.mark(fmt.Sprintf("broker %s, the chat stream's leader, killed", b.Name()))
+		b.Kill()
+		time.Sleep(10 * time.Second)
+		if l := env.brokers.StreamLeader(chatStream); l != nil {
+			t.Logf("chat stream led by %s after the kill", l.Name())
+		}
+		env.mark(fmt.Sprintf("broker %s started", b.Name()))
+		b.Start()
+		env.brokers.WaitReady()
+	}})
+}
+
 // sessionsStream is the stream under the cluster's sessions bucket.
 const sessionsStream = "KV_xhrsse_sessions"
 
