@@ -280,14 +280,20 @@ func (n *Node) movedReply() []byte {
 // answer: the client heard nothing for ten seconds.
 func (n *Node) respond(m *nats.Msg, data []byte) {
 	deadline := time.Now().Add(requestTimeout)
+	parks := n.parks.Load()
 	for {
 		err := m.Respond(data)
 		if err == nil {
-			n.replies.add(m.Reply, data)
+			n.replies.add(m.Reply, data, parks)
 			return
 		}
 		if !linkDown(err) || time.Now().After(deadline) || !n.awaitLink(n.ctx) {
 			n.log.Warn("reply", "err", err)
+			return
+		}
+		if n.parks.Load() != parks {
+			// Parked meanwhile: see sentReply.
+			n.log.Debug("reply dropped, the sessions parked since", "err", err)
 			return
 		}
 		n.log.Debug("reply sent again, the broker back", "err", err)

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -119,6 +120,9 @@ type Node struct {
 	suspects  map[string]string // by key: held when the broker was lost, to be checked
 	settling  bool              // a settle goroutine runs
 	calm      chan struct{}
+	// parks counts the times the node parked its sessions: a reply made
+	// before a park is not sent again after it (resend.go).
+	parks atomic.Uint64
 
 	records sessionLocks // a session's record write, hand-over, parking
 	replies replyLog     // replies sent lately, to send again after a lost broker (resend.go)

@@ -97,6 +97,7 @@ func (n *Node) park() {
 	}
 	n.parked = make(map[string]broadcast.SessionState)
 	n.calm = make(chan struct{})
+	n.parks.Add(1)
 	var ids []string
 	for k, s := range n.subs {
 		if s.retire == nil {

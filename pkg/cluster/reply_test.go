@@ -19,7 +19,9 @@ import (
 // the broker directly, keeps listening for the reply.
 func TestReplySentOnceTheBrokerIsBack(t *testing.T) {
 	br := clustertest.StartBroker(t)
-	a, link := startLinkedNode(t, br, "a", time.Second, nil)
+	// A Claim long enough that a does not park its sessions while down: a
+	// reply made before a park is not sent again (TestReplyMadeBeforeAParkIsNotSentAgain).
+	a, link := startLinkedNode(t, br, "a", time.Second, func(c *cluster.Config) { c.Claim = 10 * time.Second })
 	sub, err := cluster.Listen(a.Node, "test.ask")
 	if err != nil {
 		t.Fatal(err)

@@ -28,9 +28,16 @@ func replyKeep(claim time.Duration) time.Duration {
 // history): past it, the oldest replies are dropped first.
 const replyKeepBytes = 8 << 20
 
+// A reply made before the node parked its sessions is not sent again: it
+// may tell of a change (a transfer started, say) to a session that another
+// node has since recovered from its record, after a gap, without it. Its
+// asker, still waiting, asks again, and the node that has the session now
+// answers (answer.go: the same request id runs once per node).
+
 // sentReply is one reply sent.
 type sentReply struct {
 	at      time.Time
+	parks   uint64 // Node.parks when it was made
 	subject string
 	data    []byte
 }
@@ -46,11 +53,11 @@ type replyLog struct {
 }
 
 // add notes a reply sent on subject.
-func (l *replyLog) add(subject string, data []byte) {
+func (l *replyLog) add(subject string, data []byte, parks uint64) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.sent = append(l.sent, sentReply{at: now, subject: subject, data: data})
+	l.sent = append(l.sent, sentReply{at: now, parks: parks, subject: subject, data: data})
 	l.bytes += len(data)
 	drop := 0
 	for drop < len(l.sent) && (now.Sub(l.sent[drop].at) > l.keep || l.bytes > replyKeepBytes) {
@@ -74,11 +81,17 @@ func (l *replyLog) lost() {
 	l.sent, l.bytes = nil, 0
 }
 
-// takeResend returns the replies to send again, and forgets them.
-func (l *replyLog) takeResend() []sentReply {
+// takeResend returns the replies to send again, but those made before
+// the node's last park (parks is Node.parks now), and forgets them all.
+func (l *replyLog) takeResend(parks uint64) []sentReply {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	rs := l.resend
+	rs := l.resend[:0:0]
+	for _, r := range l.resend {
+		if r.parks == parks {
+			rs = append(rs, r)
+		}
+	}
 	l.resend = nil
 	return rs
 }
@@ -87,7 +100,7 @@ func (l *replyLog) takeResend() []sentReply {
 // lost. One that fails (the connection went again) is kept for the next
 // time the broker is back, unless its asker has given up by then.
 func (n *Node) resendReplies() {
-	rs := n.replies.takeResend()
+	rs := n.replies.takeResend(n.parks.Load())
 	cut := time.Now().Add(-requestTimeout) // its asker gave up
 	sent := 0
 	for i, r := range rs {
