@@ -200,3 +200,46 @@ func TestBulkAdopted(t *testing.T) {
 		t.Errorf("progress %d/%d", got, total)
 	}
 }
+
+// TestBulkAnsweredAfterAGapFails: a transfer whose POST was out when a gap
+// came may have started before it, its chunks in the gap, and nothing more
+// of it would come: it fails at once, as the transfers known at the gap do.
+func TestBulkAnsweredAfterAGapFails(t *testing.T) {
+	acc := protocol.BulkAccepted{Transfer: "T1", Bytes: 10, Chunks: 1, SHA256: sum([]byte("0123456789"))}
+	posted, gapSent := make(chan struct{}), make(chan struct{})
+	f := newFake(t)
+	f.bulk = func(w http.ResponseWriter, r *http.Request) {
+		close(posted)
+		<-gapSent
+		time.Sleep(100 * time.Millisecond) // let the client read the gap first
+		writeJSON(w, http.StatusAccepted, acc)
+	}
+	f.stream = func(w http.ResponseWriter, r *http.Request, n int) {
+		startSSE(w)
+		raw(w, sessionFrame("S1", 0, false))
+		select {
+		case <-posted:
+		case <-r.Context().Done():
+			return
+		}
+		g, _ := json.Marshal(protocol.Gap{Missed: 5})
+		raw(w, frame(6, protocol.EventGap, string(g)))
+		close(gapSent)
+		hold(r)
+	}
+	_, s := f.session()
+	h := startRun(t, s)
+	h.waitState(Connected)
+	tr, err := s.Bulk(testCtx(t), protocol.BulkPost{Bytes: &acc.Bytes}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-tr.Done():
+	case <-time.After(eventually):
+		t.Fatal("a transfer asked for across a gap is still waiting for chunks")
+	}
+	if !errors.Is(tr.Err(), ErrChunksLost) {
+		t.Fatalf("transfer error %v, want ErrChunksLost", tr.Err())
+	}
+}

@@ -125,6 +125,7 @@ func (s *Session) Bulk(ctx context.Context, req protocol.BulkPost, w io.Writer) 
 	// transfer; Run waits for posts in flight before it treats a transfer as
 	// unknown (see Session.lookupTransfer).
 	done := make(chan struct{})
+	gaps := s.stats.gaps.Load()
 	s.mu.Lock()
 	s.posting[done] = struct{}{}
 	s.mu.Unlock()
@@ -146,6 +147,14 @@ func (s *Session) Bulk(ctx context.Context, req protocol.BulkPost, w io.Writer) 
 	s.mu.Lock()
 	s.transfers[acc.Transfer] = t
 	s.mu.Unlock()
+	if s.stats.gaps.Load() != gaps {
+		// A gap came while the POST was out: the transfer may have
+		// started before it, its chunks among what the gap swallowed
+		// (a session its node lost, carried on by another), and it is
+		// in flight at that gap as much as one answered before it.
+		// (A gap counted after the transfer was known fails it there.)
+		t.finish(fmt.Errorf("%w: a gap came while the transfer was asked for", ErrChunksLost))
+	}
 	return t, nil
 }
 
