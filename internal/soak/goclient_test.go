@@ -206,6 +206,14 @@ func (g *goClient) bulkLoop(load context.Context, seed uint64, minSize, maxSize 
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		if isClosed(t.Done()) && errors.Is(t.Err(), client.ErrChunksLost) {
+			// Failed as it was answered (a gap came while the POST was
+			// out): Run takes whatever of it comes without delivering it,
+			// and no BulkDone says so (take).
+			g.mu.Lock()
+			g.absorbable += t.Accepted().Chunks + 1
+			g.mu.Unlock()
+		}
 		why := awaitTransfer(t.Done(), g.shared.transferLimit,
 			// Done, or never will be: Run has returned.
 			func() bool { return isClosed(t.Done()) || g.ended.Load() },

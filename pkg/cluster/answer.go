@@ -342,7 +342,7 @@ func (n *Node) runForwarded(req request, id string) reply {
 	if _, ok := n.hub.Session(id); !ok {
 		return reply{Moved: true}
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(withForwarded(n.ctx, req.ReqID), 30*time.Second)
 	defer cancel()
 	path := strings.Replace(req.Path, idHole, id, 1)
 	r, err := http.NewRequestWithContext(ctx, req.Method, path, bytes.NewReader(req.Body))

@@ -73,3 +73,6 @@ func ReadRecord(ctx context.Context, n *Node, id string) error {
 func AskNode(ctx context.Context, n *Node, node, id string) (string, error) {
 	return n.askNode(ctx, node, id)
 }
+
+// WithForwarded is ctx as a forwarded request id runs in.
+var WithForwarded = withForwarded

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,9 +23,7 @@ import (
 // and acknowledges the others with its sequence number, so a message is
 // stored once however often it was sent.
 func (n *Node) store(ctx context.Context, what string, m *nats.Msg) (uint64, error) {
-	var idb [16]byte
-	_, _ = rand.Read(idb[:])
-	msgID := base64.RawURLEncoding.EncodeToString(idb[:])
+	msgID := storeID(ctx, what)
 	deadline := time.Now().Add(publishFor)
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 250*time.Millisecond) {
 		tctx, cancel := context.WithTimeout(ctx, publishTry)
@@ -54,3 +53,39 @@ const (
 	publishTry = time.Second
 	publishFor = 4 * time.Second
 )
+
+// A forwarded request may run on two nodes: on the session's node, whose
+// reply was then lost with its broker, and again on the node that carried
+// the session on, when its asker sends it again. A chat it stores must be
+// stored once all the same: each store of a forwarded request is sent under
+// a message id made of the request's id and its place among the request's
+// stores, the same on any node that runs it, and the stream keeps the
+// first (within its duplicate window, 2 min).
+
+// forwarded marks the context of a forwarded request run here
+// (runForwarded).
+type forwarded struct {
+	id     string
+	stores atomic.Int64 // made so far
+}
+
+type storeKey struct{}
+
+// withForwarded returns ctx for running the forwarded request id.
+func withForwarded(ctx context.Context, id string) context.Context {
+	if id == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, storeKey{}, &forwarded{id: id})
+}
+
+// storeID is the message id of a store of what: for a forwarded request,
+// its id and the store's place among its stores; otherwise random.
+func storeID(ctx context.Context, what string) string {
+	if f, ok := ctx.Value(storeKey{}).(*forwarded); ok {
+		return fmt.Sprintf("%s-%s-%d", what, f.id, f.stores.Add(1))
+	}
+	var idb [16]byte
+	_, _ = rand.Read(idb[:])
+	return base64.RawURLEncoding.EncodeToString(idb[:])
+}
