@@ -61,7 +61,9 @@ func chunkedStream(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
 	// are the tls.Conn's to make).
 	if sc, ok := c.(syscall.Conn); ok && canTryWrite {
 		if raw, err := sc.SyscallConn(); err == nil {
-			return &tryChunkedWriter{chunkedWriter: cw, raw: raw}
+			t := &tryChunkedWriter{chunkedWriter: cw, raw: raw}
+			t.writeFn = t.writeOnce
+			return t
 		}
 	}
 	return cw
@@ -177,6 +179,21 @@ type tryChunkedWriter struct {
 	restBox       *[]byte
 	sent, head, n int
 	err           error
+
+	// writeFn is writeOnce, made once: a closure made for each write
+	// would be garbage on every write of every stream. It writes frame
+	// and leaves the outcome in wrote and werr.
+	writeFn func(fd uintptr) bool
+	frame   []byte
+	wrote   int
+	werr    error
+}
+
+// writeOnce is the RawConn.Write callback of TryWrite: one write(2), and
+// never a wait in the poller (the rest is Drain's).
+func (c *tryChunkedWriter) writeOnce(fd uintptr) bool {
+	c.wrote, c.werr = tryWrite(fd, c.frame)
+	return true
 }
 
 // TryWrite sends b as one chunk without waiting, and reports how many
@@ -189,12 +206,10 @@ func (c *tryChunkedWriter) TryWrite(b []byte) (int, error) {
 		return 0, errors.New("chunked: write before drain")
 	}
 	fp, f, head := frame(b)
-	var k int
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		k, werr = tryWrite(fd, f)
-		return true // never wait in the poller: the rest is Drain's
-	})
+	c.frame, c.wrote, c.werr = f, 0, nil
+	err := c.raw.Write(c.writeFn)
+	k, werr := c.wrote, c.werr
+	c.frame = nil
 	if err == nil {
 		err = werr
 	}
