@@ -211,15 +211,18 @@ func earlier(a, b time.Time) time.Time {
 }
 
 // awaitLink waits up to requestTimeout for the connection to the broker to
-// be back, and reports whether it is.
+// be back, and reports whether it is. It gives up at once when the node
+// closes: a take's context outlives its client, not the node.
 func (n *Node) awaitLink(ctx context.Context) bool {
 	deadline := time.Now().Add(requestTimeout)
 	for !n.nc.IsConnected() {
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || n.nc.IsClosed() {
 			return false
 		}
 		select {
 		case <-ctx.Done():
+			return false
+		case <-n.ctx.Done():
 			return false
 		case <-time.After(20 * time.Millisecond):
 		}

@@ -220,21 +220,7 @@ func TestRequestSentTwiceRunsOnce(t *testing.T) {
 	b := clustertest.StartBroker(t)
 	a := clustertest.StartNode(t, b, "a")
 	id := newSession(t, a)
-	nc, err := nats.Connect(b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	inbox, err := nc.SubscribeSync(nc.NewInbox())
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(protocol.ChatPost{Name: "t", Text: "once"})
-	// What another node sends (wire.go): the session by its key, the id a hole.
-	req, _ := json.Marshal(map[string]any{
-		"op": "http", "from": "x", "key": cluster.Key(id), "reqId": "one-request",
-		"method": http.MethodPost, "path": "/sessions/{id}/chat", "contentType": "application/json", "body": body,
-	})
+	nc, inbox, req := forwardedChat(t, b, id)
 	for range 2 {
 		if err := nc.PublishRequest("xhrsse.session."+cluster.Key(id), inbox.Subject, req); err != nil {
 			t.Fatal(err)
@@ -281,20 +267,7 @@ func TestRequestRunningWhenTheSessionMovesRunsOnce(t *testing.T) {
 	a := clustertest.StartNode(t, b, "a")
 	bn := clustertest.StartNode(t, b, "b")
 	id := newSession(t, a)
-	nc, err := nats.Connect(b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	inbox, err := nc.SubscribeSync(nc.NewInbox())
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(protocol.ChatPost{Name: "t", Text: "once"})
-	req, _ := json.Marshal(map[string]any{
-		"op": "http", "from": "x", "key": cluster.Key(id), "reqId": "one-request",
-		"method": http.MethodPost, "path": "/sessions/{id}/chat", "contentType": "application/json", "body": body,
-	})
+	nc, inbox, req := forwardedChat(t, b, id)
 	subject := "xhrsse.session." + cluster.Key(id)
 	type answer struct {
 		Node   string `json:"node"`
@@ -359,4 +332,27 @@ func TestRequestRunningWhenTheSessionMovesRunsOnce(t *testing.T) {
 	if last := bn.Hub.LastChatID(); last != accepted.ID+1 {
 		t.Fatalf("last chat %d, want %d (the request's, then the one after)", last, accepted.ID+1)
 	}
+}
+
+// forwardedChat connects to b as another node would and returns the
+// connection, an inbox for replies, and a forwarded chat POST for session
+// id under one request id: what another node sends (wire.go), the session
+// by its key, its id a hole. The connection closes with the test.
+func forwardedChat(t *testing.T, b *clustertest.Broker, id string) (*nats.Conn, *nats.Subscription, []byte) {
+	t.Helper()
+	nc, err := nats.Connect(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	inbox, err := nc.SubscribeSync(nc.NewInbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(protocol.ChatPost{Name: "t", Text: "once"})
+	req, _ := json.Marshal(map[string]any{
+		"op": "http", "from": "x", "key": cluster.Key(id), "reqId": "one-request",
+		"method": http.MethodPost, "path": "/sessions/{id}/chat", "contentType": "application/json", "body": body,
+	})
+	return nc, inbox, req
 }

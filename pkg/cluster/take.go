@@ -151,5 +151,8 @@ func (n *Node) locked(ctx context.Context, id string, bring func(origin, detache
 	}
 	detached, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*requestTimeout)
 	defer cancel()
+	// Detached from its client, not from the node: it ends when the node does.
+	stop := context.AfterFunc(n.ctx, cancel)
+	defer stop()
 	return bring(ctx, detached)
 }
