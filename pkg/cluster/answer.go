@@ -23,6 +23,9 @@ type run struct {
 	key  string        // the session's; empty for a take
 	// finished says data is set, for ranFor. Guarded by Node.mu.
 	finished bool
+	// elsewhere says it was still running on the session's old node when
+	// the session came here (adoptRuns): no answer will come from here.
+	elsewhere bool
 }
 
 // keepRun is how long a forwarded request's answer is kept for its copies:
@@ -90,9 +93,17 @@ func (n *Node) admit(m *nats.Msg) (job, bool) {
 	n.mu.Unlock()
 	switch {
 	case once == "":
-	case dup:
+	case dup && !(r.elsewhere && j.held):
 		j.run, j.dup = r, true
 	case j.held:
+		// New here; or still running on the old node when the session
+		// left it, and asked again. That run most often found the session
+		// gone and changed nothing, and its asker, told "moved", waits for
+		// an answer from here. So it runs here too. Had it run, the asker
+		// takes whichever answer comes first: a chat or published event
+		// is stored once (under the request's id, stream.go), a tune is
+		// the same twice; a bulk request starts a second transfer, which
+		// the client takes for someone else's.
 		j.run = &run{done: make(chan struct{})}
 		if req.Op != "take" {
 			j.run.key = req.Key
@@ -178,7 +189,7 @@ func (n *Node) adoptRuns(k string, ran map[string][]byte) {
 		if _, ok := n.runs[once]; ok {
 			continue
 		}
-		r := &run{done: make(chan struct{}), data: data, key: k, finished: true}
+		r := &run{done: make(chan struct{}), data: data, key: k, finished: true, elsewhere: data == nil}
 		close(r.done)
 		n.runs[once] = r
 		n.kept = append(n.kept, keptRun{once: once, run: r, until: until})
