@@ -71,21 +71,9 @@ func startCredsBroker(t *testing.T) *credsBroker {
 			t.Fatal(err)
 		}
 	}
-	srv, err := natsserver.NewServer(&natsserver.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+	srv := runBroker(t, natsserver.Options{
 		TrustedOperators: []*jwt.OperatorClaims{opClaims}, AccountResolver: resolver,
 		SystemAccount: publicKey(t, system),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("broker did not start")
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
 	})
 	return &credsBroker{srv: srv, account: account}
 }

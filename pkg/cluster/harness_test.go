@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
@@ -116,4 +118,25 @@ func statusErr(code int) error { return fmt.Errorf("%w %d", errStatus, code) }
 func metric(t *testing.T, n *clustertest.Node, name string) float64 {
 	t.Helper()
 	return ssetest.Metric(t, http.DefaultClient, n.URL, name)
+}
+
+// runBroker starts a broker on a free loopback port with JetStream on,
+// whatever else opts asks (users, TLS, operators), and stops it with the
+// test. For brokers clustertest does not make.
+func runBroker(t *testing.T, opts natsserver.Options) *natsserver.Server {
+	t.Helper()
+	opts.Host, opts.Port, opts.JetStream, opts.StoreDir, opts.NoLog, opts.NoSigs = "127.0.0.1", -1, true, t.TempDir(), true, true
+	srv, err := natsserver.NewServer(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("broker did not start")
+	}
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv
 }

@@ -28,26 +28,7 @@ import (
 func TestReplyLostWithItsBrokerSentAgain(t *testing.T) {
 	br := clustertest.StartBroker(t)
 	a, link := startLinkedNode(t, br, "a", 300*time.Millisecond, nil)
-	sub, err := cluster.Listen(a.Node, "test.ask")
-	if err != nil {
-		t.Fatal(err)
-	}
-	asker, err := nats.Connect(br.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer asker.Close()
-	inbox, err := asker.SubscribeSync("test.reply")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := asker.PublishRequest("test.ask", "test.reply", []byte("ask")); err != nil {
-		t.Fatal(err)
-	}
-	m, err := sub.NextMsg(ssetest.Wait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, inbox := askedNode(t, br, a)
 	if n := link.CutAll(soak.CutStall); n != 1 {
 		t.Fatalf("%d connections stalled, want a's one", n)
 	}
@@ -121,4 +102,32 @@ func TestNodeQueryLostIsAskedAgain(t *testing.T) {
 	if err != nil || where != "held" {
 		t.Fatalf("b, asked while its connection was lost, answers %q, %v; want held", where, err)
 	}
+}
+
+// askedNode sends a request to node a from a client connected to br
+// directly, and returns it as a received it, with the client's inbox for
+// the reply. The client's connection closes with the test.
+func askedNode(t *testing.T, br *clustertest.Broker, a *clustertest.Node) (*nats.Msg, *nats.Subscription) {
+	t.Helper()
+	sub, err := cluster.Listen(a.Node, "test.ask")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asker, err := nats.Connect(br.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(asker.Close)
+	inbox, err := asker.SubscribeSync("test.reply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := asker.PublishRequest("test.ask", "test.reply", []byte("ask")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.NextMsg(ssetest.Wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, inbox
 }

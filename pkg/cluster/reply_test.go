@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/xhrsse/xhrsse/internal/clustertest"
 	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
@@ -22,26 +20,7 @@ func TestReplySentOnceTheBrokerIsBack(t *testing.T) {
 	// A Claim long enough that a does not park its sessions while down: a
 	// reply made before a park is not sent again (TestReplyMadeBeforeAParkIsNotSentAgain).
 	a, link := startLinkedNode(t, br, "a", time.Second, func(c *cluster.Config) { c.Claim = 10 * time.Second })
-	sub, err := cluster.Listen(a.Node, "test.ask")
-	if err != nil {
-		t.Fatal(err)
-	}
-	asker, err := nats.Connect(br.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer asker.Close()
-	inbox, err := asker.SubscribeSync("test.reply")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := asker.PublishRequest("test.ask", "test.reply", []byte("ask")); err != nil {
-		t.Fatal(err)
-	}
-	m, err := sub.NextMsg(ssetest.Wait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, inbox := askedNode(t, br, a)
 	link.Down()
 	ssetest.Eventually(t, "node a without a broker", func() bool { return !cluster.Connected(a.Node) })
 	done := make(chan struct{})

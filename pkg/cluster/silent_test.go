@@ -132,21 +132,7 @@ func (b linkedBroker) Replicas() int { return 1 }
 // and the subscriptions on it, that long.
 func startPlainBroker(t *testing.T) (addr string) {
 	t.Helper()
-	srv, err := natsserver.NewServer(&natsserver.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("broker did not start")
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv.Addr().String()
+	return runBroker(t, natsserver.Options{}).Addr().String()
 }
 
 // A node whose broker connection went silent connects again; the broker
