@@ -2,7 +2,6 @@ package soak
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -38,26 +38,7 @@ type helper struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	stderr syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer that exec's copying goroutine may write while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr ssetest.Buffer
 }
 
 // A streamReport is what one stream of the helper got: COUNT live chats,

@@ -2,8 +2,9 @@
 // is for handlers: it reads a real SSE response with protocol.Decoder and
 // nothing else (no reconnect, no pkg/client), so a test sees exactly what one
 // connection carried, over HTTP/1.1, HTTP/2 or a proxy; it sends the plain
-// requests of docs/PROTOCOL.md and checks their answers; and Eventually
-// waits for a condition.
+// requests of docs/PROTOCOL.md and checks their answers; Eventually
+// waits for a condition; and Buffer holds a log written from many
+// goroutines.
 //
 // Every wait is bounded by Wait unless a call takes its own bound.
 package ssetest

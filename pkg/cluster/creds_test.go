@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
@@ -124,24 +123,6 @@ func publicKey(t *testing.T, kp nkeys.KeyPair) string {
 	return pub
 }
 
-// A syncBuffer is a log destination that nodes write to concurrently.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Nodes reach a broker that asks for credentials (a user JWT and its nkey)
 // through what cmd/server's -nats-creds gives them (Config.Credentials),
 // with no more permissions than docs/SCALING.md lists: chat, a forwarded
@@ -149,7 +130,7 @@ func (b *syncBuffer) String() string {
 func TestCredentialsBroker(t *testing.T) {
 	b := startCredsBroker(t)
 	file, seed := creds(t, b.account)
-	var logs syncBuffer
+	var logs ssetest.Buffer
 	withCreds := func(c *cluster.Config) {
 		c.Credentials = file
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -190,7 +171,7 @@ func TestCredentialsBrokerRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			var logs syncBuffer
+			var logs ssetest.Buffer
 			n, err := cluster.Dial(ctx, cluster.Config{
 				URL: b.URL(), Node: "x", Credentials: tc.creds,
 				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

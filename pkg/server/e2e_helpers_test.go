@@ -6,7 +6,6 @@ package server_test
 // contract of docs/PROTOCOL.md independently of any one client.
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,7 +14,6 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/xhrsse/xhrsse/internal/ssetest"
@@ -326,22 +324,4 @@ func (h *harness) unchanged(t *testing.T, before broadcast.Snapshot, sid string,
 		t.Fatal("the open stream got no tick while the bad requests ran")
 	}
 	ssetest.Consecutive(t, 1, append(between, mark))
-}
-
-// syncBuffer is a log sink the server writes from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

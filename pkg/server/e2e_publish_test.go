@@ -237,7 +237,7 @@ func wantPublishError(t testing.TB, what string, r ssetest.Reply, status, events
 }
 
 func TestPublishErrors(t *testing.T) {
-	var logs syncBuffer
+	var logs ssetest.Buffer
 	cfg := server.Config{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), PublishRate: 1}
 	h := startPublish(t, cfg, 20)
 	victim := h.newSession(t, "one")

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/xhrsse/xhrsse/internal/ssetest"
 	"github.com/xhrsse/xhrsse/pkg/broadcast"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 	"github.com/xhrsse/xhrsse/pkg/server"
@@ -265,7 +266,7 @@ func TestInstanceClose(t *testing.T) {
 // address, and the public one does not.
 func TestInstancePprof(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	var logs syncBuffer
+	var logs ssetest.Buffer
 	in, err := server.Start(context.Background(), server.Options{
 		Pprof:  "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
