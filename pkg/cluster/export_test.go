@@ -76,3 +76,6 @@ func AskNode(ctx context.Context, n *Node, node, id string) (string, error) {
 
 // WithForwarded is ctx as a forwarded request id runs in.
 var WithForwarded = withForwarded
+
+// SessionSubject is the subject n sends requests for session id on.
+func SessionSubject(n *Node, id string) string { return n.sessionSubject(key(id)) }

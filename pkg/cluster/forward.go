@@ -61,7 +61,9 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, id string, body [
 			n.unavailable(w, err)
 			return true
 		}
-		r2 := r.Clone(r.Context())
+		// Under the request's id, as a copy of it that reached the old
+		// node runs there: a chat both runs store is stored once.
+		r2 := r.Clone(withForwarded(r.Context(), req.ReqID))
 		r2.Body = io.NopCloser(bytes.NewReader(body))
 		r2.ContentLength = int64(len(body))
 		rec, left := n.runHere(r2, id)

@@ -56,7 +56,8 @@ const (
 
 // A forwarded request may run on two nodes: on the session's node, whose
 // reply was then lost with its broker, and again on the node that carried
-// the session on, when its asker sends it again. A chat it stores must be
+// the session on, when its asker sends it again, or on the asker itself,
+// which carried the session on when nobody answered. A chat it stores must be
 // stored once all the same: each store of a forwarded request is sent under
 // a message id made of the request's id and its place among the request's
 // stores, the same on any node that runs it, and the stream keeps the
