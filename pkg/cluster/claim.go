@@ -79,6 +79,7 @@ func (n *Node) claim(ctx context.Context, id string) (*broadcast.Session, error)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: recover: %w", err)
 	}
+	n.forgetParked(id)
 	if err := n.register(ctx, s, true); err != nil {
 		n.release(id)
 		return nil, err

@@ -79,3 +79,19 @@ var WithForwarded = withForwarded
 
 // SessionSubject is the subject n sends requests for session id on.
 func SessionSubject(n *Node, id string) string { return n.sessionSubject(key(id)) }
+
+// HoldSettle makes a node back from a partition wait in before(id) before
+// it settles each session it held, until the returned function undoes it.
+// Not for parallel tests.
+func HoldSettle(before func(id string)) (undo func()) {
+	testHookSettle.Store(&before)
+	return func() { testHookSettle.Store(nil) }
+}
+
+// Settling reports whether n is still settling the sessions it held when
+// it lost the broker.
+func Settling(n *Node) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.settling
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -149,7 +150,7 @@ func (n *Node) settle() {
 			}
 			return
 		}
-		st, parked := n.parked[k]
+		_, parked := n.parked[k]
 		n.mu.Unlock()
 		if _, here := n.hub.Session(id); !parked && !here {
 			n.mu.Lock()
@@ -157,9 +158,17 @@ func (n *Node) settle() {
 			n.mu.Unlock()
 			continue
 		}
-		mine, err := n.reclaim(id, parked)
-		switch {
-		case err != nil:
+		if hook := testHookSettle.Load(); hook != nil {
+			(*hook)(id)
+		}
+		var how int
+		var err error
+		if parked {
+			how, err = n.settleParked(id)
+		} else {
+			how, err = n.settleLive(id)
+		}
+		if err != nil {
 			n.log.Warn("session after the broker came back", "session", protocol.ShortID(id), "err", err)
 			select {
 			case <-n.ctx.Done():
@@ -170,30 +179,11 @@ func (n *Node) settle() {
 			case <-time.After(n.cfg.ReconnectWait):
 			}
 			continue
-		case parked && mine:
-			if _, here := n.hub.Session(id); here {
-				break // a take brought it back meanwhile, newer than st
-			}
-			if _, err := n.hub.Import(st); err != nil {
-				// Lost until a node recovers it from its record.
-				n.log.Warn("parked session not imported", "session", protocol.ShortID(id), "err", err)
-				n.unsubscribe(id, false)
-			} else {
-				home++
-			}
-		case !mine:
-			if _, here := n.hub.Session(id); parked && here {
-				break // a take brought it back meanwhile: it is live here
-			}
-			if !parked {
-				n.records.lock(id)
-				_, err := n.hub.Withdraw(id)
-				n.records.unlock(id)
-				if err != nil {
-					break // it left meanwhile
-				}
-			}
-			n.unsubscribe(id, false)
+		}
+		switch how {
+		case settledHome:
+			home++
+		case settledGone:
 			gone++
 			n.log.Warn("session recovered elsewhere while this node had no broker: let go", "session", protocol.ShortID(id))
 		}
@@ -203,6 +193,88 @@ func (n *Node) settle() {
 		n.mu.Unlock()
 	}
 }
+
+// How settleParked ended.
+const (
+	settledNot  = iota // nothing to do, or a take or claim brought the session here since the park
+	settledHome        // brought home from where it was parked
+	settledGone        // another node recovered it: let go
+)
+
+// settleParked settles parked session id (bringHome) under its take lock,
+// as a take or claim runs.
+func (n *Node) settleParked(id string) (int, error) {
+	release, s := n.lock(n.ctx, id)
+	if s != nil || release == nil {
+		return settledNot, nil // live here, brought back by a take; or closing
+	}
+	defer release()
+	return n.bringHome(id)
+}
+
+// bringHome brings session id home from where it was parked if it is
+// still this node's (reclaim), and lets it go if another node recovered it.
+// It runs under the session's take lock, and acts only if the session is
+// still parked: a take or claim that brought it here since the park made
+// the parked state history (forgetParked), and the session may have moved
+// on from here again, with its new node's record not written yet.
+// Importing the parked state then would put the session on two nodes.
+func (n *Node) bringHome(id string) (int, error) {
+	k := key(id)
+	n.mu.Lock()
+	st, still := n.parked[k]
+	n.mu.Unlock()
+	if !still {
+		return settledNot, nil
+	}
+	mine, err := n.reclaim(id, true)
+	if err != nil {
+		return settledNot, err
+	}
+	how := settledHome
+	if !mine {
+		n.unsubscribe(id, false)
+		how = settledGone
+	} else if _, err := n.hub.Import(st); err != nil {
+		// Lost until a node recovers it from its record.
+		n.log.Warn("parked session not imported", "session", protocol.ShortID(id), "err", err)
+		n.unsubscribe(id, false)
+		how = settledNot
+	}
+	n.forgetParked(id)
+	return how, nil
+}
+
+// settleLive lets session id go if another node recovered it while this
+// node, away too briefly to park it, kept it on its hub.
+func (n *Node) settleLive(id string) (int, error) {
+	mine, err := n.reclaim(id, false)
+	if err != nil || mine {
+		return settledNot, err
+	}
+	n.records.lock(id)
+	_, err = n.hub.Withdraw(id)
+	n.records.unlock(id)
+	if err != nil {
+		return settledNot, nil // it left meanwhile
+	}
+	n.unsubscribe(id, false)
+	return settledGone, nil
+}
+
+// forgetParked drops what the node parked of session id: it came home, or
+// a take or claim has just brought it here afresh, which settles it and
+// makes the parked state history. Called under the session's take lock.
+func (n *Node) forgetParked(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.parked, key(id))
+	delete(n.suspects, key(id))
+}
+
+// testHookSettle, when set by a test, runs before the node settles a
+// session it held when it lost the broker, with the session's id.
+var testHookSettle atomic.Pointer[func(id string)]
 
 // reclaim reports whether session id is still this node's: its record
 // names this node, or names another that does not hold it (a record write

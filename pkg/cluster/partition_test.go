@@ -1,10 +1,13 @@
 package cluster_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,5 +130,78 @@ func TestBrokerBackWithinTheGraceKeepsSessions(t *testing.T) {
 	}
 	if n := metric(t, a, "xhrsse_cluster_sessions_recovered_total"); n != 0 {
 		t.Errorf("a recovered %v sessions", n)
+	}
+}
+
+// TestParkedSessionThatMovedOnNotBroughtHome: a node back from a partition
+// settles the sessions it parked one by one. One that its client brought
+// here by a take meanwhile, and then on to another node, is not brought
+// home from what was parked, even while its record still names this node
+// (the other node's write has not landed): the parked copy is history, and
+// importing it would put the session on two nodes.
+func TestParkedSessionThatMovedOnNotBroughtHome(t *testing.T) {
+	br := clustertest.StartBroker(t)
+	link := soak.StartProxy(t, []string{strings.TrimPrefix(br.URL(), "nats://")})
+	a := clustertest.StartNode(t, br, "a")
+	c := clustertest.StartNodeWith(t, br, "c", func(cfg *cluster.Config) {
+		cfg.URL = "nats://" + strings.TrimPrefix(link.URL(), "http://")
+	})
+	id := newSession(t, c, "one")
+	s := openStream(t, c, id, "")
+	first := s.until(t, ssetest.Named("one"))
+
+	// c settles the session only when the test says so.
+	settle := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(settle) }) }
+	t.Cleanup(release) // before the nodes close, which waits for settle
+	t.Cleanup(cluster.HoldSettle(func(sid string) {
+		if sid == id {
+			<-settle
+		}
+	}))
+
+	link.Down()
+	last := ids(t, 0, append(first, s.until(t, ssetest.Named(protocol.EventBye))...))
+	// Its client comes back through a, which recovers it after a gap.
+	back := openStream(t, a, id, strconv.FormatUint(last, 10))
+	back.until(t, ssetest.Named(protocol.EventGap))
+	if err := link.Up(); err != nil {
+		t.Fatal(err)
+	}
+	// While c holds its settling, the client comes to c (a take from a),
+	// and goes back to a.
+	ssetest.Eventually(t, "c on the broker again", func() bool { return cluster.Connected(c.Node) })
+	openStream(t, c, id, "").until(t, ssetest.Named(protocol.EventSession))
+	onA := openStream(t, a, id, "")
+	onA.until(t, ssetest.Named(protocol.EventSession))
+	if onA.node != "a" {
+		t.Fatalf("stream on %q", onA.node)
+	}
+	// As if a's record write had not landed: the record names c.
+	kv, err := jetStreamOf(t, br).KeyValue(context.Background(), "xhrsse_sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), cluster.Key(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec["node"] = "c"
+	data, _ := json.Marshal(rec)
+	if _, err := kv.Put(context.Background(), cluster.Key(id), data); err != nil {
+		t.Fatal(err)
+	}
+
+	release()
+	ssetest.Eventually(t, "c done settling", func() bool { return !cluster.Settling(c.Node) })
+	_, onC := c.Hub.Session(id)
+	_, stillOnA := a.Hub.Session(id)
+	if onC || !stillOnA {
+		t.Fatalf("after c settled: the session on c %v, on a %v; want on a alone", onC, stillOnA)
 	}
 }

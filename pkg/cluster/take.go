@@ -67,6 +67,7 @@ func (n *Node) take(origin, ctx context.Context, id string, p broadcast.Position
 				n.log.Warn("session taken but not imported", "session", protocol.ShortID(id), "err", err)
 				return nil, fmt.Errorf("cluster: import: %w", err)
 			}
+			n.forgetParked(id)
 			if err := n.register(ctx, s, true); err != nil {
 				n.log.Warn("session taken but not registered", "session", protocol.ShortID(id), "err", err)
 				n.release(id)
@@ -143,6 +144,17 @@ func (n *Node) locked(ctx context.Context, id string, bring func(origin, detache
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 	}
 	defer release()
+	// Parked here, with the broker back and the node not done settling:
+	// settle it now, its client is waiting. Else the take would ask the
+	// other nodes, and none has it.
+	switch how, err := n.bringHome(id); {
+	case err != nil:
+		return nil, err
+	case how == settledHome:
+		if s, ok := n.hub.Session(id); ok {
+			return s, nil
+		}
+	}
 	// Its old node lets the session go when asked: bring it only if it can
 	// land here. (Import and Recover never refuse it, for the moment between
 	// this check and its arrival, while the hub starts closing, say.)
