@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/xhrsse/xhrsse/internal/routeport"
+
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,7 +44,7 @@ func startBrokers(n int, addr, monitorAddr, storeDir string, log *slog.Logger) (
 	var routePorts []int
 	if n > 1 {
 		for range n {
-			p, err := freePort(host)
+			p, err := routeport.Free(host)
 			if err != nil {
 				return nil, fmt.Errorf("broker routes: %w", err)
 			}
@@ -118,16 +120,6 @@ func jetStreamReady(bs []*broker, within time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// freePort is a loopback port free a moment ago, for a broker's routes.
-func freePort(host string) (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // startBroker starts NATS with opts, storing into storeDir, or into a new

@@ -1,9 +1,10 @@
 package clustertest
 
 import (
+	"github.com/xhrsse/xhrsse/internal/routeport"
+
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -41,12 +42,10 @@ func startBrokers(t testing.TB, child bool) *Brokers {
 	var routes []*url.URL
 	ports := make([]int, 3)
 	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		var err error
+		if ports[i], err = routeport.Free("127.0.0.1"); err != nil {
 			t.Fatal(err)
 		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
 		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])})
 	}
 	for i, p := range ports {
