@@ -102,7 +102,7 @@ type Node struct {
 	subs    map[string]*subscription           // guarded by mu; by session key
 	closing bool                               // guarded by mu; Close began: subscribe no more
 	pending map[string]broadcast.SessionChange // guarded by mu; records to write
-	taking  map[string]chan struct{}           // guarded by mu; takes under way here
+	taking  map[string]chan struct{}           // guarded by mu; by key, takes and claims under way here
 	runs    map[string]*run                    // guarded by mu; requests run here, by once()
 	kept    []keptRun                          // guarded by mu; answers kept, oldest first
 	wake    chan struct{}                      // "pending has something"

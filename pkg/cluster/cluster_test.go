@@ -443,3 +443,22 @@ func jetStreamOf(t *testing.T, b *clustertest.Broker) jetstream.JetStream {
 	}
 	return js
 }
+
+// TestNodeBringingASessionSaysMoving: a node asked where a session is while
+// it is bringing the session here (a take or claim under way) says
+// "moving", not "not held". A claim writes the record naming its node before
+// the session is on that node's hub; a second node that read the record
+// then, and heard "not held", recovered the session too: on two nodes.
+func TestNodeBringingASessionSaysMoving(t *testing.T) {
+	br := clustertest.StartBroker(t)
+	a, b := clustertest.StartNode(t, br, "a"), clustertest.StartNode(t, br, "b")
+	id := newSession(t, a, "one")
+	if got := cluster.WhereIs(b.Node, id); got != "not held" {
+		t.Fatalf("b, which knows nothing of the session: %q", got)
+	}
+	release := cluster.HoldTake(b.Node, id)
+	defer release()
+	if got := cluster.WhereIs(b.Node, id); got != "moving" {
+		t.Fatalf("b, bringing the session: %q, want moving", got)
+	}
+}

@@ -95,3 +95,10 @@ func Settling(n *Node) bool {
 	defer n.mu.Unlock()
 	return n.settling
 }
+
+// HoldTake takes session id's take lock on n, as a take or claim under way
+// there does, until release.
+func HoldTake(n *Node, id string) (release func()) {
+	release, _ = n.lock(context.Background(), id)
+	return release
+}

@@ -138,8 +138,14 @@ func (n *Node) whereIs(k string) string {
 		// Read under n.mu: subscribe and unsubscribe change them.
 		id, retiring, hasEnded = s.id, s.retire != nil, s.ended
 	}
+	_, bringing := n.taking[k]
 	n.mu.Unlock()
 	switch {
+	case bringing && (!ok || retiring):
+		// A take or claim under way here: a claim writes the record
+		// naming this node before the session is on its hub, and "not
+		// held" now would let the asker recover it too.
+		return moving
 	case !ok:
 		return unknown
 	case !retiring:

@@ -109,14 +109,14 @@ func (n *Node) lock(ctx context.Context, id string) (release func(), s *broadcas
 			return nil, s
 		}
 		n.mu.Lock()
-		busy, ok := n.taking[id]
+		busy, ok := n.taking[key(id)]
 		if !ok {
 			done := make(chan struct{})
-			n.taking[id] = done
+			n.taking[key(id)] = done
 			n.mu.Unlock()
 			return func() {
 				n.mu.Lock()
-				delete(n.taking, id)
+				delete(n.taking, key(id))
 				n.mu.Unlock()
 				close(done)
 			}, nil
