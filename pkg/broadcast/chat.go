@@ -84,7 +84,7 @@ func (h *Hub) Chat(ctx context.Context, s *Session, name, text string) (protocol
 	msg.ID = h.chat.id + 1
 	direct := h.deliverChatLocked(msg)
 	h.chat.mu.Unlock()
-	writeDirect(direct)
+	h.writeUrgent(direct)
 	return msg, nil
 }
 
@@ -100,7 +100,7 @@ func (h *Hub) Deliver(msg protocol.Chat) {
 	msg.History = false
 	direct := h.deliverChatLocked(msg)
 	h.chat.mu.Unlock()
-	writeDirect(direct)
+	h.writeUrgent(direct)
 }
 
 // LastChatID is the id of the last chat message the hub delivered; a

@@ -110,7 +110,7 @@ func (h *Hub) deliverTicks(due []dueTick) {
 		seen |= 1 << t.c.index
 	}
 	h.mu.RUnlock()
-	writeDirect(direct)
+	h.writeTicks(direct)
 	for _, t := range due {
 		h.stats.ticks[t.c.index].Add(1)
 		h.stats.tickDeliveries[t.c.index].Add(counts[t.c.index])

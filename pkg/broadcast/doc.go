@@ -12,6 +12,7 @@
 //	replay.go    event and ring: a session's history, which is its send queue
 //	chat.go      Hub.Chat and its fan-out; publish.go, published channels
 //	fanout.go    writeDirect: a fan-out writes parked streams itself, on up to GOMAXPROCS goroutines
+//	priority.go  chat's fan-out first: the wheel and the ticks' writes wait for it
 //	bulk.go      transfers and their chunks
 //	attach.go    Position, Hub.Attach, Hub.Open: a stream joins its session
 //	stream.go    Stream.Run: wake, linger, gather, bye

@@ -13,6 +13,11 @@ import (
 // matter.
 func writeDirect(sts *[]*Stream) {
 	eachParallel(*sts, (*Stream).writeDirect)
+	putDirect(sts)
+}
+
+// putDirect gives a fan-out's list of streams back to directPool.
+func putDirect(sts *[]*Stream) {
 	clear(*sts) // let ended streams go
 	*sts = (*sts)[:0]
 	directPool.Put(sts)

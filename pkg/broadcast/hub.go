@@ -28,6 +28,7 @@ type Hub struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // clock, sweeper and wheel goroutines
 	wheel  *flushWheel    // the streams' flush interval; nil without one
+	urgent urgentGate     // chat fan-outs under way, which the wheel and ticks let go first
 
 	mu       sync.RWMutex            // guards sessions and subs; held to cancel ctx (Close)
 	sessions map[string]*Session     // guarded by mu
@@ -93,12 +94,12 @@ func New(opts ...Option) (*Hub, error) {
 		h.root = root
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	if o.flushInterval > 0 { // before the clock, which hands it streams
+		h.wheel = newFlushWheel(o.flushInterval)
+		h.wg.Go(func() { h.wheel.run(h.ctx, &h.urgent) })
+	}
 	h.wg.Go(func() { h.clock(h.ctx) })
 	h.wg.Go(h.sweep)
-	if o.flushInterval > 0 {
-		h.wheel = newFlushWheel(o.flushInterval)
-		h.wg.Go(func() { h.wheel.run(h.ctx) })
-	}
 	return h, nil
 }
 

@@ -46,9 +46,9 @@ func (w *flushWheel) add(st *Stream, due int64) {
 	w.mu.Unlock()
 }
 
-// run fires the slots as they fall due until ctx ends. Runs in its own
-// goroutine.
-func (w *flushWheel) run(ctx context.Context) {
+// run fires the slots as they fall due until ctx ends, each stream's wake
+// once no urgent fan-out is under way (gate). Runs in its own goroutine.
+func (w *flushWheel) run(ctx context.Context, gate *urgentGate) {
 	t := time.NewTicker(w.slot)
 	defer t.Stop()
 	var due []*Stream // reused: the wakes of one firing
@@ -56,9 +56,11 @@ func (w *flushWheel) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			due = w.take(now.UnixNano()/int64(w.slot), due[:0])
+		case <-t.C:
+			gate.wait(ctx)
+			due = w.take(time.Now().UnixNano()/int64(w.slot), due[:0])
 			eachParallel(due, func(st *Stream) {
+				gate.wait(ctx)
 				st.onWheel.Store(false)
 				st.flushDue()
 			})
