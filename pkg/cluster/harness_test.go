@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/xhrsse/xhrsse/internal/clustertest"
 	"github.com/xhrsse/xhrsse/internal/ssetest"
+	"github.com/xhrsse/xhrsse/pkg/cluster"
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
@@ -139,4 +141,28 @@ func runBroker(t *testing.T, opts natsserver.Options) *natsserver.Server {
 		srv.WaitForShutdown()
 	})
 	return srv
+}
+
+// setRecordNode rewrites session id's record on broker br to name node, as
+// a record write that has not landed yet leaves it.
+func setRecordNode(t *testing.T, br *clustertest.Broker, id, node string) {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := jetStreamOf(t, br).KeyValue(ctx, "xhrsse_sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(ctx, cluster.Key(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec["node"] = node
+	data, _ := json.Marshal(rec)
+	if _, err := kv.Put(ctx, cluster.Key(id), data); err != nil {
+		t.Fatal(err)
+	}
 }

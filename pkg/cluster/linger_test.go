@@ -25,22 +25,7 @@ func TestLingerWhileTheRecordNamesTheOldNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	setNode := func(node string) {
-		t.Helper()
-		e, err := kv.Get(context.Background(), cluster.Key(id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rec map[string]any
-		if err := json.Unmarshal(e.Value(), &rec); err != nil {
-			t.Fatal(err)
-		}
-		rec["node"] = node
-		data, _ := json.Marshal(rec)
-		if _, err := kv.Put(context.Background(), cluster.Key(id), data); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setNode := func(node string) { setRecordNode(t, br, id, node) }
 	ssetest.Eventually(t, "b's record written", func() bool {
 		e, err := kv.Get(context.Background(), cluster.Key(id))
 		var rec struct{ Node string }

@@ -1,8 +1,6 @@
 package cluster_test
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -18,6 +16,19 @@ import (
 	"github.com/xhrsse/xhrsse/pkg/protocol"
 )
 
+// startPartitionable starts a broker and two nodes on it: a, and c, which
+// reaches the broker through link (link.Down cuts it off).
+func startPartitionable(t *testing.T) (br *clustertest.Broker, link *soak.Proxy, a, c *clustertest.Node) {
+	t.Helper()
+	br = clustertest.StartBroker(t)
+	link = soak.StartProxy(t, []string{strings.TrimPrefix(br.URL(), "nats://")})
+	a = clustertest.StartNode(t, br, "a")
+	c = clustertest.StartNodeWith(t, br, "c", func(cfg *cluster.Config) {
+		cfg.URL = "nats://" + strings.TrimPrefix(link.URL(), "http://")
+	})
+	return br, link, a, c
+}
+
 // A node cut off from the broker while its clients still reach it parks its
 // sessions: their streams end with bye "shutdown". A session whose client
 // comes back through another node meanwhile is recovered there (after a
@@ -25,12 +36,7 @@ import (
 // brings the other home, which resumes on it without a gap. Never is one
 // session on two nodes.
 func TestPartitionedNodeParksAndSettles(t *testing.T) {
-	b := clustertest.StartBroker(t)
-	link := soak.StartProxy(t, []string{strings.TrimPrefix(b.URL(), "nats://")})
-	a := clustertest.StartNode(t, b, "a")
-	c := clustertest.StartNodeWith(t, b, "c", func(cfg *cluster.Config) {
-		cfg.URL = "nats://" + strings.TrimPrefix(link.URL(), "http://")
-	})
+	_, link, a, c := startPartitionable(t)
 	moving, staying := newSession(t, c, "one"), newSession(t, c, "one")
 	sm, ss := openStream(t, c, moving, ""), openStream(t, c, staying, "")
 	firstM, firstS := sm.until(t, ssetest.Named("one")), ss.until(t, ssetest.Named("one"))
@@ -140,12 +146,7 @@ func TestBrokerBackWithinTheGraceKeepsSessions(t *testing.T) {
 // (the other node's write has not landed): the parked copy is history, and
 // importing it would put the session on two nodes.
 func TestParkedSessionThatMovedOnNotBroughtHome(t *testing.T) {
-	br := clustertest.StartBroker(t)
-	link := soak.StartProxy(t, []string{strings.TrimPrefix(br.URL(), "nats://")})
-	a := clustertest.StartNode(t, br, "a")
-	c := clustertest.StartNodeWith(t, br, "c", func(cfg *cluster.Config) {
-		cfg.URL = "nats://" + strings.TrimPrefix(link.URL(), "http://")
-	})
+	br, link, a, c := startPartitionable(t)
 	id := newSession(t, c, "one")
 	s := openStream(t, c, id, "")
 	first := s.until(t, ssetest.Named("one"))
@@ -179,23 +180,7 @@ func TestParkedSessionThatMovedOnNotBroughtHome(t *testing.T) {
 		t.Fatalf("stream on %q", onA.node)
 	}
 	// As if a's record write had not landed: the record names c.
-	kv, err := jetStreamOf(t, br).KeyValue(context.Background(), "xhrsse_sessions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := kv.Get(context.Background(), cluster.Key(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec map[string]any
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		t.Fatal(err)
-	}
-	rec["node"] = "c"
-	data, _ := json.Marshal(rec)
-	if _, err := kv.Put(context.Background(), cluster.Key(id), data); err != nil {
-		t.Fatal(err)
-	}
+	setRecordNode(t, br, id, "c")
 
 	release()
 	ssetest.Eventually(t, "c done settling", func() bool { return !cluster.Settling(c.Node) })
