@@ -194,7 +194,7 @@ func (n *Node) settle() {
 	}
 }
 
-// How settleParked ended.
+// How settling a session ended (settleParked, bringHome, settleLive).
 const (
 	settledNot  = iota // nothing to do, or a take or claim brought the session here since the park
 	settledHome        // brought home from where it was parked
