@@ -211,14 +211,19 @@ capacity)
     label=$kind
     [[ $kind == xhrsse ]] && label=$XHRSSE_LABEL
     for ((n = FROM; n <= TO; n += STEP)); do
-      f="$OUT/cap-$label-n$n.json"
-      run_one "$kind" 1 "$f" -n "$n" -chat-rate "$CHAT"
-      files+=("$f")
-      "$BIN/xhrsse-loadgen" -held "$f" >&2 || break
+      # REPEAT windows a step: the step is held when most of them are.
+      step=()
+      for ((i = 1; i <= REPEAT; i++)); do
+        f="$OUT/cap-$label-n$n-w$i.json"
+        run_one "$kind" 1 "$f" -n "$n" -chat-rate "$CHAT"
+        step+=("$f")
+      done
+      files+=("${step[@]}")
+      "$BIN/xhrsse-loadgen" -held "${step[@]}" >&2 || break
     done
   done
   echo
-  echo "capacity per core: server on CPU 0, load generator on CPU 1; N=$FROM…$TO by $STEP, all channels at the default rates, $CHAT chat/s, window $DUR each; reports in $OUT"
+  echo "capacity per core: server on CPU 0, load generator on CPU 1; N=$FROM…$TO by $STEP, all channels at the default rates, $CHAT chat/s, $REPEAT windows of $DUR a step (held by most); reports in $OUT"
   "$BIN/xhrsse-loadgen" -capacity "${files[@]}"
   ;;
 esac

@@ -50,9 +50,23 @@ func Held(r *Report) (bool, string) {
 	return len(why) == 0, strings.Join(why, ", ")
 }
 
-// Capacity finds, per server, the largest N held (Best.Wanted).
+// HeldByMost reports whether most of rs, the windows of one step, meet the
+// capacity criteria, and why each window that did not failed.
+func HeldByMost(rs []*Report) (bool, []string) {
+	var whys []string
+	for _, r := range rs {
+		if ok, why := Held(r); !ok {
+			whys = append(whys, fmt.Sprintf("%s at N=%d not held: %s", r.Label, r.Wanted, why))
+		}
+	}
+	return 2*len(whys) < len(rs), whys
+}
+
+// Capacity finds, per server, the largest N held (Best.Wanted) by most of
+// its windows; Best is the window with the middle chat p99 of those.
 func Capacity(reports []*Report) []SweepResult {
 	return sweep(reports, func(r *Report) float64 { return float64(r.Wanted) },
+		func(r *Report) float64 { return r.Chat.Latency.P99 },
 		func(r *Report) bool { ok, _ := Held(r); return ok })
 }
 

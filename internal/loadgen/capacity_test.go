@@ -73,3 +73,39 @@ func TestCapacity(t *testing.T) {
 		}
 	}
 }
+
+// With several windows a step, a step is held when most of its windows
+// are, and the table shows the window with the middle chat p99 of those.
+func TestCapacityByMostWindows(t *testing.T) {
+	reports := []*Report{
+		// 1,000: all held; 2,000: two of three; 3,000: one of three.
+		capRun("x", 1000, 1, 50), capRun("x", 1000, 1, 70), capRun("x", 1000, 1, 60),
+		capRun("x", 2000, 1, 190), capRun("x", 2000, 1, 250), capRun("x", 2000, 1, 120),
+		capRun("x", 3000, 1, 150), capRun("x", 3000, 1, 260), capRun("x", 3000, 1, 300),
+		// A server held by one window of three at its first step: none.
+		capRun("y", 1000, 1, 100), capRun("y", 1000, 1, 230), capRun("y", 1000, 1, 240),
+	}
+	got := map[string]*SweepResult{}
+	for _, r := range Capacity(reports) {
+		got[r.Label] = &r
+	}
+	x := got["x"]
+	if x.Best == nil || x.Best.Wanted != 2000 || x.Best.Chat.Latency.P99 != 190 {
+		t.Errorf("x: best %+v; want N=2000, its middle held window (p99 190)", x.Best)
+	}
+	if x.FirstFail == nil || x.FirstFail.Wanted != 3000 || x.FirstFail.Chat.Latency.P99 != 300 {
+		t.Errorf("x: first failure %+v; want N=3000, its middle failed window (p99 300)", x.FirstFail)
+	}
+	if y := got["y"]; y.Best != nil || y.FirstFail == nil || y.FirstFail.Wanted != 1000 {
+		t.Errorf("y: %+v; want no step held, N=1000 failed", y)
+	}
+	if ok, whys := HeldByMost(reports[3:6]); !ok || len(whys) != 1 {
+		t.Errorf("two windows of three held: %v %q", ok, whys)
+	}
+	if ok, _ := HeldByMost(reports[6:9]); ok {
+		t.Error("one window of three held: held")
+	}
+	if ok, _ := HeldByMost(reports[:1]); !ok {
+		t.Error("one window, held: not held")
+	}
+}

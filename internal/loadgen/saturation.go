@@ -9,7 +9,8 @@ import (
 // Saturation finds, per server, the highest tick rate it kept up with
 // (Best.TickRate), going up from the lowest.
 func Saturation(reports []*Report) []SweepResult {
-	return sweep(reports, func(r *Report) float64 { return r.TickRate }, func(r *Report) bool { return r.KeptUp })
+	return sweep(reports, func(r *Report) float64 { return r.TickRate },
+		func(r *Report) float64 { return r.Delivered }, func(r *Report) bool { return r.KeptUp })
 }
 
 // WriteSaturation prints the sweep's outcome with ratios of the highest

@@ -10,44 +10,68 @@ import (
 )
 
 // A sweep is a series of runs of each server at rising steps: N for
-// capacity, the tick rate for saturation. Its outcome for a server is the
-// highest step passed with every step below it passed too (a lucky run above
-// a failure does not count) and the first step that failed.
+// capacity, the tick rate for saturation, one run or several at each step.
+// A step passes when most of its runs pass: one 10-s window is at the mercy
+// of whatever else the machine did then. Its outcome for a server is the
+// highest step passed with every step below it passed too (a lucky step
+// above a failure does not count) and the first step that failed.
 
 // SweepResult is one server's outcome of a sweep.
 type SweepResult struct {
 	Label string
-	// Best is the run at the highest step passed, every lower step passed
-	// too; nil if none. FirstFail is the lowest step not passed, nil if
-	// none failed.
+	// Best is the middle run (by the sweep's rank) of those that passed at
+	// the highest step passed, every lower step passed too; nil if none.
+	// FirstFail is the middle run of those that failed at the lowest step
+	// not passed, nil if none failed.
 	Best, FirstFail *Report
 }
 
-// sweep climbs each server's runs by step.
-func sweep(reports []*Report, step func(*Report) float64, passed func(*Report) bool) []SweepResult {
+// sweep climbs each server's runs by step; rank orders a step's runs to
+// find its middle one.
+func sweep(reports []*Report, step, rank func(*Report) float64, passed func(*Report) bool) []SweepResult {
 	labels, by := groups(reports)
 	var out []SweepResult
 	for _, l := range labels {
 		res := SweepResult{Label: l}
-		res.Best, res.FirstFail = climb(by[l], step, passed)
+		res.Best, res.FirstFail = climb(by[l], step, rank, passed)
 		out = append(out, res)
 	}
 	return out
 }
 
-// climb goes up a sweep's runs by step and returns the last run that passed
-// with every one below it passing too, and the first that failed; nil where
-// there is none.
-func climb(runs []*Report, step func(*Report) float64, passed func(*Report) bool) (best, firstFail *Report) {
+// climb goes up a sweep's steps and returns the last step that passed with
+// every one below it passing too, and the first that failed, each as the
+// middle run of its majority; nil where there is none.
+func climb(runs []*Report, step, rank func(*Report) float64, passed func(*Report) bool) (best, firstFail *Report) {
 	rs := slices.Clone(runs)
 	slices.SortStableFunc(rs, func(a, b *Report) int { return cmp.Compare(step(a), step(b)) })
-	for _, r := range rs {
-		if !passed(r) {
-			return best, r
+	for len(rs) > 0 {
+		n := 1
+		for n < len(rs) && step(rs[n]) == step(rs[0]) {
+			n++
 		}
-		best = r
+		var ok, failed []*Report
+		for _, r := range rs[:n] {
+			if passed(r) {
+				ok = append(ok, r)
+			} else {
+				failed = append(failed, r)
+			}
+		}
+		if 2*len(ok) <= n {
+			return best, middle(failed, rank)
+		}
+		best = middle(ok, rank)
+		rs = rs[n:]
 	}
 	return best, nil
+}
+
+// middle is the run in the middle of rs by rank.
+func middle(rs []*Report, rank func(*Report) float64) *Report {
+	rs = slices.Clone(rs)
+	slices.SortStableFunc(rs, func(a, b *Report) int { return cmp.Compare(rank(a), rank(b)) })
+	return rs[len(rs)/2]
 }
 
 // A sweepTable says how to print a sweep's outcome: a row a server, with
