@@ -80,8 +80,8 @@ func (h *Hub) writeTicks(sts *[]*Stream) {
 	eachParallel(*sts, func(st *Stream) {
 		if !h.urgent.busy() {
 			st.writeDirect()
-		} else if !st.onWheel.Swap(true) {
-			h.wheel.add(st, time.Now().UnixNano())
+		} else {
+			st.toWheel(time.Now().UnixNano())
 		}
 	})
 	putDirect(sts)

@@ -99,10 +99,16 @@ func (st *Stream) hold(d time.Duration) bool {
 	if time.Now().UnixNano() >= due {
 		return false
 	}
+	st.toWheel(due)
+	return true
+}
+
+// toWheel puts the stream's wake on the hub's flush wheel for unix time due
+// (nanoseconds), unless it is on the wheel already.
+func (st *Stream) toWheel(due int64) {
 	if !st.onWheel.Swap(true) {
 		st.s.hub.wheel.add(st, due)
 	}
-	return true
 }
 
 // signal wakes the stream's loop without blocking.

@@ -257,7 +257,7 @@ func TestRequestRunningWhenTheSessionMovesRunsOnce(t *testing.T) {
 	bn := clustertest.StartNode(t, b, "b")
 	id := newSession(t, a)
 	nc, inbox, req := forwardedChat(t, b, id)
-	subject := "xhrsse.session." + cluster.Key(id)
+	subject := cluster.SessionSubject(a.Node, id)
 	type answer struct {
 		Node   string `json:"node"`
 		Held   bool   `json:"held"`

@@ -104,19 +104,20 @@ func newID() string {
 // lock lets one take or claim of a session run on this node at a time. It
 // returns the session instead when another one brought it here meanwhile.
 func (n *Node) lock(ctx context.Context, id string) (release func(), s *broadcast.Session) {
+	k := key(id)
 	for {
 		if s, ok := n.hub.Session(id); ok {
 			return nil, s
 		}
 		n.mu.Lock()
-		busy, ok := n.taking[key(id)]
+		busy, ok := n.taking[k]
 		if !ok {
 			done := make(chan struct{})
-			n.taking[key(id)] = done
+			n.taking[k] = done
 			n.mu.Unlock()
 			return func() {
 				n.mu.Lock()
-				delete(n.taking, key(id))
+				delete(n.taking, k)
 				n.mu.Unlock()
 				close(done)
 			}, nil
